@@ -1,0 +1,1 @@
+"""The ``rtc`` command line."""

@@ -1,0 +1,5 @@
+"""rtc stack (placeholder until its module lands)."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

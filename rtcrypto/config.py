@@ -1,0 +1,131 @@
+"""The one typed place for configuration.
+
+Every setting is read from the environment with the prefix ``RTC_`` (``RTC_KAFKA_BOOTSTRAP``,
+``RTC_FEED``, ...). Defaults are the embedded local stack: everything on loopback, state under
+``<project>/.rtc``. Nothing else in the code base reads ``os.environ`` for settings.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _project_root() -> Path:
+    """The checkout that holds this package when installed editable, else the working dir."""
+    package_parent = Path(__file__).resolve().parent.parent
+    if (package_parent / "pyproject.toml").exists():
+        return package_parent
+    return Path.cwd()
+
+
+PROJECT_ROOT = _project_root()
+
+
+class Feed(str, Enum):
+    """Where market data comes from."""
+
+    simulator = "simulator"
+    live = "live"
+
+
+class Topics(BaseSettings):
+    """Kafka topic names (versioned data contracts, see DESIGN.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="RTC_TOPIC_", extra="ignore")
+
+    orderbook: str = "gemini.orderbook.v1"
+    trades: str = "gemini.trades.v1"
+    deadletter: str = "deadletter.v1"
+    heartbeat: str = "service.heartbeat.v1"
+    liquidity: str = "liquidity.minute.v1"
+
+    def all(self) -> list[str]:
+        return [self.orderbook, self.trades, self.deadletter, self.heartbeat, self.liquidity]
+
+
+class Settings(BaseSettings):
+    """All settings of the platform. Environment variables win over these defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="RTC_", extra="ignore")
+
+    # --- where state lives -------------------------------------------------------------------
+    home: Path = Field(default=PROJECT_ROOT / ".rtc", description="state, downloads, logs, pids")
+
+    # --- Kafka ---------------------------------------------------------------------------------
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_controller_port: int = 9093
+    kafka_partitions: int = 1
+    kafka_version: str = "4.1.1"
+
+    # --- market data ---------------------------------------------------------------------------
+    feed: Feed = Feed.simulator
+    symbols: list[str] = Field(default_factory=lambda: ["BTCUSD"])
+    gemini_ws_url: str = "wss://api.gemini.com"
+    simulator_host: str = "127.0.0.1"
+    simulator_port: int = 8765
+    simulator_capture: Path = Field(
+        default=PROJECT_ROOT.parent / "shared/data/orderbook/gemini_2021-04-17__GEMINI.ws.36.0.gz"
+    )
+    simulator_speed: float = 1.0
+
+    # --- ingest --------------------------------------------------------------------------------
+    heartbeat_interval_s: float = 5.0
+    tick_interval_s: float = 1.0
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    depth_band_pct: float = 0.5  # book-depth imbalance band around the mid price, in percent
+
+    # --- Spark ---------------------------------------------------------------------------------
+    spark_version: str = "4.2.0"
+    spark_master: str = "local[2]"
+    spark_watermark: str = "2 seconds"
+    spark_trigger: str = "1 second"
+    spark_starting_offsets: str = "earliest"
+
+    topics: Topics = Field(default_factory=Topics)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: object) -> object:
+        # RTC_SYMBOLS=BTCUSD,ETHUSD is friendlier than JSON in a shell.
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [part.strip().upper() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("simulator_speed")
+    @classmethod
+    def _positive_speed(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("RTC_SIMULATOR_SPEED must be > 0")
+        return value
+
+    # --- derived paths -------------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def lib_dir(self) -> Path:
+        return self.home / "lib"
+
+    @property
+    def market_data_ws_url(self) -> str:
+        """Base websocket URL of the market data feed (Gemini or the local simulator)."""
+        if self.feed is Feed.live:
+            return self.gemini_ws_url.rstrip("/")
+        return f"ws://{self.simulator_host}:{self.simulator_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process; tests call ``get_settings.cache_clear()`` after env edits."""
+    return Settings()

@@ -7,7 +7,7 @@ Every setting is read from the environment with the prefix ``RTC_`` (``RTC_KAFKA
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,7 +26,7 @@ def _project_root() -> Path:
 PROJECT_ROOT = _project_root()
 
 
-class Feed(str, Enum):
+class Feed(StrEnum):
     """Where market data comes from."""
 
     simulator = "simulator"

@@ -8,7 +8,7 @@ idempotent). Prices and sizes travel as decimal strings, exactly as the exchange
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 SCHEMA_VERSION = 1
@@ -17,8 +17,10 @@ Side = Literal["bid", "ask"]
 ChangeReason = Literal["initial", "place", "cancel", "trade"]
 
 
-def _json_bytes(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+def _json_bytes(record: Any) -> bytes:
+    # Field-by-field rather than dataclasses.asdict: asdict deep-copies and is the ingest's hot path.
+    payload = {name: getattr(record, name) for name in record.__dataclass_fields__}
+    return json.dumps(payload, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,7 @@ class BookChange:
             object.__setattr__(self, "key", f"{self.symbol}:{self.event_id}:{self.event_index}")
 
     def to_bytes(self) -> bytes:
-        return _json_bytes(asdict(self))
+        return _json_bytes(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,7 @@ class Trade:
             object.__setattr__(self, "key", f"{self.symbol}:trade:{self.trade_id}")
 
     def to_bytes(self) -> bytes:
-        return _json_bytes(asdict(self))
+        return _json_bytes(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,7 @@ class TimeTick:
             object.__setattr__(self, "key", f"{self.symbol}:tick:{self.ts_event_ms}")
 
     def to_bytes(self) -> bytes:
-        return _json_bytes(asdict(self))
+        return _json_bytes(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,7 @@ class BookDepth:
             object.__setattr__(self, "key", f"{self.symbol}:depth:{self.window_start_ms}")
 
     def to_bytes(self) -> bytes:
-        return _json_bytes(asdict(self))
+        return _json_bytes(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +144,7 @@ class DeadLetter:
     schema_version: int = SCHEMA_VERSION
 
     def to_bytes(self) -> bytes:
-        return _json_bytes(asdict(self))
+        return _json_bytes(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,4 +165,4 @@ class Heartbeat:
     schema_version: int = SCHEMA_VERSION
 
     def to_bytes(self) -> bytes:
-        return _json_bytes(asdict(self))
+        return _json_bytes(self)

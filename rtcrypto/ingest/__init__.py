@@ -1,0 +1,1 @@
+"""Market data ingest: Gemini v1 websocket frames -> Kafka records."""

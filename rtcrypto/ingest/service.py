@@ -1,0 +1,320 @@
+"""The ingest service: Gemini market data v1 websocket -> Kafka.
+
+One thread per symbol reads its websocket (real Gemini or the simulator) and hands each frame to a
+:class:`FrameProcessor`; records go out through one shared kafka-python producer (acks=all,
+idempotent, batched). Reconnects back off exponentially with jitter; a ``socket_sequence`` gap
+forces a resubscribe, which brings a fresh snapshot. SIGTERM flushes the producer and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import websocket
+from kafka import KafkaProducer
+from kafka.errors import NoBrokersAvailable
+
+from rtcrypto.config import Settings, get_settings
+from rtcrypto.ingest.processor import FrameProcessor, FrameResult, Outgoing, Route
+from rtcrypto.schemas import Heartbeat
+
+log = logging.getLogger("rtcrypto.ingest")
+
+RECV_POLL_S = 0.25  # how often the reader wakes up to tick the clock and check for stop
+
+
+def backoff_delay(attempt: int, initial_s: float, max_s: float, rng: random.Random) -> float:
+    """Exponential backoff with jitter, in seconds: uniform in [initial/2, min(max, initial * 2**attempt)]."""
+    ceiling = min(max_s, initial_s * (2 ** min(attempt, 30)))
+    return rng.uniform(initial_s / 2, max(initial_s / 2, ceiling))
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def market_data_url(base_url: str, symbol: str) -> str:
+    """Gemini v1 market data URL for one symbol, with heartbeats and trades on."""
+    return (
+        f"{base_url.rstrip('/')}/v1/marketdata/{symbol}"
+        "?heartbeat=true&top_of_book=false&bids=true&offers=true&trades=true"
+    )
+
+
+@dataclass
+class IngestStats:
+    """Counters reported in the heartbeat; updated from several threads under one lock."""
+
+    processed: int = 0
+    changes: int = 0
+    trades: int = 0
+    dead_letters: int = 0
+    reconnects: int = 0
+    gaps: int = 0
+    send_errors: int = 0
+    last_event_ms: int | None = None
+    last_error: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, result: FrameResult, last_event_ms: int | None) -> None:
+        with self.lock:
+            self.changes += result.changes
+            self.trades += result.trades
+            self.processed += result.changes + result.trades
+            self.dead_letters += result.dead_letters
+            if last_event_ms is not None:
+                self.last_event_ms = last_event_ms
+
+    def error(self, message: str, *, reconnect: bool = False, gap: bool = False) -> None:
+        with self.lock:
+            self.last_error = message
+            self.reconnects += int(reconnect)
+            self.gaps += int(gap)
+
+
+class IngestService:
+    """Runs the readers and the heartbeat until :meth:`stop` (or SIGTERM)."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        producer: KafkaProducer | None = None,
+        clock_ms: Callable[[], int] = now_ms,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        self.stats = IngestStats()
+        self._stop = threading.Event()
+        self._clock_ms = clock_ms
+        self._producer = producer or make_producer(self.settings)
+        topics = self.settings.topics
+        self._topic = {
+            Route.orderbook: topics.orderbook,
+            Route.trades: topics.trades,
+            Route.deadletter: topics.deadletter,
+        }
+        self._sockets: dict[str, websocket.WebSocket] = {}
+
+    # ------------------------------------------------------------------------------ lifecycle
+    def run(self) -> None:
+        """Block until stopped; then flush everything that was produced."""
+        symbols = self.settings.symbols
+        log.info(
+            "ingest starting symbols=%s feed=%s url=%s bootstrap=%s",
+            ",".join(symbols),
+            self.settings.feed.value,
+            self.settings.market_data_ws_url,
+            self.settings.kafka_bootstrap,
+        )
+        readers = [
+            threading.Thread(target=self._read_forever, args=(symbol,), name=f"ingest-{symbol}")
+            for symbol in symbols
+        ]
+        for reader in readers:
+            reader.start()
+        try:
+            while not self._stop.wait(self.settings.heartbeat_interval_s):
+                self._send_heartbeat()
+        finally:
+            for reader in readers:
+                reader.join(timeout=10)
+            self._send_heartbeat()
+            self._producer.flush(timeout=30)
+            self._producer.close(timeout=30)
+            log.info(
+                "ingest stopped processed=%d dead_letters=%d reconnects=%d gaps=%d send_errors=%d",
+                self.stats.processed,
+                self.stats.dead_letters,
+                self.stats.reconnects,
+                self.stats.gaps,
+                self.stats.send_errors,
+            )
+
+    def stop(self) -> None:
+        self._stop.set()
+        for ws in list(self._sockets.values()):
+            # Closing from another thread makes a blocked recv() return at once.
+            with contextlib.suppress(Exception):  # best effort on shutdown
+                ws.abort()
+
+    def install_signal_handlers(self) -> None:
+        def handle(signum: int, _frame: object) -> None:
+            log.info("ingest received %s: flushing and stopping", signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    # ------------------------------------------------------------------------------ reading
+    def _read_forever(self, symbol: str) -> None:
+        settings = self.settings
+        url = market_data_url(settings.market_data_ws_url, symbol)
+        processor = FrameProcessor(symbol=symbol, band_pct=settings.depth_band_pct, source=url)
+        rng = random.Random()
+        attempt = 0
+        while not self._stop.is_set():
+            processor.reset_connection()
+            try:
+                ws = websocket.create_connection(url, timeout=10, enable_multithread=True)
+            except (OSError, websocket.WebSocketException) as error:
+                delay = backoff_delay(
+                    attempt, settings.reconnect_initial_s, settings.reconnect_max_s, rng
+                )
+                attempt += 1
+                self.stats.error(f"connect failed: {error}", reconnect=attempt > 1)
+                log.warning(
+                    "ingest connect failed symbol=%s url=%s error=%s retry_in_s=%.2f",
+                    symbol,
+                    url,
+                    error,
+                    delay,
+                )
+                self._stop.wait(delay)
+                continue
+            log.info("ingest connected symbol=%s url=%s", symbol, url)
+            self._sockets[symbol] = ws
+            ws.settimeout(RECV_POLL_S)
+            reason = self._read_connection(ws, processor)
+            self._sockets.pop(symbol, None)
+            with contextlib.suppress(Exception):  # the peer may be gone already
+                ws.close(timeout=1)
+            if self._stop.is_set():
+                break
+            if reason == "gap":
+                attempt = 0  # a gap is not a failing endpoint: resubscribe at once
+                delay = 0.0
+            else:
+                delay = backoff_delay(
+                    attempt, settings.reconnect_initial_s, settings.reconnect_max_s, rng
+                )
+                attempt += 1
+            self.stats.error(f"reconnecting after {reason}", reconnect=True)
+            log.warning(
+                "ingest reconnecting symbol=%s reason=%s retry_in_s=%.2f", symbol, reason, delay
+            )
+            self._stop.wait(delay)
+
+    def _read_connection(self, ws: websocket.WebSocket, processor: FrameProcessor) -> str:
+        """Read one connection until it fails, a sequence gap appears, or stop; say why."""
+        next_tick = time.monotonic() + self.settings.tick_interval_s
+        frames = 0
+        while not self._stop.is_set():
+            try:
+                raw = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                raw = None
+            except (OSError, websocket.WebSocketException) as error:
+                return f"connection lost ({type(error).__name__}: {error})"
+            if raw is not None:
+                if raw == "" and not ws.connected:
+                    return "connection closed by peer"
+                frames += 1
+                result = processor.on_frame(raw, self._clock_ms())
+                self._publish(result, processor)
+                if result.sequence_gap is not None:
+                    expected, received = result.sequence_gap
+                    self.stats.error(
+                        f"sequence gap expected={expected} received={received}", gap=True
+                    )
+                    log.warning(
+                        "ingest socket_sequence gap symbol=%s expected=%d received=%d: resubscribing",
+                        processor.symbol,
+                        expected,
+                        received,
+                    )
+                    return "gap"
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + self.settings.tick_interval_s
+                self._publish(processor.clock_tick(self._clock_ms()), processor)
+        return "stop"
+
+    # ------------------------------------------------------------------------------ output
+    def _publish(self, result: FrameResult, processor: FrameProcessor) -> None:
+        for record in result.records:
+            self._send(record)
+        if result.records or result.dead_letters:
+            self.stats.add(result, processor.last_event_ms)
+        if result.dead_letters:
+            log.warning(
+                "ingest dead-lettered symbol=%s count=%d total=%d",
+                processor.symbol,
+                result.dead_letters,
+                self.stats.dead_letters,
+            )
+
+    def _send(self, record: Outgoing) -> None:
+        key = record.key.encode() if record.key is not None else None
+        future = self._producer.send(self._topic[record.route], key=key, value=record.value)
+        future.add_errback(self._on_send_error, record)
+
+    def _on_send_error(self, error: Exception, record: Outgoing) -> None:
+        with self.stats.lock:
+            self.stats.send_errors += 1
+            self.stats.last_error = f"kafka send failed: {error}"
+        log.error(
+            "ingest kafka send failed topic=%s key=%s error=%s",
+            record.route.value,
+            record.key,
+            error,
+        )
+
+    def _send_heartbeat(self) -> None:
+        stats = self.stats
+        with stats.lock:
+            now = self._clock_ms()
+            beat = Heartbeat(
+                service="ingest",
+                instance=self.instance,
+                ts_ms=now,
+                processed=stats.processed,
+                last_event_ms=stats.last_event_ms,
+                lag_ms=None if stats.last_event_ms is None else max(0, now - stats.last_event_ms),
+                reconnects=stats.reconnects,
+                gaps=stats.gaps,
+                dead_letters=stats.dead_letters,
+                last_error=stats.last_error,
+            )
+        self._producer.send(self.settings.topics.heartbeat, key=b"ingest", value=beat.to_bytes())
+
+
+def make_producer(settings: Settings) -> KafkaProducer:
+    """An idempotent, batching producer that waits for all in-sync replicas."""
+    return KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="rtc-ingest",
+        acks="all",
+        enable_idempotence=True,
+        retries=2_147_483_647,
+        linger_ms=5,
+        batch_size=256 * 1024,
+        max_block_ms=120_000,  # block (back-pressure) rather than drop when the broker is away
+        delivery_timeout_ms=600_000,
+    )
+
+
+def main() -> None:
+    """Entry point of ``python -m streaming.ingest`` and ``rtc ingest``."""
+    from rtcrypto.logs import setup_logging
+
+    setup_logging("ingest")
+    settings = get_settings()
+    try:
+        producer = make_producer(settings)
+    except NoBrokersAvailable:
+        log.error(
+            "ingest cannot reach Kafka at %s: start it with `rtc stack up` or set RTC_KAFKA_BOOTSTRAP",
+            settings.kafka_bootstrap,
+        )
+        raise SystemExit(2) from None
+    service = IngestService(settings, producer)
+    service.install_signal_handlers()
+    service.run()

@@ -1,5 +1,136 @@
-"""rtc stack (placeholder until its module lands)."""
+"""``rtc stack up|down|status``: the embedded local stack (Kafka in KRaft mode) without Docker."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+from rtcrypto.config import get_settings
+from rtcrypto.logs import setup_logging
+from rtcrypto.stack import kafka, maven, process
+from rtcrypto.stack.errors import StackError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False)
+
+# Infrastructure stops last, after every service that may still be writing to it.
+_STOP_LAST = (kafka.KAFKA_PROCESS,)
+
+
+@app.callback()
+def _configure() -> None:
+    """Start, stop and inspect the embedded local services."""
+    # Terse by default: the commands print what they do; RTC_LOG_LEVEL=INFO shows the details.
+    setup_logging("rtc.stack", level=os.environ.get("RTC_LOG_LEVEL", "WARNING"))
+
+
+@contextmanager
+def _expected_errors() -> Iterator[None]:
+    """Turn a :class:`StackError` into one red line on stderr and exit code 1, no traceback."""
+    try:
+        yield
+    except StackError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
+
+
+def _megabytes(size_bytes: int) -> str:
+    return f"{size_bytes / 1_000_000:.0f} MB"
+
+
+def _resolve(jar_set: maven.JarSet) -> None:
+    """Resolve one jar set, saying whether Maven runs and how long it took."""
+    settings = get_settings()
+    target = maven.jar_dir(jar_set, settings)
+    if maven.is_resolved(jar_set, settings):
+        typer.echo(f"jars      {jar_set.name} {jar_set.version}: cached in {target}")
+        return
+    typer.echo(
+        f"jars      {jar_set.name} {jar_set.version}: resolving from Maven Central "
+        f"(mvn dependency:copy-dependencies, log {settings.log_dir / f'maven-{jar_set.name}.log'})"
+    )
+    result = maven.resolve_jars(jar_set, settings)
+    typer.echo(
+        f"          {result.jar_count} jars, {_megabytes(result.size_bytes)} in {target} "
+        f"({result.seconds:.1f} s)"
+    )
+
+
+@app.command()
+def up(
+    timeout_s: float = typer.Option(90.0, "--timeout", help="Seconds to wait for Kafka health."),
+) -> None:
+    """Resolve jars (first run only), start Kafka (KRaft) and create the topics."""
+    settings = get_settings()
+    started = time.monotonic()
+    with _expected_errors():
+        maven.require_java()
+        for jar_set in (maven.kafka_broker_jar_set(settings), maven.spark_kafka_jar_set(settings)):
+            _resolve(jar_set)
+        if not process.is_running(kafka.KAFKA_PROCESS, settings):
+            typer.echo(f"kafka     starting {settings.kafka_version} (KRaft broker+controller) ...")
+        result = kafka.start_kafka(settings, timeout_s=timeout_s)
+        state = "already running" if result.already_running else "started"
+        formatted = ", storage formatted" if result.formatted else ""
+        typer.echo(
+            f"kafka     {state} (pid {result.pid}{formatted}), healthy after "
+            f"{result.seconds_to_healthy:.1f} s; data {kafka.kafka_paths(settings).data_dir}"
+        )
+        created = kafka.ensure_topics(
+            settings.topics.all(),
+            bootstrap=settings.kafka_bootstrap,
+            partitions=settings.kafka_partitions,
+        )
+        existing = [topic for topic in settings.topics.all() if topic not in created]
+        typer.echo(
+            f"topics    created: {', '.join(created) or '-'}; existing: {', '.join(existing) or '-'}"
+        )
+    typer.echo(
+        f"ready     Kafka bootstrap {settings.kafka_bootstrap} ({time.monotonic() - started:.1f} s)"
+    )
+
+
+@app.command()
+def down(
+    timeout_s: float = typer.Option(30.0, "--timeout", help="Seconds before SIGKILL, per process."),
+) -> None:
+    """Stop every managed process (services first, Kafka last); leave no process behind."""
+    settings = get_settings()
+    with _expected_errors():
+        statuses = process.list_processes(settings)
+        # Newest first, infrastructure last: the reverse of the order things were started in.
+        ordered = sorted(reversed(statuses), key=lambda status: status.name in _STOP_LAST)
+        if not ordered:
+            typer.echo("nothing to stop")
+        for status in ordered:
+            stopped = process.stop_process(status.name, timeout_s=timeout_s, settings=settings)
+            if stopped:
+                typer.echo(f"stopped   {status.name} (pid {status.pid})")
+            else:
+                typer.echo(
+                    f"cleared   {status.name}: stale pid file (pid {status.pid} not running)"
+                )
+
+
+@app.command()
+def status() -> None:
+    """List each managed process with its pid, whether it runs, its ports and log."""
+    settings = get_settings()
+    statuses = process.list_processes(settings)
+    if not statuses:
+        typer.echo(f"no managed processes (no pid files in {settings.run_dir})")
+        return
+    typer.echo(f"{'NAME':<14} {'PID':>8}  {'RUNNING':<8} {'PORTS':<12} {'UPTIME':>9}  LOG")
+    now = time.time()
+    for entry in statuses:
+        uptime = (
+            f"{now - entry.started_at_s:.0f} s" if entry.running and entry.started_at_s else "-"
+        )
+        ports = ",".join(str(port) for port in entry.ports) or "-"
+        typer.echo(
+            f"{entry.name:<14} {entry.pid or '-':>8}  {'yes' if entry.running else 'no':<8} "
+            f"{ports:<12} {uptime:>9}  {entry.log_path}"
+        )

@@ -1,0 +1,402 @@
+"""One local Apache Kafka 4.x broker in KRaft combined mode (broker and controller in one JVM).
+
+Config in ``<run_dir>/kafka-config``, data in ``<run_dir>/kafka-data``, the broker's own log in
+``<log_dir>/kafka-server.log`` and its stdout/stderr in ``<log_dir>/kafka.log``. Storage is formatted
+once (``kafka.tools.StorageTool format --standalone``); the broker runs as ``kafka.Kafka`` under the
+process manager as ``kafka``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import subprocess
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from rtcrypto.config import Settings, get_settings
+from rtcrypto.stack import maven, process
+from rtcrypto.stack.errors import ServiceStartError, StackError
+
+logger = logging.getLogger(__name__)
+
+KAFKA_PROCESS = "kafka"
+BROKER_MAIN_CLASS = "kafka.Kafka"
+STORAGE_TOOL_CLASS = "kafka.tools.StorageTool"
+NODE_ID = 1
+JVM_OPTIONS = (
+    "-Xms256m",
+    "-Xmx1g",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-Djava.awt.headless=true",
+)
+_PORT_HINT = "set RTC_KAFKA_BOOTSTRAP / RTC_KAFKA_CONTROLLER_PORT to free ports"
+
+
+@dataclass(frozen=True)
+class KafkaPaths:
+    """Where the local broker keeps its configuration, data and logs."""
+
+    config_dir: Path
+    server_properties: Path
+    log4j_config: Path
+    data_dir: Path
+    server_log: Path
+    process_log: Path
+
+
+@dataclass(frozen=True)
+class KafkaStart:
+    """Outcome of :func:`start_kafka`."""
+
+    bootstrap: str
+    pid: int | None
+    already_running: bool
+    formatted: bool
+    seconds_to_healthy: float
+
+
+def kafka_paths(settings: Settings | None = None) -> KafkaPaths:
+    """The broker's folders and files under ``run_dir`` and ``log_dir``."""
+    settings = settings or get_settings()
+    config_dir = settings.run_dir / "kafka-config"
+    return KafkaPaths(
+        config_dir=config_dir,
+        server_properties=config_dir / "server.properties",
+        log4j_config=config_dir / "log4j2.properties",
+        data_dir=settings.run_dir / "kafka-data",
+        server_log=settings.log_dir / "kafka-server.log",
+        process_log=process.log_path(KAFKA_PROCESS, settings),
+    )
+
+
+def parse_bootstrap(bootstrap: str) -> tuple[str, int]:
+    """``"127.0.0.1:9092"`` -> ``("127.0.0.1", 9092)``; the first server of a list counts."""
+    first = bootstrap.split(",")[0].strip()
+    host, separator, port = first.rpartition(":")
+    if not separator or not host or not port.isdigit():
+        raise StackError(f"RTC_KAFKA_BOOTSTRAP must be host:port, got {bootstrap!r}")
+    return host, int(port)
+
+
+# --- configuration (pure) ----------------------------------------------------------------------
+
+
+def server_properties(settings: Settings, data_dir: Path) -> dict[str, str]:
+    """``server.properties`` for one KRaft node acting as broker and controller."""
+    host, broker_port = parse_bootstrap(settings.kafka_bootstrap)
+    controller = f"{host}:{settings.kafka_controller_port}"
+    return {
+        "process.roles": "broker,controller",
+        "node.id": str(NODE_ID),
+        "controller.quorum.bootstrap.servers": controller,
+        "listeners": f"PLAINTEXT://{host}:{broker_port},CONTROLLER://{controller}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{broker_port},CONTROLLER://{controller}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(data_dir),
+        "num.partitions": str(settings.kafka_partitions),
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        # Topics are data contracts: only `ensure_topics` creates them, a typo never does.
+        "auto.create.topics.enable": "false",
+        # One local consumer per group: no reason to wait 3 s for more members to join.
+        "group.initial.rebalance.delay.ms": "0",
+        "log.retention.hours": "168",
+        "log.segment.bytes": str(256 * 1024 * 1024),
+    }
+
+
+def render_properties(properties: Mapping[str, str]) -> str:
+    """Java ``.properties`` text, one ``key=value`` per line (values here need no escaping)."""
+    lines = ["# Written by `rtc stack up` on every start; edit rtcrypto/stack/kafka.py instead."]
+    lines += [f"{key}={value}" for key, value in properties.items()]
+    return "\n".join(lines) + "\n"
+
+
+def log4j2_properties(server_log: Path) -> str:
+    """A log4j2 configuration: everything at INFO into ``server_log``, rolled at 10 MB x 5."""
+    return f"""\
+status = warn
+name = rtc-kafka
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = {server_log}
+appender.file.filePattern = {server_log}.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 10MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 5
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+"""
+
+
+def new_cluster_id() -> str:
+    """A random cluster id in Kafka's format: 16 bytes, URL-safe base64, no padding (22 chars)."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):  # Kafka rejects ids that look like a CLI flag
+            return candidate
+
+
+def java_command(java: Path, settings: Settings, main_class: str, *args: str) -> list[str]:
+    """``java <options> -cp '<lib_dir>/kafka/*' <main_class> <args>``."""
+    paths = kafka_paths(settings)
+    classpath = str(maven.jar_dir(maven.kafka_broker_jar_set(settings), settings) / "*")
+    return [
+        str(java),
+        *JVM_OPTIONS,
+        f"-Dlog4j2.configurationFile={paths.log4j_config}",
+        "-cp",
+        classpath,
+        main_class,
+        *args,
+    ]
+
+
+# --- files and storage -------------------------------------------------------------------------
+
+
+def write_config(settings: Settings | None = None) -> KafkaPaths:
+    """Write ``server.properties`` and ``log4j2.properties`` from the settings; return the paths."""
+    settings = settings or get_settings()
+    paths = kafka_paths(settings)
+    paths.config_dir.mkdir(parents=True, exist_ok=True)
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    paths.server_log.parent.mkdir(parents=True, exist_ok=True)
+    properties = server_properties(settings, paths.data_dir)
+    paths.server_properties.write_text(render_properties(properties))
+    paths.log4j_config.write_text(log4j2_properties(paths.server_log))
+    return paths
+
+
+def is_formatted(settings: Settings | None = None) -> bool:
+    """True once the data folder holds the ``meta.properties`` that ``format`` writes."""
+    return (kafka_paths(settings).data_dir / "meta.properties").is_file()
+
+
+def format_storage(java: Path, settings: Settings | None = None) -> str:
+    """Format the KRaft storage of a new single-node cluster; return the new cluster id."""
+    settings = settings or get_settings()
+    paths = kafka_paths(settings)
+    cluster_id = new_cluster_id()
+    command = java_command(
+        java,
+        settings,
+        STORAGE_TOOL_CLASS,
+        "format",
+        "--standalone",
+        "--cluster-id",
+        cluster_id,
+        "--config",
+        str(paths.server_properties),
+    )
+    logger.info("formatting Kafka storage in %s cluster_id=%s", paths.data_dir, cluster_id)
+    try:
+        completed = subprocess.run(
+            command, capture_output=True, text=True, timeout=180, check=False
+        )
+    except subprocess.TimeoutExpired as error:
+        raise StackError(f"formatting Kafka storage in {paths.data_dir} timed out") from error
+    if completed.returncode != 0:
+        output = (completed.stdout + completed.stderr).strip().splitlines()[-5:]
+        raise StackError(
+            f"formatting Kafka storage in {paths.data_dir} failed (exit {completed.returncode}): "
+            + " | ".join(output)
+        )
+    return cluster_id
+
+
+# --- health ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _quiet_kafka_client() -> Iterator[None]:
+    """Silence kafka-python's 'bootstrap failed' errors while the broker is expected to be down."""
+    client_logger = logging.getLogger("kafka")
+    previous = client_logger.level
+    client_logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        client_logger.setLevel(previous)
+
+
+def _admin_client(bootstrap: str, timeout_s: float) -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="rtc-stack",
+        bootstrap_timeout_ms=int(timeout_s * 1000),
+        request_timeout_ms=int(max(timeout_s, 5.0) * 1000),
+    )
+
+
+def broker_healthy(bootstrap: str, timeout_s: float = 3.0) -> bool:
+    """True if a broker answers a topic listing on ``bootstrap`` within about ``timeout_s`` s."""
+    host, port = parse_bootstrap(bootstrap)
+    if not process.port_accepts(port, host, timeout_s=min(timeout_s, 1.0)):
+        return False
+    with _quiet_kafka_client():
+        try:
+            admin = _admin_client(bootstrap, timeout_s)
+        except (KafkaError, OSError):
+            return False
+        try:
+            admin.list_topics()
+            return True
+        except (KafkaError, OSError):
+            return False
+        finally:
+            admin.close()
+
+
+def wait_for_kafka(settings: Settings | None = None, *, timeout_s: float = 90.0) -> float:
+    """Block until the managed broker answers; return the seconds waited.
+
+    Raises :class:`ServiceStartError` if the broker process exits or ``timeout_s`` seconds pass,
+    naming the log files to read.
+    """
+    settings = settings or get_settings()
+    paths = kafka_paths(settings)
+    started = time.monotonic()
+    while not broker_healthy(settings.kafka_bootstrap, timeout_s=2.0):
+        if not process.is_running(KAFKA_PROCESS, settings):
+            raise ServiceStartError(
+                f"Kafka exited during start-up; see {paths.server_log} and {paths.process_log}. "
+                f"Last lines:\n{process.tail_file(paths.server_log, 5)}\n"
+                f"{process.tail_log(KAFKA_PROCESS, 5, settings)}"
+            )
+        if time.monotonic() - started > timeout_s:
+            raise ServiceStartError(
+                f"Kafka did not answer on {settings.kafka_bootstrap} within {timeout_s:.0f} s; "
+                f"see {paths.server_log} and {paths.process_log}"
+            )
+        time.sleep(0.25)
+    return time.monotonic() - started
+
+
+# --- lifecycle ---------------------------------------------------------------------------------
+
+
+def start_kafka(settings: Settings | None = None, *, timeout_s: float = 90.0) -> KafkaStart:
+    """Start the local broker unless it runs already, and wait until it answers.
+
+    Resolves the broker jars (Maven, first run only), writes the config, formats storage on the
+    first run, starts ``kafka.Kafka`` detached and waits up to ``timeout_s`` seconds for health.
+    Raises :class:`StackError` subclasses with a message a user can act on.
+    """
+    settings = settings or get_settings()
+    host, broker_port = parse_bootstrap(settings.kafka_bootstrap)
+    with process.exclusive_lock(KAFKA_PROCESS, settings):
+        if process.is_running(KAFKA_PROCESS, settings):
+            seconds = wait_for_kafka(settings, timeout_s=timeout_s)
+            pid = process.read_pid(KAFKA_PROCESS, settings)
+            return KafkaStart(settings.kafka_bootstrap, pid, True, False, seconds)
+        java = maven.require_java()
+        ports = (broker_port, settings.kafka_controller_port)
+        process.ensure_ports_free(ports, service="kafka", host=host, hint=_PORT_HINT)
+        maven.resolve_jars(maven.kafka_broker_jar_set(settings), settings)
+        paths = write_config(settings)
+        formatted = False
+        if not is_formatted(settings):
+            format_storage(java, settings)
+            formatted = True
+        command = java_command(java, settings, BROKER_MAIN_CLASS, str(paths.server_properties))
+        pid = process.start_process(
+            KAFKA_PROCESS, command, ports=ports, host=host, port_hint=_PORT_HINT, settings=settings
+        )
+        try:
+            seconds = wait_for_kafka(settings, timeout_s=timeout_s)
+        except ServiceStartError:
+            process.stop_process(KAFKA_PROCESS, settings=settings)
+            raise
+    logger.info(
+        "kafka healthy bootstrap=%s pid=%d after %.1f s", settings.kafka_bootstrap, pid, seconds
+    )
+    return KafkaStart(settings.kafka_bootstrap, pid, False, formatted, seconds)
+
+
+def stop_kafka(settings: Settings | None = None, *, timeout_s: float = 30.0) -> bool:
+    """Stop the managed broker (SIGTERM, then SIGKILL after ``timeout_s`` s); True if it ran."""
+    return process.stop_process(KAFKA_PROCESS, timeout_s=timeout_s, settings=settings)
+
+
+def ensure_topics(
+    topics: Iterable[str],
+    *,
+    bootstrap: str,
+    partitions: int = 1,
+    replication_factor: int = 1,
+    configs: Mapping[str, str] | None = None,
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """Create the missing ``topics`` (idempotent); return the names that were created.
+
+    Waits until each new topic has a leader, so a producer can write to it right away.
+    """
+    wanted = list(dict.fromkeys(topics))
+    try:
+        admin = _admin_client(bootstrap, timeout_s)
+    except (KafkaError, OSError) as error:
+        raise StackError(f"cannot reach Kafka on {bootstrap} to create topics: {error}") from error
+    try:
+        existing = set(admin.list_topics())
+        missing = [topic for topic in wanted if topic not in existing]
+        created: list[str] = []
+        for topic in missing:
+            options = {
+                "num_partitions": partitions,
+                "replication_factor": replication_factor,
+                "configs": dict(configs or {}),
+            }
+            try:
+                admin.create_topics(
+                    {topic: options}, timeout_ms=int(timeout_s * 1000), wait_for_metadata=True
+                )
+                created.append(topic)
+            except TopicAlreadyExistsError:
+                pass  # created by someone else in the meantime
+            except KafkaError as error:
+                raise StackError(f"cannot create topic {topic} on {bootstrap}: {error}") from error
+        return created
+    finally:
+        admin.close()
+
+
+def delete_topics(topics: Iterable[str], *, bootstrap: str, timeout_s: float = 30.0) -> None:
+    """Delete ``topics`` that exist (missing ones are ignored)."""
+    with _quiet_kafka_client():
+        admin = _admin_client(bootstrap, timeout_s)
+        try:
+            present = [topic for topic in topics if topic in set(admin.list_topics())]
+            if present:
+                admin.delete_topics(present, timeout_ms=int(timeout_s * 1000))
+        finally:
+            admin.close()
+
+
+def spark_kafka_jars(settings: Settings | None = None, *, resolve: bool = True) -> list[Path]:
+    """Jar paths of Spark's Kafka connector for ``spark-submit --jars`` (see :mod:`maven`)."""
+    return maven.spark_kafka_jars(settings, resolve=resolve)

@@ -1,0 +1,130 @@
+"""Shared fixtures: the real local Kafka broker and per-test topics.
+
+``kafka_broker`` (session): makes sure a broker answers on ``settings.kafka_bootstrap`` and returns
+that bootstrap string. It reuses a broker that already answers (started by ``rtc stack up``, or by
+another test session) and otherwise starts the managed one. Several pytest sessions may share
+one broker: each holds a lease file, and the last session out stops the broker, but only if a test
+session started it; a broker you started with ``rtc stack up`` keeps running.
+
+``kafka_topic_factory`` / ``fresh_topics`` (function): uniquely named topics per test, deleted
+afterwards, so tests never see each other's records.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from rtcrypto.config import Settings, Topics, get_settings
+from rtcrypto.stack import kafka as kafka_stack
+from rtcrypto.stack import process
+from rtcrypto.stack.errors import StackError
+
+_TEST_LOCK = "kafka-tests"
+_LEASE_DIR = "kafka-test-leases"
+_STARTED_BY_TESTS = "kafka.started-by-tests"  # holds the pid of a broker a test session started
+
+
+def _live_leases(lease_dir: Path) -> list[Path]:
+    """Lease files of test sessions that still run; leases of dead sessions are removed."""
+    live = []
+    for lease in lease_dir.glob("*"):
+        if lease.name.isdigit() and process.pid_alive(int(lease.name)):
+            live.append(lease)
+        else:
+            lease.unlink(missing_ok=True)
+    return live
+
+
+def _broker_started_by_tests(settings: Settings) -> bool:
+    """True if the managed broker that runs now is the one a test session started."""
+    marker = settings.run_dir / _STARTED_BY_TESTS
+    try:
+        recorded_pid = int(marker.read_text().strip())
+    except (OSError, ValueError):
+        return False
+    running = process.is_running(kafka_stack.KAFKA_PROCESS, settings)
+    return running and process.read_pid(kafka_stack.KAFKA_PROCESS, settings) == recorded_pid
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[str]:
+    """Bootstrap address (``host:port``) of a healthy local broker with the project's topics."""
+    settings = get_settings()
+    lease_dir = settings.run_dir / _LEASE_DIR
+    lease = lease_dir / str(os.getpid())
+    with process.exclusive_lock(_TEST_LOCK, settings):
+        if not kafka_stack.broker_healthy(settings.kafka_bootstrap):
+            try:
+                started = kafka_stack.start_kafka(settings)
+            except StackError as error:
+                pytest.fail(f"local Kafka broker unavailable: {error}", pytrace=False)
+            if not started.already_running:
+                (settings.run_dir / _STARTED_BY_TESTS).write_text(f"{started.pid}\n")
+        lease_dir.mkdir(parents=True, exist_ok=True)
+        lease.touch()
+    kafka_stack.ensure_topics(
+        settings.topics.all(),
+        bootstrap=settings.kafka_bootstrap,
+        partitions=settings.kafka_partitions,
+    )
+    yield settings.kafka_bootstrap
+    with process.exclusive_lock(_TEST_LOCK, settings):
+        lease.unlink(missing_ok=True)
+        if not _live_leases(lease_dir) and _broker_started_by_tests(settings):
+            kafka_stack.stop_kafka(settings)
+            (settings.run_dir / _STARTED_BY_TESTS).unlink(missing_ok=True)
+
+
+def _topic_slug(text: str, max_length: int = 60) -> str:
+    """A topic-name-safe rendering of a test name (Kafka allows ``[a-zA-Z0-9._-]``)."""
+    return re.sub(r"[^a-zA-Z0-9._-]+", "-", text).strip("-")[:max_length] or "test"
+
+
+@pytest.fixture
+def kafka_topic_factory(
+    kafka_broker: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., str]]:
+    """``make_topic(label="t", partitions=1) -> name``: create a topic unique to this test.
+
+    Names look like ``test.<test name>.<label>.<8 hex>``; all are deleted after the test.
+    """
+    created: list[str] = []
+    test_slug = _topic_slug(request.node.name)
+
+    def make_topic(label: str = "t", partitions: int = 1) -> str:
+        name = f"test.{test_slug}.{_topic_slug(label, 40)}.{uuid.uuid4().hex[:8]}"
+        kafka_stack.ensure_topics([name], bootstrap=kafka_broker, partitions=partitions)
+        created.append(name)
+        return name
+
+    yield make_topic
+    if created:
+        try:
+            kafka_stack.delete_topics(created, bootstrap=kafka_broker)
+        except Exception as error:  # cleanup must not hide the test's own result
+            print(f"could not delete test topics {created}: {error}")
+
+
+@pytest.fixture
+def fresh_topics(kafka_topic_factory: Callable[..., str]) -> Iterator[Topics]:
+    """A full set of the project's topics, uniquely named for this test and already created.
+
+    While the test runs, ``RTC_TOPIC_*`` point at them and ``get_settings()`` returns them, so code
+    under test and services it starts as subprocesses (which inherit the environment) use them.
+    """
+    topics = Topics(**{field: kafka_topic_factory(field) for field in Topics.model_fields})
+    with pytest.MonkeyPatch.context() as patch:
+        for field in Topics.model_fields:
+            patch.setenv(f"RTC_TOPIC_{field.upper()}", getattr(topics, field))
+        get_settings.cache_clear()
+        try:
+            yield topics
+        finally:
+            get_settings.cache_clear()
+    get_settings.cache_clear()

@@ -164,7 +164,9 @@ class IngestService:
         while not self._stop.is_set():
             processor.reset_connection()
             try:
-                ws = websocket.create_connection(url, timeout=10, enable_multithread=True)
+                ws = websocket.create_connection(
+                    url, timeout=10, enable_multithread=True, skip_utf8_validation=True
+                )
             except (OSError, websocket.WebSocketException) as error:
                 delay = backoff_delay(
                     attempt, settings.reconnect_initial_s, settings.reconnect_max_s, rng

@@ -1,0 +1,335 @@
+"""The exchange simulator's aiohttp server: websockets, REST and the admin API on one port.
+
+Routes:
+
+- ``GET /v1/marketdata/{symbol}`` (websocket; ``?heartbeat=true`` for heartbeats): Gemini v1
+- ``GET /v2/marketdata`` (websocket; send ``{"type":"subscribe","subscriptions":[{"name":"l2",
+  "symbols":[...]}]}``): Gemini v2 ``l2_updates``, ``trade``, ``heartbeat``
+- ``GET /v1/pubticker/{symbol}``, ``GET /v1/symbols``: Gemini REST
+- ``POST /_sim/drop``, ``POST /_sim/skip-sequence``, ``POST /_sim/inject``, ``GET /_sim/status``:
+  fault injection and state, for tests
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from rtcrypto.captures import Capture, load_capture, load_rest_symbols
+from rtcrypto.simulator.connections import (
+    HeartbeatItem,
+    MarketDataConnection,
+    RawFrame,
+    WireProtocol,
+)
+from rtcrypto.simulator.replay import ReplayEngine
+from rtcrypto.simulator.wire import invalid_symbol_body
+
+log = logging.getLogger("simulator")
+
+WS_CLOSE_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorOptions:
+    """Everything ``rtc simulate`` can set. ``speed`` 0 replays as fast as clients read."""
+
+    capture_paths: tuple[Path, ...]
+    host: str = "127.0.0.1"
+    port: int = 8765
+    speed: float = 1.0
+    loop: bool = False
+    heartbeat_interval_s: float = 1.0
+    drop_after: int | None = None
+    skip_sequence_at: int | None = None
+    start_immediately: bool = False
+    symbols_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.speed < 0:
+            raise ValueError(f"--speed must be >= 0 (0 = as fast as possible), got {self.speed}")
+        if self.heartbeat_interval_s <= 0:
+            raise ValueError(f"--heartbeat-interval must be > 0, got {self.heartbeat_interval_s}")
+        if self.drop_after is not None and self.drop_after < 1:
+            raise ValueError(f"--drop-after must be >= 1, got {self.drop_after}")
+        if self.skip_sequence_at is not None and self.skip_sequence_at < 0:
+            raise ValueError(f"--skip-sequence-at must be >= 0, got {self.skip_sequence_at}")
+
+
+class Simulator:
+    """One simulated exchange: the replay engine, its clients and the fault switches."""
+
+    def __init__(self, options: SimulatorOptions, capture: Capture | None = None) -> None:
+        self.options = options
+        self.capture = capture if capture is not None else load_capture(*options.capture_paths)
+        self.engine = ReplayEngine(self.capture, speed=options.speed, loop=options.loop)
+        self.rest_symbols = self._rest_symbols()
+        self.valid_symbols = {symbol.upper() for symbol in self.rest_symbols} | set(
+            self.capture.symbols
+        )
+        self.drop_armed = options.drop_after is not None  # --drop-after fires once, then disarms
+        self.connections: set[MarketDataConnection] = set()  # every open market-data socket
+        self._replay_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        log.info(
+            "capture loaded venue=%s messages=%d symbols=%s skipped_lines=%d span_s=%.1f",
+            self.capture.venue,
+            len(self.capture.messages),
+            ",".join(self.capture.symbols),
+            self.capture.lines_skipped,
+            self.capture.span_ms / 1000,
+        )
+
+    def _rest_symbols(self) -> list[str]:
+        if self.options.symbols_file is not None:
+            return load_rest_symbols(self.options.symbols_file)
+        if self.capture.rest_symbols is not None:
+            return [symbol.lower() for symbol in self.capture.rest_symbols]
+        return [symbol.lower() for symbol in self.capture.symbols]
+
+    # --- application ---------------------------------------------------------------------------
+    def create_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/v1/marketdata/{symbol}", self.handle_v1)
+        app.router.add_get("/v2/marketdata", self.handle_v2)
+        app.router.add_get("/v2/marketdata/", self.handle_v2)
+        app.router.add_get("/v1/pubticker/{symbol}", self.handle_pubticker)
+        app.router.add_get("/v1/symbols", self.handle_symbols)
+        app.router.add_post("/_sim/drop", self.handle_drop)
+        app.router.add_post("/_sim/skip-sequence", self.handle_skip_sequence)
+        app.router.add_post("/_sim/inject", self.handle_inject)
+        app.router.add_get("/_sim/status", self.handle_status)
+        app.on_startup.append(self._on_startup)
+        app.on_shutdown.append(self._on_shutdown)
+        return app
+
+    async def _on_startup(self, app: web.Application) -> None:
+        self._replay_task = asyncio.get_running_loop().create_task(self.engine.run())
+        if self.options.start_immediately:
+            self.engine.start()
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        await self.drop_all("server shutting down")
+        if self._replay_task is not None:
+            self._replay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replay_task
+
+    # --- market data ---------------------------------------------------------------------------
+    def _new_connection(
+        self, ws: web.WebSocketResponse, protocol: WireProtocol, request: web.Request
+    ) -> MarketDataConnection:
+        return MarketDataConnection(
+            ws,
+            protocol,
+            peer=f"{request.remote}:{request.path}",
+            drop_after=self.options.drop_after if self.drop_armed else None,
+            skip_sequence_at=self.options.skip_sequence_at,
+            on_fault_drop=self._disarm_drop,
+        )
+
+    def _disarm_drop(self, connection: MarketDataConnection) -> None:
+        self.drop_armed = False
+
+    async def handle_v1(self, request: web.Request) -> web.StreamResponse:
+        """Gemini v1 market data for one symbol."""
+        symbol = request.match_info["symbol"].upper()
+        if symbol not in self.valid_symbols:
+            return web.json_response(invalid_symbol_body(symbol), status=400)
+        ws = web.WebSocketResponse(timeout=WS_CLOSE_TIMEOUT_S, max_msg_size=1 << 20)
+        if not ws.can_prepare(request).ok:
+            return web.json_response(
+                {
+                    "result": "error",
+                    "reason": "BadRequest",
+                    "message": "websocket upgrade required",
+                },
+                status=400,
+            )
+        await ws.prepare(request)
+        connection = self._new_connection(ws, "v1", request)
+        connection.heartbeats = request.query.get("heartbeat", "false").lower() == "true"
+        self.engine.subscribe(connection, symbol)
+        log.info("v1 client connected peer=%s symbol=%s", connection.peer, symbol)
+        await self._serve_connection(connection, on_text=None)
+        return ws
+
+    async def handle_v2(self, request: web.Request) -> web.StreamResponse:
+        """Gemini v2 market data: ``subscribe`` to ``l2`` for one or more symbols."""
+        ws = web.WebSocketResponse(timeout=WS_CLOSE_TIMEOUT_S, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        connection = self._new_connection(ws, "v2", request)
+        log.info("v2 client connected peer=%s", connection.peer)
+        await self._serve_connection(connection, on_text=self._v2_subscribe)
+        return ws
+
+    def _v2_subscribe(self, connection: MarketDataConnection, text: str) -> None:
+        try:
+            request = json.loads(text)
+            subscriptions = request["subscriptions"] if request.get("type") == "subscribe" else []
+            for subscription in subscriptions:
+                if subscription.get("name") != "l2":
+                    continue
+                for symbol in subscription.get("symbols", []):
+                    if str(symbol).upper() in self.valid_symbols:
+                        self.engine.subscribe(connection, str(symbol).upper())
+                    else:
+                        log.info("v2 subscribe: unknown symbol=%s ignored", symbol)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            log.info("v2 bad subscribe peer=%s error=%s", connection.peer, error)
+
+    async def _serve_connection(self, connection: MarketDataConnection, on_text: Any) -> None:
+        self.connections.add(connection)
+        loop = asyncio.get_running_loop()
+        sender = loop.create_task(connection.run_sender())
+        heartbeat = loop.create_task(self._heartbeat_loop(connection))
+        try:
+            async for message in connection.ws:
+                if message.type == WSMsgType.TEXT and on_text is not None:
+                    on_text(connection, message.data)
+                if connection.closed:
+                    break
+        finally:
+            self.connections.discard(connection)
+            self.engine.unsubscribe(connection)
+            heartbeat.cancel()
+            if not connection.closed:
+                await connection.close("client gone")
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(sender, heartbeat, return_exceptions=True)
+            log.info(
+                "client disconnected peer=%s messages=%d", connection.peer, connection.messages_sent
+            )
+
+    async def _heartbeat_loop(self, connection: MarketDataConnection) -> None:
+        interval_s = self.options.heartbeat_interval_s
+        while not connection.closed:
+            await asyncio.sleep(interval_s)
+            if connection.heartbeats and not connection.closed:
+                connection.push(HeartbeatItem(self.engine.heartbeat_time_ms(connection)))
+
+    # --- REST ----------------------------------------------------------------------------------
+    async def handle_pubticker(self, request: web.Request) -> web.Response:
+        symbol = request.match_info["symbol"].upper()
+        if symbol not in self.valid_symbols:
+            return web.json_response(invalid_symbol_body(symbol.lower()), status=400)
+        return web.json_response(self.engine.pubticker(symbol))
+
+    async def handle_symbols(self, request: web.Request) -> web.Response:
+        return web.json_response(self.rest_symbols)
+
+    # --- admin (fault injection) ---------------------------------------------------------------
+    async def drop_all(self, reason: str) -> int:
+        """Close every market-data connection now; return how many."""
+        connections = list(self.connections)
+        for connection in connections:
+            self.engine.unsubscribe(connection)
+        await asyncio.gather(
+            *(connection.close(reason) for connection in connections), return_exceptions=True
+        )
+        return len(connections)
+
+    async def handle_drop(self, request: web.Request) -> web.Response:
+        dropped = await self.drop_all("fault: admin drop")
+        log.info("fault drop connections=%d", dropped)
+        return web.json_response({"dropped": dropped})
+
+    async def handle_skip_sequence(self, request: web.Request) -> web.Response:
+        connections = list(self.connections)
+        for connection in connections:
+            connection.skip_next_sequence()
+        return web.json_response({"connections": len(connections)})
+
+    async def handle_inject(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            frames = body["frames"]
+            if not isinstance(frames, list) or not all(isinstance(f, str) for f in frames):
+                raise TypeError("frames must be a list of strings")
+        except (ValueError, KeyError, TypeError) as error:
+            return web.json_response(
+                {"result": "error", "reason": "BadRequest", "message": str(error)}, status=400
+            )
+        v1_connections = [c for c in self.connections if c.protocol == "v1"]
+        for connection in v1_connections:
+            for text in frames:
+                connection.push(RawFrame(text))
+        return web.json_response({"connections": len(v1_connections), "frames": len(frames)})
+
+    async def handle_status(self, request: web.Request) -> web.Response:
+        status = self.engine.status()
+        status["clients"] = {
+            "total": len(self.connections),
+            "v1": sum(connection.protocol == "v1" for connection in self.connections),
+            "v2": sum(connection.protocol == "v2" for connection in self.connections),
+            "subscribed": status["clients"]["total"],
+        }
+        status["faults"] = {
+            "drop_after": self.options.drop_after,
+            "drop_armed": self.drop_armed,
+            "skip_sequence_at": self.options.skip_sequence_at,
+        }
+        return web.json_response(status)
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+class RunningSimulator:
+    """A started simulator (for tests and embedding): ``port`` is the bound port."""
+
+    def __init__(self, simulator: Simulator, runner: web.AppRunner, port: int) -> None:
+        self.simulator = simulator
+        self.runner = runner
+        self.port = port
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_simulator(
+    options: SimulatorOptions, capture: Capture | None = None
+) -> RunningSimulator:
+    """Load the capture, bind ``options.host:options.port`` (0 = any free port) and serve."""
+    simulator = Simulator(options, capture)
+    runner = web.AppRunner(simulator.create_app(), handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, options.host, options.port)
+    await site.start()
+    port = int(runner.addresses[0][1]) if runner.addresses else options.port
+    log.info(
+        "simulator listening url=ws://%s:%d speed=%s loop=%s",
+        options.host,
+        port,
+        options.speed,
+        options.loop,
+    )
+    return RunningSimulator(simulator, runner, port)
+
+
+async def serve(options: SimulatorOptions) -> None:
+    """Serve until SIGTERM or SIGINT, then close every connection and exit cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    running = await start_simulator(options)
+    try:
+        await stop.wait()
+        log.info("simulator stopping")
+    finally:
+        await running.stop()
+
+
+def run(options: SimulatorOptions) -> None:
+    """Blocking entry point (``rtc simulate``, ``python -m streaming.simulator``)."""
+    asyncio.run(serve(options))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import websocket
 from kafka import KafkaProducer
-from kafka.errors import NoBrokersAvailable
+from kafka.errors import KafkaError
 
 from rtcrypto.config import Settings, get_settings
 from rtcrypto.ingest.processor import FrameProcessor, FrameResult, Outgoing, Route
@@ -185,15 +185,20 @@ class IngestService:
             log.info("ingest connected symbol=%s url=%s", symbol, url)
             self._sockets[symbol] = ws
             ws.settimeout(RECV_POLL_S)
-            reason = self._read_connection(ws, processor)
+            try:
+                reason, frames = self._read_connection(ws, processor)
+            except Exception as error:  # noqa: BLE001 - a reader thread must never die silently
+                log.exception("ingest reader failed symbol=%s", symbol)
+                reason, frames = f"reader error ({type(error).__name__}: {error})", 0
             self._sockets.pop(symbol, None)
             with contextlib.suppress(Exception):  # the peer may be gone already
                 ws.close(timeout=1)
             if self._stop.is_set():
                 break
+            if frames:
+                attempt = 0  # the endpoint worked: start backing off from the beginning
             if reason == "gap":
-                attempt = 0  # a gap is not a failing endpoint: resubscribe at once
-                delay = 0.0
+                delay = 0.0  # a gap is not a failing endpoint: resubscribe at once
             else:
                 delay = backoff_delay(
                     attempt, settings.reconnect_initial_s, settings.reconnect_max_s, rng
@@ -205,22 +210,28 @@ class IngestService:
             )
             self._stop.wait(delay)
 
-    def _read_connection(self, ws: websocket.WebSocket, processor: FrameProcessor) -> str:
-        """Read one connection until it fails, a sequence gap appears, or stop; say why."""
+    def _read_connection(
+        self, ws: websocket.WebSocket, processor: FrameProcessor
+    ) -> tuple[str, int]:
+        """Read one connection until it fails, a sequence gap appears, or stop.
+
+        Returns why it ended and how many frames it delivered.
+        """
         next_tick = time.monotonic() + self.settings.tick_interval_s
         frames = 0
         while not self._stop.is_set():
             try:
-                raw = ws.recv()
+                # recv_data hands over raw bytes: invalid UTF-8 becomes a dead letter, not a crash.
+                opcode, payload = ws.recv_data()
             except websocket.WebSocketTimeoutException:
-                raw = None
+                opcode, payload = None, b""
             except (OSError, websocket.WebSocketException) as error:
-                return f"connection lost ({type(error).__name__}: {error})"
-            if raw is not None:
-                if raw == "" and not ws.connected:
-                    return "connection closed by peer"
+                return f"connection lost ({type(error).__name__}: {error})", frames
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return "connection closed by peer", frames
+            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                 frames += 1
-                result = processor.on_frame(raw, self._clock_ms())
+                result = processor.on_frame(payload, self._clock_ms())
                 self._publish(result, processor)
                 if result.sequence_gap is not None:
                     expected, received = result.sequence_gap
@@ -228,16 +239,17 @@ class IngestService:
                         f"sequence gap expected={expected} received={received}", gap=True
                     )
                     log.warning(
-                        "ingest socket_sequence gap symbol=%s expected=%d received=%d: resubscribing",
+                        "ingest socket_sequence gap symbol=%s expected=%d received=%d: "
+                        "resubscribing for a fresh snapshot",
                         processor.symbol,
                         expected,
                         received,
                     )
-                    return "gap"
+                    return "gap", frames
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + self.settings.tick_interval_s
                 self._publish(processor.clock_tick(self._clock_ms()), processor)
-        return "stop"
+        return "stop", frames
 
     # ------------------------------------------------------------------------------ output
     def _publish(self, result: FrameResult, processor: FrameProcessor) -> None:
@@ -311,10 +323,12 @@ def main() -> None:
     settings = get_settings()
     try:
         producer = make_producer(settings)
-    except NoBrokersAvailable:
+    except KafkaError as error:
         log.error(
-            "ingest cannot reach Kafka at %s: start it with `rtc stack up` or set RTC_KAFKA_BOOTSTRAP",
+            "ingest cannot reach Kafka at %s (%s): start it with `rtc stack up` "
+            "or set RTC_KAFKA_BOOTSTRAP",
             settings.kafka_bootstrap,
+            error,
         )
         raise SystemExit(2) from None
     service = IngestService(settings, producer)

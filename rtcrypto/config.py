@@ -7,6 +7,7 @@ Every setting is read from the environment with the prefix ``RTC_`` (``RTC_KAFKA
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +32,13 @@ class Feed(StrEnum):
 
     simulator = "simulator"
     live = "live"
+
+
+class KafkaClient(StrEnum):
+    """Which Python Kafka client produces (see rtcrypto/kafka_io.py for the trade-off)."""
+
+    kafka_python = "kafka-python"
+    confluent = "confluent"
 
 
 class Topics(BaseSettings):
@@ -61,6 +69,7 @@ class Settings(BaseSettings):
     kafka_controller_port: int = 9093
     kafka_partitions: int = 1
     kafka_version: str = "4.1.1"
+    kafka_client: KafkaClient = KafkaClient.confluent
 
     # --- market data ---------------------------------------------------------------------------
     feed: Feed = Feed.simulator
@@ -86,6 +95,15 @@ class Settings(BaseSettings):
     spark_watermark: str = "2 seconds"
     spark_trigger: str = "1 second"
     spark_starting_offsets: str = "earliest"
+
+    # --- history, strategy and backtest ---------------------------------------------------------
+    history_dir: Path | None = Field(
+        default=None, description="partitioned Parquet minute bars; None means <home>/history"
+    )
+    taker_fee_pct: Decimal = Decimal("0.25")  # percent of the notional, charged on every fill
+    trade_pct: Decimal = Decimal("0.9")  # fraction of the USD balance a buy spends (book: 0.9)
+    liquidity_ratio_low: Decimal = Decimal("0.1")  # buy only while low < ask/bid ratio < high
+    liquidity_ratio_high: Decimal = Decimal("2")
 
     topics: Topics = Field(default_factory=Topics)
 

@@ -7,9 +7,10 @@ idempotent). Prices and sizes travel as decimal strings, exactly as the exchange
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import orjson
 
 SCHEMA_VERSION = 1
 
@@ -18,12 +19,12 @@ ChangeReason = Literal["initial", "place", "cancel", "trade"]
 
 
 def _json_bytes(record: Any) -> bytes:
-    # Field-by-field rather than dataclasses.asdict: asdict deep-copies and is the ingest's hot path.
-    payload = {name: getattr(record, name) for name in record.__dataclass_fields__}
-    return json.dumps(payload, separators=(",", ":")).encode()
+    # orjson serialises dataclass instances natively, ~10x faster than json + asdict: this is the
+    # ingest's hot path (one call per order-book change).
+    return orjson.dumps(record)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BookChange:
     """One order-book level change (``gemini.orderbook.v1``, ``type == "change"``).
 
@@ -47,13 +48,13 @@ class BookChange:
 
     def __post_init__(self) -> None:
         if not self.key:
-            object.__setattr__(self, "key", f"{self.symbol}:{self.event_id}:{self.event_index}")
+            self.key = f"{self.symbol}:{self.event_id}:{self.event_index}"
 
     def to_bytes(self) -> bytes:
         return _json_bytes(self)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Trade:
     """One trade (``gemini.trades.v1``). ``maker_side`` is the resting order's side."""
 
@@ -72,13 +73,13 @@ class Trade:
 
     def __post_init__(self) -> None:
         if not self.key:
-            object.__setattr__(self, "key", f"{self.symbol}:trade:{self.trade_id}")
+            self.key = f"{self.symbol}:trade:{self.trade_id}"
 
     def to_bytes(self) -> bytes:
         return _json_bytes(self)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TimeTick:
     """Event-time progress for a quiet market (``gemini.orderbook.v1``, ``type == "tick"``).
 
@@ -96,13 +97,13 @@ class TimeTick:
 
     def __post_init__(self) -> None:
         if not self.key:
-            object.__setattr__(self, "key", f"{self.symbol}:tick:{self.ts_event_ms}")
+            self.key = f"{self.symbol}:tick:{self.ts_event_ms}"
 
     def to_bytes(self) -> bytes:
         return _json_bytes(self)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BookDepth:
     """Depth of the maintained book at the end of a one-minute window (``type == "book_depth"``).
 
@@ -125,13 +126,13 @@ class BookDepth:
 
     def __post_init__(self) -> None:
         if not self.key:
-            object.__setattr__(self, "key", f"{self.symbol}:depth:{self.window_start_ms}")
+            self.key = f"{self.symbol}:depth:{self.window_start_ms}"
 
     def to_bytes(self) -> bytes:
         return _json_bytes(self)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DeadLetter:
     """A message that could not be processed (``deadletter.v1``), kept whole with the reason."""
 
@@ -147,7 +148,7 @@ class DeadLetter:
         return _json_bytes(self)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Heartbeat:
     """Liveness and progress of a service (``service.heartbeat.v1``), read by Airflow sensors."""
 

@@ -20,11 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import websocket
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
 
 from rtcrypto.config import Settings, get_settings
 from rtcrypto.ingest.processor import FrameProcessor, FrameResult, Outgoing, Route
+from rtcrypto.kafka_io import KafkaUnavailable, RecordProducer, make_producer
 from rtcrypto.schemas import Heartbeat
 
 log = logging.getLogger("rtcrypto.ingest")
@@ -87,7 +86,7 @@ class IngestService:
     def __init__(
         self,
         settings: Settings | None = None,
-        producer: KafkaProducer | None = None,
+        producer: RecordProducer | None = None,
         clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         self.settings = settings or get_settings()
@@ -95,7 +94,7 @@ class IngestService:
         self.stats = IngestStats()
         self._stop = threading.Event()
         self._clock_ms = clock_ms
-        self._producer = producer or make_producer(self.settings)
+        self._producer = producer or make_producer(self.settings, "rtc-ingest", self._on_send_error)
         topics = self.settings.topics
         self._topic = {
             Route.orderbook: topics.orderbook,
@@ -128,15 +127,17 @@ class IngestService:
             for reader in readers:
                 reader.join(timeout=10)
             self._send_heartbeat()
-            self._producer.flush(timeout=30)
-            self._producer.close(timeout=30)
+            undelivered = self._producer.flush(30)
+            self._producer.close(30)
             log.info(
-                "ingest stopped processed=%d dead_letters=%d reconnects=%d gaps=%d send_errors=%d",
+                "ingest stopped processed=%d dead_letters=%d reconnects=%d gaps=%d "
+                "send_errors=%d undelivered=%d",
                 self.stats.processed,
                 self.stats.dead_letters,
                 self.stats.reconnects,
                 self.stats.gaps,
                 self.stats.send_errors,
+                undelivered,
             )
 
     def stop(self) -> None:
@@ -267,19 +268,13 @@ class IngestService:
 
     def _send(self, record: Outgoing) -> None:
         key = record.key.encode() if record.key is not None else None
-        future = self._producer.send(self._topic[record.route], key=key, value=record.value)
-        future.add_errback(self._on_send_error, record)
+        self._producer.send(self._topic[record.route], key, record.value)
 
-    def _on_send_error(self, error: Exception, record: Outgoing) -> None:
+    def _on_send_error(self, topic: str, key: bytes | None, error: Exception) -> None:
         with self.stats.lock:
             self.stats.send_errors += 1
             self.stats.last_error = f"kafka send failed: {error}"
-        log.error(
-            "ingest kafka send failed topic=%s key=%s error=%s",
-            record.route.value,
-            record.key,
-            error,
-        )
+        log.error("ingest kafka send failed topic=%s key=%r error=%s", topic, key, error)
 
     def _send_heartbeat(self) -> None:
         stats = self.stats
@@ -297,22 +292,7 @@ class IngestService:
                 dead_letters=stats.dead_letters,
                 last_error=stats.last_error,
             )
-        self._producer.send(self.settings.topics.heartbeat, key=b"ingest", value=beat.to_bytes())
-
-
-def make_producer(settings: Settings) -> KafkaProducer:
-    """An idempotent, batching producer that waits for all in-sync replicas."""
-    return KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id="rtc-ingest",
-        acks="all",
-        enable_idempotence=True,
-        retries=2_147_483_647,
-        linger_ms=5,
-        batch_size=256 * 1024,
-        max_block_ms=120_000,  # block (back-pressure) rather than drop when the broker is away
-        delivery_timeout_ms=600_000,
-    )
+        self._producer.send(self.settings.topics.heartbeat, b"ingest", beat.to_bytes())
 
 
 def main() -> None:
@@ -322,8 +302,8 @@ def main() -> None:
     setup_logging("ingest")
     settings = get_settings()
     try:
-        producer = make_producer(settings)
-    except KafkaError as error:
+        service = IngestService(settings)
+    except KafkaUnavailable as error:
         log.error(
             "ingest cannot reach Kafka at %s (%s): start it with `rtc stack up` "
             "or set RTC_KAFKA_BOOTSTRAP",
@@ -331,6 +311,5 @@ def main() -> None:
             error,
         )
         raise SystemExit(2) from None
-    service = IngestService(settings, producer)
     service.install_signal_handlers()
     service.run()

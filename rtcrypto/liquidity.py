@@ -22,7 +22,9 @@ def price_weighted_volume(levels: Iterable[tuple[float, float]]) -> float:
     return float(sum(price * remaining for price, remaining in levels))
 
 
-def liquidity_ratio(ask_price_weighted_volume: float, bid_price_weighted_volume: float) -> float | None:
+def liquidity_ratio(
+    ask_price_weighted_volume: float, bid_price_weighted_volume: float
+) -> float | None:
     """The book's ratio ask / bid; ``None`` when there is no bid volume to divide by."""
     if bid_price_weighted_volume == 0:
         return None

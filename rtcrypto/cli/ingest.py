@@ -9,7 +9,9 @@ def register(app: typer.Typer) -> None:
     @app.command("ingest")
     def ingest(
         symbols: str = typer.Option(None, help="Comma-separated symbols (default: RTC_SYMBOLS)."),
-        live: bool = typer.Option(False, "--live", help="Read Gemini's public feed, not the simulator."),
+        live: bool = typer.Option(
+            False, "--live", help="Read Gemini's public feed, not the simulator."
+        ),
     ) -> None:
         """Gemini market data v1 (or the simulator) -> Kafka, until Ctrl-C or SIGTERM."""
         import os

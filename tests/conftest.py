@@ -68,6 +68,11 @@ def kafka_broker() -> Iterator[str]:
                 (settings.run_dir / _STARTED_BY_TESTS).write_text(f"{started.pid}\n")
         lease_dir.mkdir(parents=True, exist_ok=True)
         lease.touch()
+    status = process.process_status(kafka_stack.KAFKA_PROCESS, settings)
+    _SERVICE_LINES.append(
+        f"Kafka {settings.kafka_version} KRaft broker at {settings.kafka_bootstrap} "
+        f"(pid {status.pid or 'not managed here'}, log {status.log_path})"
+    )
     kafka_stack.ensure_topics(
         settings.topics.all(),
         bootstrap=settings.kafka_bootstrap,
@@ -128,3 +133,20 @@ def fresh_topics(kafka_topic_factory: Callable[..., str]) -> Iterator[Topics]:
         finally:
             get_settings.cache_clear()
     get_settings.cache_clear()
+
+
+# --------------------------------------------------------------------------- services report
+_SERVICE_LINES: list[str] = []
+
+
+@pytest.fixture
+def services_report() -> Callable[[str], None]:
+    """``report(line)``: a line for the end-of-run "real services" summary (broker, Spark, figures)."""
+    return _SERVICE_LINES.append
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _SERVICE_LINES:
+        terminalreporter.section("real services used by this run")
+        for line in _SERVICE_LINES:
+            terminalreporter.write_line(line)

@@ -1,0 +1,139 @@
+"""``rtc up|down|status``: the whole embedded platform on one machine, without Docker.
+
+``up`` starts Kafka (``rtc stack up``), then the exchange simulator (offline default; ``RTC_FEED=live``
+reads Gemini's public feed instead), the ingest and the Spark liquidity job as managed background
+processes, and follows ``liquidity.minute.v1`` so the user sees records as they arrive.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import typer
+
+from rtcrypto.cli import stack as stack_cli
+from rtcrypto.config import Feed, Settings, get_settings
+from rtcrypto.stack import process
+from rtcrypto.stack.errors import StackError
+
+SIMULATOR = "simulator"
+INGEST = "ingest"
+LIQUIDITY = "liquidity"
+
+
+def _start(name: str, command: list[str], settings: Settings, **kwargs: object) -> None:
+    if process.is_running(name, settings):
+        typer.echo(f"{name:<9} already running (pid {process.read_pid(name, settings)})")
+        return
+    pid = process.start_process(name, command, settings=settings, **kwargs)  # type: ignore[arg-type]
+    typer.echo(f"{name:<9} started (pid {pid}), log {process.log_path(name, settings)}")
+
+
+def _wait_for_port(name: str, port: int, host: str, timeout_s: float, settings: Settings) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.port_accepts(port, host):
+            return
+        if not process.is_running(name, settings):
+            raise StackError(
+                f"{name} exited during start-up; last log lines:\n{process.tail_log(name, 15, settings)}"
+            )
+        time.sleep(0.2)
+    raise StackError(f"{name} did not listen on {host}:{port} within {timeout_s:.0f} s")
+
+
+def start_services(settings: Settings) -> None:
+    """Simulator (offline feed only), ingest and the Spark job, each once."""
+    python = sys.executable
+    if settings.feed is Feed.simulator:
+        if not settings.simulator_capture.exists():
+            raise StackError(
+                f"simulator capture {settings.simulator_capture} not found: set RTC_SIMULATOR_CAPTURE "
+                "to a cryptofeed capture file (for example ../shared/data/orderbook/*.gz)"
+            )
+        command = [
+            python,
+            "-m",
+            "streaming.simulator",
+            "--capture",
+            str(settings.simulator_capture),
+            "--loop",
+            "--speed",
+            str(settings.simulator_speed),
+            "--host",
+            settings.simulator_host,
+            "--port",
+            str(settings.simulator_port),
+        ]
+        _start(
+            SIMULATOR,
+            command,
+            settings,
+            ports=[settings.simulator_port],
+            host=settings.simulator_host,
+            port_hint="set RTC_SIMULATOR_PORT to a free port",
+        )
+        _wait_for_port(SIMULATOR, settings.simulator_port, settings.simulator_host, 30, settings)
+    else:
+        typer.echo(f"feed      live: {settings.market_data_ws_url} (no simulator)")
+    _start(INGEST, [python, "-m", "streaming.ingest"], settings)
+
+    from rtcrypto import spark
+
+    config = spark.LiquidityJobConfig.from_settings(settings)
+    command = spark.build_submit_command(config, spark.kafka_connector_jars(settings))
+    _start(LIQUIDITY, command, settings, env=spark.env_additions())
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("up")
+    def up(
+        follow: bool = typer.Option(
+            True, "--follow/--no-follow", help="Show liquidity records as they arrive."
+        ),
+        follow_seconds: float = typer.Option(
+            0.0, "--follow-seconds", help="Stop following after this many seconds (0 = Ctrl-C)."
+        ),
+    ) -> None:
+        """Start Kafka, the simulator, the ingest and the Spark liquidity job; show records."""
+        settings = get_settings()
+        stack_cli.up(timeout_s=90.0)
+        try:
+            start_services(settings)
+        except StackError as error:
+            typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=1) from None
+        typer.echo(
+            "running   `rtc status` shows the processes, `rtc down` (or `make down`) stops them all.\n"
+            "          Spark needs ~20 s to start; the first minute window closes about a minute "
+            "after the replay starts."
+        )
+        if not follow:
+            return
+        typer.echo(
+            f"following {settings.topics.liquidity} (Ctrl-C stops following, not the platform)"
+        )
+        from rtcrypto.cli.liquidity import tail_records
+
+        try:
+            tail_records(
+                bootstrap=settings.kafka_bootstrap,
+                topic=settings.topics.liquidity,
+                from_beginning=True,
+                until_idle_s=follow_seconds or None,
+            )
+        except KeyboardInterrupt:
+            typer.echo("\nstopped following; the platform keeps running (`rtc down` stops it)")
+
+    @app.command("down")
+    def down(
+        timeout_s: float = typer.Option(30.0, "--timeout", help="Seconds before SIGKILL."),
+    ) -> None:
+        """Stop everything `rtc up` started, services first and Kafka last."""
+        stack_cli.down(timeout_s=timeout_s)
+
+    @app.command("status")
+    def status() -> None:
+        """Each managed process: pid, running, ports, uptime, log."""
+        stack_cli.status()

@@ -26,7 +26,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
@@ -629,6 +629,39 @@ def load_capture(*paths: Path | str, venue: Venue | None = None) -> Capture:
             f"({capture.lines_read} lines, {capture.lines_skipped} unparseable)"
         )
     return capture
+
+
+def whole_minutes_until(first_ms: int, now_ms: int) -> int:
+    """The largest multiple of one minute that moves ``first_ms`` to at most ``now_ms``."""
+    return max(0, (now_ms - first_ms) // 60_000 * 60_000)
+
+
+def shift_capture(capture: Capture, shift_ms: int) -> Capture:
+    """A copy of ``capture`` with every receive (and exchange) time moved by ``shift_ms``.
+
+    Shifting by whole minutes keeps every message in the same position inside its one-minute
+    window, so per-window sums are those of the file, relabelled to later minutes.
+    """
+
+    def trade(print_: TradePrint) -> TradePrint:
+        exchange_ms = None if print_.ts_exchange_ms is None else print_.ts_exchange_ms + shift_ms
+        return replace(
+            print_, ts_receive_ms=print_.ts_receive_ms + shift_ms, ts_exchange_ms=exchange_ms
+        )
+
+    messages: list[CaptureMessage] = []
+    for message in capture.messages:
+        if isinstance(message, TradePrint):
+            messages.append(trade(message))
+        else:
+            messages.append(
+                replace(
+                    message,
+                    ts_receive_ms=message.ts_receive_ms + shift_ms,
+                    trades=tuple(trade(t) for t in message.trades),
+                )
+            )
+    return replace(capture, messages=messages, skip_reasons=Counter(capture.skip_reasons))
 
 
 def load_rest_symbols(path: Path | str) -> list[str]:

@@ -31,6 +31,11 @@ def parse_options(argv: Sequence[str] | None = None) -> SimulatorOptions:
     parser.add_argument("--skip-sequence-at", type=int)
     parser.add_argument("--start-immediately", action="store_true")
     parser.add_argument("--symbols-file", type=Path)
+    parser.add_argument(
+        "--shift-to-now",
+        action="store_true",
+        help="replay at today's time: move the capture's times forward by whole minutes",
+    )
     args = parser.parse_args(argv)
     return SimulatorOptions(
         capture_paths=tuple(args.capture or [settings.simulator_capture]),
@@ -43,6 +48,7 @@ def parse_options(argv: Sequence[str] | None = None) -> SimulatorOptions:
         skip_sequence_at=args.skip_sequence_at,
         start_immediately=args.start_immediately,
         symbols_file=args.symbols_file,
+        shift_to_now=args.shift_to_now,
     )
 
 

@@ -64,6 +64,13 @@ def register(app: typer.Typer) -> None:
                 "--symbols-file", help="Recorded GET /v1/symbols capture served at /v1/symbols."
             ),
         ] = None,
+        shift_to_now: Annotated[
+            bool,
+            typer.Option(
+                "--shift-to-now",
+                help="Replay at today's time: move the capture's times forward by whole minutes.",
+            ),
+        ] = False,
     ) -> None:
         """Serve Gemini market data v1/v2 and REST from a recorded capture until Ctrl-C or SIGTERM."""
         from rtcrypto.captures import CaptureError
@@ -85,6 +92,7 @@ def register(app: typer.Typer) -> None:
                 skip_sequence_at=skip_sequence_at,
                 start_immediately=start_immediately,
                 symbols_file=symbols_file,
+                shift_to_now=shift_to_now,
             )
             run(options)
         except (CaptureError, ValueError) as error:

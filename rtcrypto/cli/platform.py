@@ -59,6 +59,7 @@ def start_services(settings: Settings) -> None:
             "--capture",
             str(settings.simulator_capture),
             "--loop",
+            "--shift-to-now",  # a restart never replays minutes Spark's watermark has passed
             "--speed",
             str(settings.simulator_speed),
             "--host",
@@ -92,8 +93,8 @@ def register(app: typer.Typer) -> None:
         follow: bool = typer.Option(
             True, "--follow/--no-follow", help="Show liquidity records as they arrive."
         ),
-        follow_seconds: float = typer.Option(
-            0.0, "--follow-seconds", help="Stop following after this many seconds (0 = Ctrl-C)."
+        until_idle: float = typer.Option(
+            0.0, "--until-idle", help="Stop following after this many idle seconds (0 = Ctrl-C)."
         ),
     ) -> None:
         """Start Kafka, the simulator, the ingest and the Spark liquidity job; show records."""
@@ -120,8 +121,8 @@ def register(app: typer.Typer) -> None:
             tail_records(
                 bootstrap=settings.kafka_bootstrap,
                 topic=settings.topics.liquidity,
-                from_beginning=True,
-                until_idle_s=follow_seconds or None,
+                from_beginning=False,
+                until_idle_s=until_idle or None,
             )
         except KeyboardInterrupt:
             typer.echo("\nstopped following; the platform keeps running (`rtc down` stops it)")

@@ -17,13 +17,20 @@ import contextlib
 import json
 import logging
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from rtcrypto.captures import Capture, load_capture, load_rest_symbols
+from rtcrypto.captures import (
+    Capture,
+    load_capture,
+    load_rest_symbols,
+    shift_capture,
+    whole_minutes_until,
+)
 from rtcrypto.simulator.connections import (
     HeartbeatItem,
     MarketDataConnection,
@@ -52,6 +59,7 @@ class SimulatorOptions:
     skip_sequence_at: int | None = None
     start_immediately: bool = False
     symbols_file: Path | None = None
+    shift_to_now: bool = False  # move the capture's times to now, by whole minutes
 
     def __post_init__(self) -> None:
         if self.speed < 0:
@@ -70,6 +78,10 @@ class Simulator:
     def __init__(self, options: SimulatorOptions, capture: Capture | None = None) -> None:
         self.options = options
         self.capture = capture if capture is not None else load_capture(*options.capture_paths)
+        if options.shift_to_now and self.capture.messages:
+            shift_ms = whole_minutes_until(self.capture.first_ms, time.time_ns() // 1_000_000)
+            self.capture = shift_capture(self.capture, shift_ms)
+            log.info("capture times shifted to now by %d whole minutes", shift_ms // 60_000)
         self.engine = ReplayEngine(self.capture, speed=options.speed, loop=options.loop)
         self.rest_symbols = self._rest_symbols()
         self.valid_symbols = {symbol.upper() for symbol in self.rest_symbols} | set(

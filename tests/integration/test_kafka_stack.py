@@ -84,8 +84,9 @@ def test_fresh_topics_are_unique_and_in_settings(kafka_broker: str, fresh_topics
 
 def test_status_shows_kafka_running(kafka_broker: str) -> None:
     settings = get_settings()
-    if not process.is_running(kafka_stack.KAFKA_PROCESS, settings):
-        pytest.skip("the broker on this port is not managed by rtc (started elsewhere)")
+    assert process.is_running(kafka_stack.KAFKA_PROCESS, settings), (
+        "the broker on this port is not managed by rtc: stop it and let the tests start one"
+    )
 
     result = CliRunner().invoke(app, ["stack", "status"])
 

@@ -37,8 +37,8 @@ GEMINI_SYMBOLS = ORDERBOOK_DIR / "gemini_2021-04-17__GEMINI.0.gz"
 KRAKEN = ORDERBOOK_DIR / "kraken_2021-04-05__KRAKEN-c197c0.0_book.gz"
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(
-    not GEMINI.exists(), reason=f"recorded captures not found in {ORDERBOOK_DIR}"
+assert GEMINI.exists(), (
+    f"the real recorded captures are required: {ORDERBOOK_DIR} (see ../shared/data)"
 )
 
 GEMINI_BTC_MESSAGES = 218  # 200 l2_updates (the first is the book) + 18 trades
@@ -518,7 +518,6 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_service_entry_point_serves_and_stops_on_sigterm() -> None:
     port = free_port()
     environment = {**os.environ, "RTC_SIMULATOR_PORT": str(port), "RTC_LOG_LEVEL": "WARNING"}

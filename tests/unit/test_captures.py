@@ -31,8 +31,8 @@ BINANCE = ORDERBOOK_DIR / "binance_2021-04-04__BINANCE-ee25be.0.gz"
 BINANCE_US = ORDERBOOK_DIR / "binance_us_2021-04-05__BINANCE_US-63b290.0.gz"
 BITSTAMP = ORDERBOOK_DIR / "bitstamp_2021-04-17__BITSTAMP.ws.19.0.gz"
 
-pytestmark = pytest.mark.skipif(
-    not GEMINI.exists(), reason=f"recorded captures not found in {ORDERBOOK_DIR}"
+assert GEMINI.exists(), (
+    f"the real recorded captures are required: {ORDERBOOK_DIR} (see ../shared/data)"
 )
 
 
@@ -283,3 +283,17 @@ def test_replay_events_recompute_every_change_of_the_file() -> None:
         for ts, e in replay_v1_change_events(capture.messages, "BTCUSD")
     ]
     assert produced == expected
+
+
+def test_shift_by_whole_minutes_keeps_each_message_in_its_window_position() -> None:
+    from rtcrypto.captures import shift_capture, whole_minutes_until
+
+    capture = load_capture(GEMINI)
+    shift = whole_minutes_until(capture.first_ms, 1_795_000_000_123)
+    assert shift % 60_000 == 0 and capture.first_ms + shift <= 1_795_000_000_123
+    shifted = shift_capture(capture, shift)
+    assert len(shifted.messages) == len(capture.messages)
+    for before, after in zip(capture.messages, shifted.messages, strict=True):
+        assert after.ts_receive_ms - before.ts_receive_ms == shift
+        assert after.ts_receive_ms % 60_000 == before.ts_receive_ms % 60_000
+    assert capture.messages[0].ts_receive_ms == capture.first_ms  # the original is untouched

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,7 +108,6 @@ def test_start_without_java_is_a_clear_error(
     assert not process.is_running(kafka.KAFKA_PROCESS, settings)
 
 
-@pytest.mark.skipif(shutil.which("java") is None, reason="needs java to reach the port check")
 def test_start_with_a_taken_port_names_the_port(settings: Settings, busy_port: int) -> None:
     moved = settings.model_copy(
         update={"kafka_bootstrap": f"127.0.0.1:{busy_port}", "kafka_controller_port": _free_port()}

@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     kafka_version: str = "4.1.1"
     kafka_client: KafkaClient = KafkaClient.confluent
 
+    # --- search (Elasticsearch) ----------------------------------------------------------------
+    search_url: str = "http://127.0.0.1:9200"  # the local node's HTTP address, or docker-compose's
+    search_version: str = "9.5.3"  # server jars from Maven Central; the client's major must match
+    search_transport_port: int = 9300  # the local node's transport port (bound, never used)
+    search_java_home: Path | None = Field(
+        default=None,
+        description="JDK 21+ for the local node; None picks one (JAVA_HOME, /usr/lib/jvm)",
+    )
+    search_heap: str = "512m"  # -Xms and -Xmx of the local node
+
     # --- market data ---------------------------------------------------------------------------
     feed: Feed = Feed.simulator
     symbols: list[str] = Field(default_factory=lambda: ["BTCUSD"])

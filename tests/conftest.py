@@ -12,78 +12,45 @@ afterwards, so tests never see each other's records.
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-from rtcrypto.config import Settings, Topics, get_settings
+from rtcrypto.config import Topics, get_settings
 from rtcrypto.stack import kafka as kafka_stack
 from rtcrypto.stack import process
-from rtcrypto.stack.errors import StackError
-
-_TEST_LOCK = "kafka-tests"
-_LEASE_DIR = "kafka-test-leases"
-_STARTED_BY_TESTS = "kafka.started-by-tests"  # holds the pid of a broker a test session started
-
-
-def _live_leases(lease_dir: Path) -> list[Path]:
-    """Lease files of test sessions that still run; leases of dead sessions are removed."""
-    live = []
-    for lease in lease_dir.glob("*"):
-        if lease.name.isdigit() and process.pid_alive(int(lease.name)):
-            live.append(lease)
-        else:
-            lease.unlink(missing_ok=True)
-    return live
-
-
-def _broker_started_by_tests(settings: Settings) -> bool:
-    """True if the managed broker that runs now is the one a test session started."""
-    marker = settings.run_dir / _STARTED_BY_TESTS
-    try:
-        recorded_pid = int(marker.read_text().strip())
-    except (OSError, ValueError):
-        return False
-    running = process.is_running(kafka_stack.KAFKA_PROCESS, settings)
-    return running and process.read_pid(kafka_stack.KAFKA_PROCESS, settings) == recorded_pid
+from tests.shared_service import shared_service
 
 
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[str]:
     """Bootstrap address (``host:port``) of a healthy local broker with the project's topics."""
     settings = get_settings()
-    lease_dir = settings.run_dir / _LEASE_DIR
-    lease = lease_dir / str(os.getpid())
-    with process.exclusive_lock(_TEST_LOCK, settings):
-        if not kafka_stack.broker_healthy(settings.kafka_bootstrap):
-            try:
-                started = kafka_stack.start_kafka(settings)
-            except StackError as error:
-                pytest.fail(f"local Kafka broker unavailable: {error}", pytrace=False)
-            if not started.already_running:
-                (settings.run_dir / _STARTED_BY_TESTS).write_text(f"{started.pid}\n")
-        lease_dir.mkdir(parents=True, exist_ok=True)
-        lease.touch()
-    status = process.process_status(kafka_stack.KAFKA_PROCESS, settings)
-    _SERVICE_LINES.append(
-        f"Kafka {settings.kafka_version} KRaft broker at {settings.kafka_bootstrap} "
-        f"(pid {status.pid or 'not managed here'}, log {status.log_path})"
-    )
-    kafka_stack.ensure_topics(
-        settings.topics.all(),
-        bootstrap=settings.kafka_bootstrap,
-        partitions=settings.kafka_partitions,
-    )
-    yield settings.kafka_bootstrap
-    with process.exclusive_lock(_TEST_LOCK, settings):
-        lease.unlink(missing_ok=True)
-        if not _live_leases(lease_dir) and _broker_started_by_tests(settings):
-            kafka_stack.stop_kafka(settings)
-            (settings.run_dir / _STARTED_BY_TESTS).unlink(missing_ok=True)
+
+    def start() -> tuple[int, bool]:
+        started = kafka_stack.start_kafka(settings)
+        return started.pid, started.already_running
+
+    with shared_service(
+        kafka_stack.KAFKA_PROCESS,
+        settings,
+        healthy=lambda: kafka_stack.broker_healthy(settings.kafka_bootstrap),
+        start=start,
+        stop=lambda: kafka_stack.stop_kafka(settings),
+    ):
+        kafka_stack.ensure_topics(
+            settings.topics.all(),
+            bootstrap=settings.kafka_bootstrap,
+            partitions=settings.kafka_partitions,
+        )
+        status = process.process_status(kafka_stack.KAFKA_PROCESS, settings)
+        _SERVICE_LINES.append(
+            f"Kafka {settings.kafka_version} KRaft broker at {settings.kafka_bootstrap} "
+            f"(pid {status.pid or 'not managed here'}, log {status.log_path})"
+        )
+        yield settings.kafka_bootstrap
 
 
 def _topic_slug(text: str, max_length: int = 60) -> str:

@@ -1,4 +1,4 @@
-"""``rtc stack up|down|status``: the embedded local stack (Kafka in KRaft mode) without Docker."""
+"""``rtc stack up|down|status``: the embedded local stack (Kafka, Elasticsearch) without Docker."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import typer
 
 from rtcrypto.config import get_settings
 from rtcrypto.logs import setup_logging
-from rtcrypto.stack import kafka, maven, process
+from rtcrypto.stack import kafka, maven, process, search
 from rtcrypto.stack.errors import StackError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 # Infrastructure stops last, after every service that may still be writing to it.
-_STOP_LAST = (kafka.KAFKA_PROCESS,)
+_STOP_LAST = (kafka.KAFKA_PROCESS, search.SEARCH_PROCESS)
 
 
 @app.callback()
@@ -62,13 +62,23 @@ def _resolve(jar_set: maven.JarSet) -> None:
 @app.command()
 def up(
     timeout_s: float = typer.Option(90.0, "--timeout", help="Seconds to wait for Kafka health."),
+    with_search: bool = typer.Option(
+        True, "--search/--no-search", help="Also start the local Elasticsearch node."
+    ),
+    search_timeout_s: float = typer.Option(
+        120.0, "--search-timeout", help="Seconds to wait for Elasticsearch health."
+    ),
 ) -> None:
-    """Resolve jars (first run only), start Kafka (KRaft) and create the topics."""
+    """Resolve jars (first run only), start Kafka (KRaft), create the topics, start Elasticsearch."""
     settings = get_settings()
     started = time.monotonic()
     with _expected_errors():
         maven.require_java()
-        for jar_set in (maven.kafka_broker_jar_set(settings), maven.spark_kafka_jar_set(settings)):
+        jar_sets = [maven.kafka_broker_jar_set(settings), maven.spark_kafka_jar_set(settings)]
+        if with_search:
+            search.find_search_java(settings)  # say "no JDK 21" before any download
+            jar_sets.append(search.elasticsearch_jar_set(settings))
+        for jar_set in jar_sets:
             _resolve(jar_set)
         if not process.is_running(kafka.KAFKA_PROCESS, settings):
             typer.echo(f"kafka     starting {settings.kafka_version} (KRaft broker+controller) ...")
@@ -88,8 +98,29 @@ def up(
         typer.echo(
             f"topics    created: {', '.join(created) or '-'}; existing: {', '.join(existing) or '-'}"
         )
+        if with_search:
+            _start_search(search_timeout_s)
+    ready = f"ready     Kafka bootstrap {settings.kafka_bootstrap}"
+    if with_search:
+        ready += f", Elasticsearch {settings.search_url}"
+    typer.echo(f"{ready} ({time.monotonic() - started:.1f} s)")
+
+
+def _start_search(timeout_s: float) -> None:
+    """Start the local Elasticsearch node (after Kafka) and say how it went."""
+    settings = get_settings()
+    if not process.is_running(search.SEARCH_PROCESS, settings):
+        java = search.find_search_java(settings)
+        typer.echo(
+            f"search    starting Elasticsearch {settings.search_version} "
+            f"(single node, Java {java.major}, heap {settings.search_heap}) ..."
+        )
+    result = search.start_search(settings, timeout_s=timeout_s)
+    state = "already running" if result.already_running else "started"
+    built = ", launcher compiled" if result.built_launcher else ""
     typer.echo(
-        f"ready     Kafka bootstrap {settings.kafka_bootstrap} ({time.monotonic() - started:.1f} s)"
+        f"search    {state} (pid {result.pid}{built}), healthy after "
+        f"{result.seconds_to_healthy:.1f} s; data {search.search_paths(settings).data_dir}"
     )
 
 
@@ -134,3 +165,12 @@ def status() -> None:
             f"{entry.name:<14} {entry.pid or '-':>8}  {'yes' if entry.running else 'no':<8} "
             f"{ports:<12} {uptime:>9}  {entry.log_path}"
         )
+    if any(entry.name == search.SEARCH_PROCESS for entry in statuses):
+        health = search.node_health(settings.search_url, timeout_s=2.0)
+        if health is None:
+            typer.echo(f"search    {settings.search_url}: not answering")
+        else:
+            typer.echo(
+                f"search    {settings.search_url}: cluster {health.cluster_name} {health.status}, "
+                f"{health.number_of_nodes} node(s)"
+            )

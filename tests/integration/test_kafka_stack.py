@@ -115,7 +115,9 @@ def test_up_then_down_leaves_no_process(tmp_path: Path) -> None:
     isolated = Settings(home=home)
 
     try:
-        up = subprocess.run([*rtc, "up"], env=env, capture_output=True, text=True, timeout=180)
+        up = subprocess.run(
+            [*rtc, "up", "--no-search"], env=env, capture_output=True, text=True, timeout=180
+        )
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"ready     Kafka bootstrap 127.0.0.1:{broker_port}" in up.stdout
         pid = process.read_pid(kafka_stack.KAFKA_PROCESS, isolated)

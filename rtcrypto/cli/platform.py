@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Start Kafka, the simulator, the ingest and the Spark liquidity job; show records."""
         settings = get_settings()
-        stack_cli.up(timeout_s=90.0)
+        stack_cli.up(timeout_s=90.0, with_search=True, search_timeout_s=120.0)
         try:
             start_services(settings)
         except StackError as error:

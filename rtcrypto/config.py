@@ -7,13 +7,15 @@ Every setting is read from the environment with the prefix ``RTC_`` (``RTC_KAFKA
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _project_root() -> Path:
@@ -83,7 +85,8 @@ class Settings(BaseSettings):
 
     # --- market data ---------------------------------------------------------------------------
     feed: Feed = Feed.simulator
-    symbols: list[str] = Field(default_factory=lambda: ["BTCUSD"])
+    # NoDecode: RTC_SYMBOLS=BTCUSD,ETHUSD reaches the validator as text instead of being JSON-parsed
+    symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["BTCUSD"])
     gemini_ws_url: str = "wss://api.gemini.com"
     simulator_host: str = "127.0.0.1"
     simulator_port: int = 8765
@@ -121,8 +124,11 @@ class Settings(BaseSettings):
     @classmethod
     def _split_symbols(cls, value: object) -> object:
         # RTC_SYMBOLS=BTCUSD,ETHUSD is friendlier than JSON in a shell.
-        if isinstance(value, str) and not value.strip().startswith("["):
-            return [part.strip().upper() for part in value.split(",") if part.strip()]
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip().upper() for part in text.split(",") if part.strip()]
         return value
 
     @field_validator("simulator_speed")

@@ -250,8 +250,8 @@ class FrameProcessor:
             band_pct=self.band_pct,
         )
         result.records.append(Outgoing(Route.orderbook, record.key, record.to_bytes()))
-        # Quiet minutes carry no book changes: the next depth is owed for the window of event_ms.
-        self.depth_window_ms = window_start_ms(event_ms)
+        # A minute without book events owes no depth record: quiet minutes emit no window.
+        self.depth_window_ms = None
 
     def _dead_letter(
         self, result: FrameResult, reason: str, raw: str | bytes, receive_ms: int

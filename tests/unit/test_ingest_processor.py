@@ -240,3 +240,19 @@ def test_one_bad_event_is_dead_lettered_and_the_rest_kept(
     (letter,) = decoded(result, Route.deadletter)
     assert reason_part in letter["reason"]
     assert json.loads(letter["raw"])["index"] == 1
+
+
+def test_quiet_minutes_owe_no_depth_record(processor: FrameProcessor) -> None:
+    """Ticks alone close windows but do not create book_depth records for minutes without events."""
+    minute = T0 - T0 % 60_000
+    processor.on_frame(
+        update(0, 1, minute + 1000, change("bid", "100", "1", "1", "initial")), minute
+    )
+    depth_windows = []
+    for seq, offset in enumerate((61_000, 125_000, 190_000), start=1):
+        beat = json.dumps(
+            {"type": "heartbeat", "socket_sequence": seq, "timestampms": minute + offset}
+        )
+        records = decoded(processor.on_frame(beat, minute), Route.orderbook)
+        depth_windows += [r["window_start_ms"] for r in records if r["type"] == "book_depth"]
+    assert depth_windows == [minute]  # only the minute that had the snapshot

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test test-unit lint format venv clean bench
+.PHONY: up down status test test-unit lint typecheck format venv clean bench
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@command -v java >/dev/null || { echo "error: java (17+) is required: apt-get install openjdk-17-jre-headless"; exit 2; }
@@ -29,7 +29,7 @@ status: $(STAMP)
 	$(BIN)/rtc status
 
 ## Lint, then every test suite: unit, integration (real Kafka + Spark), slow and fault tests.
-test: $(STAMP) lint
+test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest
 
 test-unit: $(STAMP)
@@ -39,6 +39,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
@@ -46,6 +49,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest_throughput
 	$(BIN)/python -m bench.liquidity_latency
+	$(BIN)/python -m bench.backtest_throughput
 
 clean:
 	rm -rf .rtc/run .rtc/logs

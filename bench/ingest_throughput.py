@@ -138,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     bootstrap = ensure_broker(get_settings())
     clients = ["confluent", "kafka-python"] if args.client == "both" else [args.client]
     results = {client: run_client(bootstrap, client, args) for client in clients}
+    if len(results) == 2:
+        cross = (
+            results["confluent"]["ingest"]["events_per_s"]
+            / results["kafka-python"]["raw_producer"]["events_per_s"]
+        )
+        print(f"default ingest (confluent) / raw kafka-python producer = {cross:.2f}")
+        results["confluent_ingest_over_raw_kafka_python"] = cross  # type: ignore[assignment]
     path = save("ingest_throughput", {"capture": str(args.capture), "clients": results})
     print(f"saved {path}")
     return 0

@@ -42,6 +42,7 @@ class LiquidityJobConfig:
     input_topic: str
     output_topic: str
     deadletter_topic: str
+    heartbeat_topic: str
     checkpoint: Path
     starting_offsets: str
     trigger: str
@@ -59,6 +60,7 @@ class LiquidityJobConfig:
             input_topic=settings.topics.orderbook,
             output_topic=settings.topics.liquidity,
             deadletter_topic=settings.topics.deadletter,
+            heartbeat_topic=settings.topics.heartbeat,
             checkpoint=default_checkpoint(settings),
             starting_offsets=settings.spark_starting_offsets,
             trigger=settings.spark_trigger,
@@ -82,6 +84,8 @@ class LiquidityJobConfig:
             self.output_topic,
             "--deadletter-topic",
             self.deadletter_topic,
+            "--heartbeat-topic",
+            self.heartbeat_topic,
             "--checkpoint",
             str(self.checkpoint),
             "--starting-offsets",

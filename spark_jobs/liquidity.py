@@ -286,6 +286,8 @@ class JobOptions:
     watermark: str
     progress_interval_s: float
     max_offsets_per_trigger: int | None = None
+    heartbeat_topic: str = ""
+    heartbeat_interval_s: float = 5.0
 
 
 def parse_args(argv: Sequence[str] | None = None) -> JobOptions:
@@ -313,6 +315,12 @@ def parse_args(argv: Sequence[str] | None = None) -> JobOptions:
     parser.add_argument("--watermark", default=settings.spark_watermark, help="e.g. '2 seconds'")
     parser.add_argument("--progress-interval", type=float, default=30.0, dest="progress_interval")
     parser.add_argument("--max-offsets-per-trigger", type=int, default=None)
+    parser.add_argument(
+        "--heartbeat-topic",
+        default=settings.topics.heartbeat,
+        help="service heartbeats for the supervisor; '' disables them",
+    )
+    parser.add_argument("--heartbeat-interval", type=float, default=settings.heartbeat_interval_s)
     args = parser.parse_args(argv)
     return JobOptions(
         bootstrap=args.bootstrap,
@@ -325,6 +333,8 @@ def parse_args(argv: Sequence[str] | None = None) -> JobOptions:
         watermark=args.watermark,
         progress_interval_s=args.progress_interval,
         max_offsets_per_trigger=args.max_offsets_per_trigger,
+        heartbeat_topic=args.heartbeat_topic,
+        heartbeat_interval_s=args.heartbeat_interval,
     )
 
 
@@ -399,6 +409,9 @@ class ProgressLog:
     last_batch: dict[str, int] = field(default_factory=dict)
     first_batch_logged: bool = False
     last_summary_at: float = 0.0
+    input_rows: int = 0  # change/tick/depth records read by the liquidity query so far
+    dead_letters: int = 0
+    watermark_ms: int | None = None
 
 
 def _log_progress(queries: Sequence[StreamingQuery], state: ProgressLog, interval_s: float) -> None:
@@ -424,8 +437,24 @@ def _state_metric(progress: dict[str, Any], metric: str) -> int:
     return sum(int(operator.get(metric, 0)) for operator in progress.get("stateOperators", []))
 
 
+def _watermark_ms(progress: dict[str, Any]) -> int | None:
+    """The batch's watermark as UTC ms (Spark reports ISO text; the epoch means none yet)."""
+    text = progress.get("eventTime", {}).get("watermark")
+    if not text:
+        return None
+    from datetime import datetime
+
+    value = int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    return value or None
+
+
 def _log_batch(name: str, progress: dict[str, Any], state: ProgressLog) -> None:
     output_rows = int(progress.get("sink", {}).get("numOutputRows", 0) or 0)
+    if name == "liquidity":
+        state.input_rows += int(progress.get("numInputRows") or 0)
+        state.watermark_ms = _watermark_ms(progress) or state.watermark_ms
+    elif name == "deadletter":
+        state.dead_letters += output_rows
     if name == "liquidity" and not state.first_batch_logged:
         state.first_batch_logged = True
         log.info(
@@ -517,18 +546,58 @@ def _watch(
     options: JobOptions,
 ) -> bool:
     """Log progress until ``stop`` is set or a query ends; True if a query ended on its own."""
+    heartbeat = Heartbeats(options) if options.heartbeat_topic else None
     try:
         while not stop.is_set():
             if spark.streams.awaitAnyTermination(1):
                 log.error("a query terminated without a stop request")
                 return True
             _log_progress(queries, progress, options.progress_interval_s)
+            if heartbeat is not None:
+                heartbeat.maybe_send(progress)
     except Exception as error:  # the query's failure, or the JVM going away under a group stop
         if not stop.is_set():
             log.exception("query failed")
             return True
         log.info("driver JVM is stopping too: %s", type(error).__name__)
     return False
+
+
+class Heartbeats:
+    """Liveness of the job on ``service.heartbeat.v1``, like every other service (DESIGN.md)."""
+
+    def __init__(self, options: JobOptions) -> None:
+        import socket
+
+        from rtcrypto.config import get_settings
+        from rtcrypto.kafka_io import make_producer
+
+        settings = get_settings().model_copy(update={"kafka_bootstrap": options.bootstrap})
+        self._producer = make_producer(settings, "rtc-liquidity-heartbeat")
+        self._topic = options.heartbeat_topic
+        self._interval_s = options.heartbeat_interval_s
+        self._instance = f"{socket.gethostname()}:{os.getpid()}"
+        self._next_at = 0.0
+
+    def maybe_send(self, progress: ProgressLog) -> None:
+        from rtcrypto.schemas import Heartbeat
+
+        now = time.monotonic()
+        if now < self._next_at:
+            return
+        self._next_at = now + self._interval_s
+        now_ms = time.time_ns() // 1_000_000
+        watermark = progress.watermark_ms
+        beat = Heartbeat(
+            service=SERVICE,
+            instance=self._instance,
+            ts_ms=now_ms,
+            processed=progress.input_rows,
+            last_event_ms=watermark,
+            lag_ms=None if watermark is None else max(0, now_ms - watermark),
+            dead_letters=progress.dead_letters,
+        )
+        self._producer.send(self._topic, SERVICE.encode(), beat.to_bytes())
 
 
 def _spark_context_stopped(spark: SparkSession) -> bool:

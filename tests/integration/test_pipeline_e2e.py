@@ -40,6 +40,7 @@ def test_replayed_capture_yields_exact_liquidity_windows(
     spark_log = tmp_path / "spark.log"
     job = spark.start_job(command, log_file=spark_log)
     output = TopicReader(kafka_broker, fresh_topics.liquidity)
+    beats = TopicReader(kafka_broker, fresh_topics.heartbeat)
     simulator = ingest = None
     try:
         port = free_port()
@@ -52,6 +53,14 @@ def test_replayed_capture_yields_exact_liquidity_windows(
             return set(expected) <= windows
 
         wait_until(both_windows_emitted, 240, "both liquidity windows", simulator, ingest)
+
+        def job_heartbeat_counts_input() -> bool:
+            return any(
+                b["service"] == "spark-liquidity" and b["processed"] > 0 and b["lag_ms"] is not None
+                for b in beats.values()
+            )
+
+        wait_until(job_heartbeat_counts_input, 30, "a heartbeat of the Spark job", ingest)
     finally:
         if ingest is not None:
             ingest.stop()
@@ -59,6 +68,7 @@ def test_replayed_capture_yields_exact_liquidity_windows(
             simulator.stop()
         spark.stop_job(job)
         output.close()
+        beats.close()
 
     records = output.poll()
     by_window: dict[int, list[dict]] = {}

@@ -118,6 +118,23 @@ class Settings(BaseSettings):
     liquidity_ratio_low: Decimal = Decimal("0.1")  # buy only while low < ask/bid ratio < high
     liquidity_ratio_high: Decimal = Decimal("2")
 
+    # --- Airflow (standalone: api-server, scheduler, dag-processor, triggerer) ----------------
+    airflow_home: Path | None = Field(
+        default=None, description="AIRFLOW_HOME of the local Airflow; None means <home>/airflow"
+    )
+    airflow_port: int = 8080  # the api-server (UI and REST API) on 127.0.0.1
+    airflow_worker_log_port: int = 8793  # the scheduler's log server (LocalExecutor task logs)
+    airflow_trigger_log_port: int = 8794  # the triggerer's log server
+    airflow_parallelism: int = 2  # task slots in total: the machine has 2 cores
+
+    # --- forecast --------------------------------------------------------------------------------
+    forecast_dir: Path | None = Field(
+        default=None,
+        description="versioned forecasts and the current pointer; None: <home>/forecast",
+    )
+    forecast_horizon_minutes: int = Field(default=150_000, gt=0)  # the book's 150,000 minutes
+    forecast_holdout_days: float = Field(default=7.0, gt=0)  # held out for backtest and gate
+
     topics: Topics = Field(default_factory=Topics)
 
     @field_validator("symbols", mode="before")
@@ -150,6 +167,16 @@ class Settings(BaseSettings):
     @property
     def lib_dir(self) -> Path:
         return self.home / "lib"
+
+    @property
+    def airflow_home_dir(self) -> Path:
+        """AIRFLOW_HOME of the local Airflow: ``airflow_home`` or ``<home>/airflow``."""
+        return self.airflow_home or self.home / "airflow"
+
+    @property
+    def airflow_url(self) -> str:
+        """Base URL of the local Airflow api-server (UI and REST API)."""
+        return f"http://127.0.0.1:{self.airflow_port}"
 
     @property
     def market_data_ws_url(self) -> str:

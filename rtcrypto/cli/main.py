@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from rtcrypto.cli import history, ingest, liquidity, market, platform, stack
+from rtcrypto.cli import forecast, history, ingest, liquidity, market, platform, stack
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(stack.app, name="stack", help="Start, stop and inspect the embedded local services.")
 app.add_typer(history.app, name="history", help="Import minute-bar history and show what is there.")
+app.add_typer(
+    forecast.app, name="forecast", help="Train, backtest and publish the Prophet forecast."
+)
 app.add_typer(liquidity.app, name="liquidity", help="The Spark liquidity job and its output.")
 market.register(app)  # rtc simulate
 ingest.register(app)  # rtc ingest

@@ -99,7 +99,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Start Kafka, the simulator, the ingest and the Spark liquidity job; show records."""
         settings = get_settings()
-        stack_cli.up(timeout_s=90.0, with_search=True, search_timeout_s=120.0)
+        stack_cli.up(
+            timeout_s=90.0,
+            with_search=True,
+            search_timeout_s=120.0,
+            with_airflow=True,
+            airflow_timeout_s=180.0,
+            airflow_wait=False,  # in the background: the streaming services come first
+        )
         try:
             start_services(settings)
         except StackError as error:
@@ -136,5 +143,24 @@ def register(app: typer.Typer) -> None:
 
     @app.command("status")
     def status() -> None:
-        """Each managed process: pid, running, ports, uptime, log."""
+        """Each managed process (pid, running, ports, uptime, log) and each service's last heartbeat."""
         stack_cli.status()
+        show_heartbeats(get_settings())
+
+
+def show_heartbeats(settings: Settings) -> None:
+    """The newest heartbeat of each service on ``service.heartbeat.v1``, if Kafka answers."""
+    from rtcrypto.heartbeats import describe, latest_by_service, read_recent
+    from rtcrypto.stack.kafka import broker_healthy
+
+    if not broker_healthy(settings.kafka_bootstrap, timeout_s=2.0):
+        typer.echo(f"heartbeats: Kafka at {settings.kafka_bootstrap} does not answer")
+        return
+    latest = latest_by_service(read_recent(settings.kafka_bootstrap, settings.topics.heartbeat))
+    if not latest:
+        typer.echo(f"heartbeats: none on {settings.topics.heartbeat} yet")
+        return
+    now_ms = time.time_ns() // 1_000_000
+    typer.echo(f"heartbeats ({settings.topics.heartbeat}):")
+    for service, beat in sorted(latest.items()):
+        typer.echo(f"  {service:<16} {describe(beat, now_ms)}")

@@ -1,4 +1,5 @@
-"""``rtc stack up|down|status``: the embedded local stack (Kafka, Elasticsearch) without Docker."""
+"""``rtc stack up|down|status``: the embedded local stack (Kafka, Elasticsearch, Airflow) without
+Docker."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import typer
 
 from rtcrypto.config import get_settings
 from rtcrypto.logs import setup_logging
-from rtcrypto.stack import kafka, maven, process, search
+from rtcrypto.stack import airflow, kafka, maven, process, search
 from rtcrypto.stack.errors import StackError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -68,8 +69,20 @@ def up(
     search_timeout_s: float = typer.Option(
         120.0, "--search-timeout", help="Seconds to wait for Elasticsearch health."
     ),
+    with_airflow: bool = typer.Option(
+        True, "--airflow/--no-airflow", help="Also start Airflow standalone (UI and scheduler)."
+    ),
+    airflow_timeout_s: float = typer.Option(
+        180.0, "--airflow-timeout", help="Seconds to wait for Airflow health."
+    ),
+    airflow_wait: bool = typer.Option(
+        True,
+        "--airflow-wait/--no-airflow-wait",
+        help="Wait for Airflow's health, or start it in the background.",
+    ),
 ) -> None:
-    """Resolve jars (first run only), start Kafka (KRaft), create the topics, start Elasticsearch."""
+    """Resolve jars (first run only), start Kafka (KRaft), create the topics, start Elasticsearch
+    and Airflow."""
     settings = get_settings()
     started = time.monotonic()
     with _expected_errors():
@@ -100,9 +113,13 @@ def up(
         )
         if with_search:
             _start_search(search_timeout_s)
+        if with_airflow:
+            _start_airflow(airflow_timeout_s, wait=airflow_wait)
     ready = f"ready     Kafka bootstrap {settings.kafka_bootstrap}"
     if with_search:
         ready += f", Elasticsearch {settings.search_url}"
+    if with_airflow:
+        ready += f", Airflow {settings.airflow_url}"
     typer.echo(f"{ready} ({time.monotonic() - started:.1f} s)")
 
 
@@ -121,6 +138,31 @@ def _start_search(timeout_s: float) -> None:
     typer.echo(
         f"search    {state} (pid {result.pid}{built}), healthy after "
         f"{result.seconds_to_healthy:.1f} s; data {search.search_paths(settings).data_dir}"
+    )
+
+
+def _start_airflow(timeout_s: float, *, wait: bool) -> None:
+    """Start Airflow standalone (after Kafka and Elasticsearch) and say where its UI and login are."""
+    settings = get_settings()
+    paths = airflow.airflow_paths(settings)
+    if not process.is_running(airflow.AIRFLOW_PROCESS, settings):
+        how = "waiting for health" if wait else "in the background"
+        typer.echo(
+            f"airflow   starting standalone (api-server, scheduler, dag-processor, triggerer; "
+            f"parallelism {settings.airflow_parallelism}), {how} ..."
+        )
+    result = airflow.start_airflow(settings, timeout_s=timeout_s, wait=wait)
+    state = "already running" if result.already_running else "started"
+    if wait:
+        timing = f"healthy after {result.seconds_to_healthy:.1f} s"
+        if result.seconds_to_migrate:
+            timing += f" (db migrate {result.seconds_to_migrate:.1f} s)"
+    else:
+        timing = "answers in about 30 s"
+    typer.echo(f"airflow   {state} (pid {result.pid}), {timing}; home {paths.home_dir}")
+    typer.echo(
+        f"          UI {settings.airflow_url}  user {airflow.ADMIN_USER}, password in "
+        f"{result.password_file}; log {paths.process_log}"
     )
 
 
@@ -165,6 +207,19 @@ def status() -> None:
             f"{entry.name:<14} {entry.pid or '-':>8}  {'yes' if entry.running else 'no':<8} "
             f"{ports:<12} {uptime:>9}  {entry.log_path}"
         )
+    if any(entry.name == airflow.AIRFLOW_PROCESS for entry in statuses):
+        airflow_health = airflow.health(settings.airflow_url, timeout_s=2.0)
+        if airflow_health is None:
+            typer.echo(f"airflow   {settings.airflow_url}: not answering")
+        else:
+            components = ", ".join(
+                f"{name} {state}"
+                for name, state in airflow.component_states(airflow_health).items()
+            )
+            typer.echo(
+                f"airflow   {settings.airflow_url}: {components}; user {airflow.ADMIN_USER}, "
+                f"password in {airflow.airflow_paths(settings).password_file}"
+            )
     if any(entry.name == search.SEARCH_PROCESS for entry in statuses):
         health = search.node_health(settings.search_url, timeout_s=2.0)
         if health is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -51,6 +52,9 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
         "RTC_SEARCH_URL": f"http://127.0.0.1:{free_port()}",
         "RTC_SEARCH_TRANSPORT_PORT": str(free_port()),
         "RTC_SIMULATOR_PORT": str(free_port()),
+        "RTC_AIRFLOW_PORT": str(free_port()),
+        "RTC_AIRFLOW_WORKER_LOG_PORT": str(free_port()),
+        "RTC_AIRFLOW_TRIGGER_LOG_PORT": str(free_port()),
         "SPARK_LOCAL_IP": "127.0.0.1",
     }
     rtc = [sys.executable, "-m", "rtcrypto.cli.main"]
@@ -77,16 +81,22 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
         assert first_record_s is not None, f"no liquidity record within 240 s:\n{log[-4000:]}"
         assert record["type"] == "liquidity" and record["symbol"] == "BTCUSD"
         assert record["bid_price_weighted_volume"] > 0 and record["ask_price_weighted_volume"] > 0
-        for name in ("kafka", "elasticsearch", "simulator", "ingest", "liquidity"):
+        for name in ("kafka", "elasticsearch", "airflow", "simulator", "ingest", "liquidity"):
             assert f"{name}" in log
+        assert "password in" in log  # where the Airflow login is, never the password itself
         status = subprocess.run(
             [*rtc, "status"], env=env, capture_output=True, text=True, timeout=60
         )
-        for name in ("kafka", "elasticsearch", "simulator", "ingest", "liquidity"):
+        for name in ("kafka", "elasticsearch", "airflow", "simulator", "ingest", "liquidity"):
             assert any(
                 line.split()[:1] == [name] and " yes " in line
                 for line in status.stdout.splitlines()
             ), status.stdout
+        # Both streaming services report in: the ingest and the Spark job heartbeat lines.
+        assert re.search(
+            r"^  ingest +last heartbeat \d+ s ago, processed [1-9]", status.stdout, re.M
+        ), status.stdout
+        assert re.search(r"^  spark-liquidity +last heartbeat", status.stdout, re.M), status.stdout
     finally:
         if up.poll() is None:
             up.terminate()  # stops following; the platform keeps running until `rtc down`

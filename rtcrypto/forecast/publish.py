@@ -1,0 +1,388 @@
+"""Versioned forecast artifacts, the publish gate, and ``load_current`` for the trader.
+
+Layout under ``settings.forecast_dir`` (default ``<home>/forecast``)::
+
+    versions/<version>/forecast.parquet   ds (UTC), yhat, yhat_lower, yhat_upper (log price), side
+    versions/<version>/metadata.json      version, training window, data fingerprint, holdout
+                                          window and backtest metrics, parity flag, gate verdict
+    versions/<version>/components.png     trend and seasonality of the model
+    versions/<version>/equity.png         holdout equity: strategy vs buy-and-hold
+    current                               text file: the current version (replaced atomically)
+
+Contract for the trader: read ``current`` (``current_version()`` is one small file read; poll
+it, or its mtime, each minute), and when the version changes call ``load_current()`` and switch
+to the new forecast between minutes. A version directory is complete before ``current`` names
+it, and is never modified afterwards.
+
+The gate: a candidate trains on its data before the holdout (the last ``holdout_days`` days)
+and is scored on the holdout. The current version is re-scored from its stored forecast on the
+same held-out minutes, restricted to minutes after both models' training ends (so neither has
+seen them) and covered by both forecasts: that is the common holdout. The candidate becomes
+current when its strategy return after fees there is not below the current's (ties pass); else
+it stays a candidate and the reason is recorded and returned. With no current version, the
+first candidate becomes current.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rtcrypto.backtest import BacktestConfig, simulate
+from rtcrypto.forecast.model import (
+    DEFAULT_HORIZON_MINUTES,
+    FORECAST_COLUMNS,
+    ForecastError,
+    ForecastModel,
+    TrainOptions,
+    components_frame,
+    forecast,
+    prepare,
+    side_codes,
+    train,
+)
+from rtcrypto.forecast.walkforward import (
+    DEFAULT_HOLDOUT_DAYS,
+    HoldoutScore,
+    score_forecast,
+    split_holdout,
+)
+
+CURRENT_POINTER = "current"
+VERSIONS_DIR = "versions"
+GATE_METRIC = "return_pct"
+
+
+class NoCurrentForecastError(ForecastError):
+    """Nothing has been published as current yet."""
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    promoted: bool
+    reason: str
+    common_minutes: int
+    candidate_metrics: dict[str, Any] | None
+    current_metrics: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    version: str
+    folder: Path
+    promoted: bool
+    reason: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CurrentForecast:
+    version: str
+    forecast: pd.DataFrame  # FORECAST_COLUMNS
+    metadata: dict[str, Any]
+    pointer_mtime_ns: int
+
+
+def resolve_forecast_dir(forecast_dir: Path | None = None) -> Path:
+    """The forecast folder: the argument, else ``settings.forecast_dir``, else ``<home>/forecast``."""
+    if forecast_dir is not None:
+        return Path(forecast_dir)
+    from rtcrypto.config import get_settings
+
+    settings = get_settings()
+    return settings.forecast_dir or settings.home / "forecast"
+
+
+def data_fingerprint(bars: pd.DataFrame) -> str:
+    """SHA-256 of the minute times (ms) and prices the model and holdout used."""
+    ts = pd.to_datetime(bars["ts"], utc=True).dt.tz_convert(None).to_numpy()
+    digest = hashlib.sha256()
+    digest.update(ts.astype("datetime64[ms]").astype(np.int64).tobytes())
+    digest.update(np.ascontiguousarray(bars["price"].to_numpy(dtype=np.float64)).tobytes())
+    return digest.hexdigest()
+
+
+def current_version(forecast_dir: Path | None = None) -> str | None:
+    """The current version's name, or None; cheap enough to poll every minute."""
+    pointer = resolve_forecast_dir(forecast_dir) / CURRENT_POINTER
+    try:
+        return pointer.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def load_version(version: str, forecast_dir: Path | None = None) -> tuple[pd.DataFrame, dict]:
+    folder = resolve_forecast_dir(forecast_dir) / VERSIONS_DIR / version
+    frame = pd.read_parquet(folder / "forecast.parquet")
+    metadata = json.loads((folder / "metadata.json").read_text())
+    return frame, metadata
+
+
+def load_current(forecast_dir: Path | None = None) -> CurrentForecast:
+    """The current forecast and its version; raises ``NoCurrentForecastError`` if none."""
+    folder = resolve_forecast_dir(forecast_dir)
+    pointer = folder / CURRENT_POINTER
+    try:
+        mtime_ns = pointer.stat().st_mtime_ns
+    except FileNotFoundError:
+        raise NoCurrentForecastError(
+            f"no current forecast in {folder}: publish one with `rtc forecast publish`"
+        ) from None
+    version = pointer.read_text().strip()
+    frame, metadata = load_version(version, folder)
+    return CurrentForecast(
+        version=version, forecast=frame, metadata=metadata, pointer_mtime_ns=mtime_ns
+    )
+
+
+def _write_pointer(folder: Path, version: str) -> None:
+    descriptor, temporary = tempfile.mkstemp(prefix=".current-", dir=folder)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(version + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, folder / CURRENT_POINTER)  # atomic: readers see old or new
+
+
+def gate(
+    candidate: pd.DataFrame,
+    candidate_trained_until: pd.Timestamp,
+    holdout: pd.DataFrame,
+    forecast_dir: Path | None = None,
+    config: BacktestConfig | None = None,
+) -> GateDecision:
+    """Compare a candidate forecast with the current one on their common holdout."""
+    version = current_version(forecast_dir)
+    if version is None:
+        return GateDecision(
+            True, "no current version: the first candidate becomes current", 0, None, None
+        )
+    current_frame, current_meta = load_version(version, forecast_dir)
+    current_until = pd.Timestamp(current_meta["training"]["last"])
+    since = max(_utc(candidate_trained_until), _utc(current_until))
+    holdout_ts = pd.to_datetime(holdout["ts"], utc=True)
+    covered = (
+        (holdout_ts > since)
+        & holdout_ts.isin(pd.to_datetime(current_frame["ds"], utc=True))
+        & holdout_ts.isin(pd.to_datetime(candidate["ds"], utc=True))
+    )
+    common = holdout[covered.to_numpy()].reset_index(drop=True)
+    if len(common) < 2:
+        return GateDecision(
+            False,
+            f"no common holdout with current version {version}: no held-out minute after both "
+            f"training ends ({since:%Y-%m-%d %H:%M}) is covered by both forecasts",
+            len(common),
+            None,
+            None,
+        )
+    mine = score_forecast(candidate, common, candidate_trained_until, config).metrics()
+    theirs = score_forecast(current_frame, common, current_until, config).metrics()
+    promoted = mine[GATE_METRIC] >= theirs[GATE_METRIC]
+    comparison = (
+        f"{GATE_METRIC} after fees on {len(common):,} common held-out minutes: candidate "
+        f"{mine[GATE_METRIC]:+.4f} % vs current {version} {theirs[GATE_METRIC]:+.4f} %"
+    )
+    reason = ("not worse than current: " if promoted else "worse than current: ") + comparison
+    return GateDecision(promoted, reason, len(common), mine, theirs)
+
+
+def _utc(moment: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _plot_components(model: ForecastModel, path: Path, frame: pd.DataFrame) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = pd.date_range(model.train_first, model.train_last, freq="15min")
+    future = pd.DatetimeIndex(frame["ds"].dt.tz_convert(None)[::15])
+    parts = components_frame(model, history.append(future))
+    names = [name for name in ("trend", "daily", "weekly", "yearly") if name in parts.columns]
+    figure, axes = plt.subplots(len(names), 1, figsize=(9, 2.4 * len(names)), squeeze=False)
+    periods = {"daily": pd.Timedelta(days=1), "weekly": pd.Timedelta(days=7)}
+    for axis, name in zip(axes[:, 0], names, strict=True):
+        if name in periods:  # one period is the whole story, as in Prophet's own plot
+            shown = parts[parts["ds"] < parts["ds"].iloc[0] + periods[name]]
+            axis.plot(shown["ds"], shown[name], linewidth=0.9)
+            axis.set_title(f"{name} seasonality (log price), one period", fontsize=9)
+            continue
+        axis.plot(parts["ds"], parts[name], linewidth=0.8)
+        axis.set_title(f"{name} (log price); dotted: end of training", fontsize=9)
+        axis.axvline(model.train_last, color="grey", linestyle=":", linewidth=0.8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def _plot_equity(
+    frame: pd.DataFrame, holdout: pd.DataFrame, config: BacktestConfig, path: Path
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    joined = pd.DataFrame(
+        {"ds": pd.to_datetime(holdout["ts"], utc=True), "close": holdout["close"].to_numpy()}
+    ).merge(frame[["ds", "side"]].assign(ds=pd.to_datetime(frame["ds"], utc=True)), on="ds")
+    figure, axis = plt.subplots(figsize=(9, 3.5))
+    if not joined.empty:
+        prices = joined["close"].to_numpy()
+        strategy = simulate(prices, side_codes(joined["side"].to_numpy()), config)
+        hold = simulate(prices, np.ones(len(prices), dtype=np.int8), config)
+        axis.plot(joined["ds"], strategy.equity, label="forecast strategy", linewidth=0.9)
+        axis.plot(joined["ds"], hold.equity, label="buy and hold", linewidth=0.9)
+        axis.legend(fontsize=8)
+    axis.set_title("held-out equity (USD, fees charged, no liquidity gate)", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def new_version_name(fingerprint: str, now: datetime | None = None) -> str:
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    return f"{moment:%Y%m%dT%H%M%SZ}-{fingerprint[:8]}"
+
+
+def publish(
+    bars: pd.DataFrame,
+    *,
+    source: str = "",
+    holdout_days: float = DEFAULT_HOLDOUT_DAYS,
+    horizon_minutes: int = DEFAULT_HORIZON_MINUTES,
+    book_parity: bool = False,
+    options: TrainOptions | None = None,
+    forecast_dir: Path | None = None,
+    config: BacktestConfig | None = None,
+    version: str | None = None,
+) -> PublishResult:
+    """Train on ``bars`` before the holdout, score, write the artifacts, then apply the gate.
+
+    The published forecast starts at the minute after training (the holdout's first minute) and
+    runs ``horizon_minutes`` on: the very forecast that was scored.
+    """
+    config = config or BacktestConfig()
+    training, holdout = split_holdout(bars, holdout_days)
+    model = train(prepare(training), book_parity=book_parity, options=options)
+    frame = forecast(model, minutes=horizon_minutes)
+    score: HoldoutScore = score_forecast(frame, holdout, model.train_last, config)
+    fingerprint = data_fingerprint(bars)
+    version = version or new_version_name(fingerprint)
+    root = resolve_forecast_dir(forecast_dir)
+    folder = root / VERSIONS_DIR / version
+    if folder.exists():
+        raise ForecastError(f"version {version} already exists in {folder.parent}")
+    with _publish_lock(root):
+        return _write_and_gate(
+            root,
+            folder,
+            version,
+            model,
+            frame,
+            holdout,
+            score,
+            fingerprint,
+            source,
+            holdout_days,
+            horizon_minutes,
+            config,
+        )
+
+
+@contextmanager
+def _publish_lock(root: Path) -> Iterator[None]:
+    """One publish at a time per forecast folder (the gate reads, then moves, the pointer)."""
+    with (_ensure(root) / ".publish.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_and_gate(
+    root: Path,
+    folder: Path,
+    version: str,
+    model: ForecastModel,
+    frame: pd.DataFrame,
+    holdout: pd.DataFrame,
+    score: HoldoutScore,
+    fingerprint: str,
+    source: str,
+    holdout_days: float,
+    horizon_minutes: int,
+    config: BacktestConfig,
+) -> PublishResult:
+    if folder.exists():
+        raise ForecastError(f"version {version} already exists in {folder.parent}")
+    compared_with = current_version(root)
+    decision = gate(frame, model.train_last, holdout, root, config)
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=_ensure(root / VERSIONS_DIR)))
+    frame[list(FORECAST_COLUMNS)].to_parquet(staging / "forecast.parquet", index=False)
+    _plot_components(model, staging / "components.png", frame)
+    _plot_equity(frame, holdout, config, staging / "equity.png")
+    holdout_ts = pd.to_datetime(holdout["ts"], utc=True)
+    metadata: dict[str, Any] = {
+        "version": version,
+        "source": source,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "book_parity": model.options.book_parity,
+        "train_options": model.options.to_dict(),
+        "training": {
+            "first": _utc(model.train_first).isoformat(),
+            "last": _utc(model.train_last).isoformat(),
+            "rows": model.train_rows,
+            "fit_rows": model.fit_rows,
+            "bucket_minutes": model.bucket_minutes,
+            "fit_seconds": round(model.fit_seconds, 3),
+            "train_seconds": round(model.train_seconds, 3),
+        },
+        "data_fingerprint": fingerprint,
+        "horizon_minutes": horizon_minutes,
+        "forecast_first": frame["ds"].iloc[0].isoformat(),
+        "forecast_last": frame["ds"].iloc[-1].isoformat(),
+        "holdout": {
+            "first": holdout_ts.iloc[0].isoformat(),
+            "last": holdout_ts.iloc[-1].isoformat(),
+            "days": holdout_days,
+        },
+        "backtest": score.metrics(),
+        "bounds": "cheap: yhat +- z*sqrt(residual_var + h*step_var), log scale",
+        "gate": {
+            "metric": GATE_METRIC,
+            "promoted": decision.promoted,
+            "reason": decision.reason,
+            "common_minutes": decision.common_minutes,
+            "candidate": decision.candidate_metrics,
+            "current": decision.current_metrics,
+            "compared_with": compared_with,
+        },
+        "status": "current" if decision.promoted else "candidate",
+    }
+    (staging / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
+    os.replace(staging, folder)
+    if decision.promoted:
+        _write_pointer(root, version)
+    return PublishResult(version, folder, decision.promoted, decision.reason, metadata)
+
+
+def _ensure(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

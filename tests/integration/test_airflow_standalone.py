@@ -1,0 +1,137 @@
+"""Airflow standalone as a managed process: start on free ports with an isolated home, health,
+a JWT for the admin, both DAGs through the REST API, and a stop that leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from rtcrypto.config import Settings
+from rtcrypto.stack import airflow, process
+from rtcrypto.stack.errors import PortInUseError
+from tests.helpers import SHARED_DATA, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+EXPECTED_DAGS = {"history_download", "forecast_retrain"}
+MINUTE_FILE = SHARED_DATA / "minute" / "binance_BTCUSDT_1m_2024-01-01_2024-01-21.csv.gz"
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        if proc.name == str(os.getpid()):
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (proc / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if text in command or text in environ:
+            found.append(f"{proc.name}: {command[:200]}")
+    return found
+
+
+def _dag_ids(url: str, token: str) -> set[str]:
+    document = airflow.api_get(url, "/api/v2/dags?limit=100", token)
+    assert isinstance(document, dict)
+    return {entry["dag_id"] for entry in document["dags"]}
+
+
+def test_standalone_starts_serves_both_dags_and_stops_cleanly(
+    tmp_path: Path, services_report
+) -> None:
+    home = tmp_path / "rtc"
+    settings = Settings(
+        home=home,
+        airflow_port=free_port(),
+        airflow_worker_log_port=free_port(),
+        airflow_trigger_log_port=free_port(),
+    )
+    started = time.monotonic()
+    try:
+        result = airflow.start_airflow(settings, timeout_s=120)
+        start_s = time.monotonic() - started
+        assert not result.already_running
+        health = airflow.health(settings.airflow_url)
+        assert health is not None
+        assert airflow.component_states(health)["metadatabase"] == "healthy"
+        assert result.password_file.is_file()
+        assert result.password_file.stat().st_mode & 0o077 == 0  # readable by the owner only
+        password = airflow.admin_password(settings)
+        assert password not in process.log_path(airflow.AIRFLOW_PROCESS, settings).read_text()
+
+        token = airflow.api_token(settings.airflow_url, airflow.ADMIN_USER, password)
+        deadline = time.monotonic() + 90  # the dag-processor parses dags/ after start-up
+        dag_ids: set[str] = set()
+        while time.monotonic() < deadline and not dag_ids >= EXPECTED_DAGS:
+            dag_ids = _dag_ids(settings.airflow_url, token)
+            time.sleep(2)
+        dags_s = time.monotonic() - started
+        assert dag_ids >= EXPECTED_DAGS, dag_ids
+
+        # A real run through scheduler, LocalExecutor and the execution API on our port.
+        url = settings.airflow_url
+        airflow.api_request(
+            url,
+            "/api/v2/dags/history_download",
+            token,
+            method="PATCH",
+            body={"is_paused": False},
+        )
+        run = airflow.api_request(
+            url,
+            "/api/v2/dags/history_download/dagRuns",
+            token,
+            method="POST",
+            body={"logical_date": None, "conf": {"local_file": str(MINUTE_FILE)}},
+        )
+        assert isinstance(run, dict)
+        run_path = f"/api/v2/dags/history_download/dagRuns/{run['dag_run_id']}"
+        deadline = time.monotonic() + 120
+        state = run["state"]
+        while time.monotonic() < deadline and state not in ("success", "failed"):
+            time.sleep(2)
+            current = airflow.api_get(url, run_path, token)
+            assert isinstance(current, dict)
+            state = current["state"]
+        run_s = time.monotonic() - started - dags_s
+        assert state == "success", process.tail_log(airflow.AIRFLOW_PROCESS, 40, settings)
+        assert list((home / "history").rglob("*.parquet"))
+
+        second = airflow.start_airflow(settings, timeout_s=30)  # idempotent
+        assert second.already_running and second.pid == result.pid
+    finally:
+        stop_started = time.monotonic()
+        stopped = airflow.stop_airflow(settings)
+        stop_s = time.monotonic() - stop_started
+    assert stopped
+    time.sleep(1)
+    assert _processes_mentioning(str(home)) == []
+    assert not process.is_running(airflow.AIRFLOW_PROCESS, settings)
+    services_report(
+        f"Airflow standalone: migrate {result.seconds_to_migrate:.1f} s, healthy "
+        f"{start_s:.0f} s after start, both DAGs listed after {dags_s:.0f} s, history_download "
+        f"run via REST {run_s:.0f} s, stop {stop_s:.1f} s"
+    )
+
+
+def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        settings = Settings(
+            home=tmp_path / "rtc",
+            airflow_port=busy,
+            airflow_worker_log_port=free_port(),
+            airflow_trigger_log_port=free_port(),
+        )
+        with pytest.raises(PortInUseError, match="RTC_AIRFLOW_PORT"):
+            airflow.start_airflow(settings, timeout_s=10)
+    assert not process.is_running(airflow.AIRFLOW_PROCESS, settings)

@@ -18,6 +18,10 @@ def _compose() -> dict:
 def test_compose_has_the_spine_services_with_health_checks() -> None:
     services = _compose()["services"]
     assert {"kafka", "kafka-init", "simulator", "ingest", "liquidity"} <= set(services)
+    assert {"elasticsearch", "kibana", "airflow"} <= set(services)
+    assert services["elasticsearch"]["image"].endswith(Settings().search_version)
+    assert services["elasticsearch"]["environment"]["xpack.security.enabled"] == "true"
+    assert "ELASTIC_PASSWORD" in services["elasticsearch"]["environment"]["ELASTIC_PASSWORD"]
     assert "healthcheck" in services["kafka"] and "healthcheck" in services["simulator"]
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert services["kafka"]["image"].endswith(Settings().kafka_version)

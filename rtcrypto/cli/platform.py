@@ -31,16 +31,16 @@ def _start(name: str, command: list[str], settings: Settings, **kwargs: object) 
 
 
 def _wait_for_port(name: str, port: int, host: str, timeout_s: float, settings: Settings) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.port_accepts(port, host):
-            return
-        if not process.is_running(name, settings):
-            raise StackError(
-                f"{name} exited during start-up; last log lines:\n{process.tail_log(name, 15, settings)}"
-            )
-        time.sleep(0.2)
-    raise StackError(f"{name} did not listen on {host}:{port} within {timeout_s:.0f} s")
+    process.wait_until_healthy(
+        name,
+        lambda: process.port_accepts(port, host),
+        service=name,
+        target=f"{host}:{port}",
+        logs=[process.log_path(name, settings)],
+        timeout_s=timeout_s,
+        settings=settings,
+        poll_s=0.2,
+    )
 
 
 def start_services(settings: Settings) -> None:

@@ -212,21 +212,16 @@ def wait_for_airflow(settings: Settings | None = None, *, timeout_s: float = 180
     Raises :class:`ServiceStartError` if the process exits or ``timeout_s`` seconds pass.
     """
     settings = settings or get_settings()
-    log_file = process.log_path(AIRFLOW_PROCESS, settings)
-    started = time.monotonic()
-    while health(settings.airflow_url) is None:
-        if not process.is_running(AIRFLOW_PROCESS, settings):
-            raise ServiceStartError(
-                f"Airflow exited during start-up; see {log_file}. Last lines:\n"
-                f"{process.tail_log(AIRFLOW_PROCESS, 10, settings)}"
-            )
-        if time.monotonic() - started > timeout_s:
-            raise ServiceStartError(
-                f"Airflow did not answer {settings.airflow_url}{HEALTH_PATH} within "
-                f"{timeout_s:.0f} s; see {log_file}"
-            )
-        time.sleep(0.5)
-    return time.monotonic() - started
+    return process.wait_until_healthy(
+        AIRFLOW_PROCESS,
+        lambda: health(settings.airflow_url) is not None,
+        service="Airflow",
+        target=f"{settings.airflow_url}{HEALTH_PATH}",
+        logs=[process.log_path(AIRFLOW_PROCESS, settings)],
+        timeout_s=timeout_s,
+        settings=settings,
+        poll_s=0.5,
+    )
 
 
 def ensure_admin_password(settings: Settings | None = None) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import logging
 import subprocess
-import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -280,21 +279,15 @@ def wait_for_kafka(settings: Settings | None = None, *, timeout_s: float = 90.0)
     """
     settings = settings or get_settings()
     paths = kafka_paths(settings)
-    started = time.monotonic()
-    while not broker_healthy(settings.kafka_bootstrap, timeout_s=2.0):
-        if not process.is_running(KAFKA_PROCESS, settings):
-            raise ServiceStartError(
-                f"Kafka exited during start-up; see {paths.server_log} and {paths.process_log}. "
-                f"Last lines:\n{process.tail_file(paths.server_log, 5)}\n"
-                f"{process.tail_log(KAFKA_PROCESS, 5, settings)}"
-            )
-        if time.monotonic() - started > timeout_s:
-            raise ServiceStartError(
-                f"Kafka did not answer on {settings.kafka_bootstrap} within {timeout_s:.0f} s; "
-                f"see {paths.server_log} and {paths.process_log}"
-            )
-        time.sleep(0.25)
-    return time.monotonic() - started
+    return process.wait_until_healthy(
+        KAFKA_PROCESS,
+        lambda: broker_healthy(settings.kafka_bootstrap, timeout_s=2.0),
+        service="Kafka",
+        target=settings.kafka_bootstrap,
+        logs=[paths.server_log, paths.process_log],
+        timeout_s=timeout_s,
+        settings=settings,
+    )
 
 
 # --- lifecycle ---------------------------------------------------------------------------------

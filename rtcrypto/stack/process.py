@@ -18,14 +18,19 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rtcrypto.config import Settings, get_settings
-from rtcrypto.stack.errors import PortInUseError, ProcessAlreadyRunningError, StackError
+from rtcrypto.stack.errors import (
+    PortInUseError,
+    ProcessAlreadyRunningError,
+    ServiceStartError,
+    StackError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -354,3 +359,35 @@ def exclusive_lock(name: str, settings: Settings | None = None) -> Iterator[None
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def wait_until_healthy(
+    name: str,
+    healthy: Callable[[], bool],
+    *,
+    service: str,
+    target: str,
+    logs: Sequence[Path],
+    timeout_s: float,
+    settings: Settings | None = None,
+    poll_s: float = 0.25,
+) -> float:
+    """Block until ``healthy()``; return the seconds waited.
+
+    Raises :class:`ServiceStartError` when the managed process ``name`` exits first, or after
+    ``timeout_s`` seconds, naming ``logs`` (the last lines of each when it exited).
+    """
+    started = time.monotonic()
+    where = " and ".join(str(log) for log in logs)
+    while not healthy():
+        if not is_running(name, settings):
+            last = "\n".join(tail_file(log, 5) for log in logs)
+            raise ServiceStartError(
+                f"{service} exited during start-up; see {where}. Last lines:\n{last}"
+            )
+        if time.monotonic() - started > timeout_s:
+            raise ServiceStartError(
+                f"{service} did not answer on {target} within {timeout_s:.0f} s; see {where}"
+            )
+        time.sleep(poll_s)
+    return time.monotonic() - started

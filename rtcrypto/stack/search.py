@@ -25,7 +25,6 @@ import logging
 import os
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -539,21 +538,15 @@ def wait_for_search(settings: Settings | None = None, *, timeout_s: float = 120.
     """
     settings = settings or get_settings()
     paths = search_paths(settings)
-    started = time.monotonic()
-    while not search_healthy(settings.search_url, timeout_s=2.0):
-        if not process.is_running(SEARCH_PROCESS, settings):
-            raise ServiceStartError(
-                f"Elasticsearch exited during start-up; see {paths.server_log} and "
-                f"{paths.process_log}. Last lines:\n{process.tail_file(paths.server_log, 5)}\n"
-                f"{process.tail_log(SEARCH_PROCESS, 5, settings)}"
-            )
-        if time.monotonic() - started > timeout_s:
-            raise ServiceStartError(
-                f"Elasticsearch did not become healthy on {settings.search_url} within "
-                f"{timeout_s:.0f} s; see {paths.server_log} and {paths.process_log}"
-            )
-        time.sleep(0.25)
-    return time.monotonic() - started
+    return process.wait_until_healthy(
+        SEARCH_PROCESS,
+        lambda: search_healthy(settings.search_url, timeout_s=2.0),
+        service="Elasticsearch",
+        target=settings.search_url,
+        logs=[paths.server_log, paths.process_log],
+        timeout_s=timeout_s,
+        settings=settings,
+    )
 
 
 # --- lifecycle ---------------------------------------------------------------------------------

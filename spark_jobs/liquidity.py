@@ -370,35 +370,32 @@ def read_orderbook_stream(spark: SparkSession, options: JobOptions) -> DataFrame
     )
 
 
-def start_liquidity_query(parsed: DataFrame, options: JobOptions) -> StreamingQuery:
-    """The windowed aggregate, written once per window to the output topic."""
-    liquidity = build_liquidity(parsed, watermark=options.watermark)
+def _write_to_kafka(
+    records: DataFrame, name: str, topic: str, options: JobOptions
+) -> StreamingQuery:
+    """Start query ``name``: append ``records`` to ``topic``, checkpointed under its own folder."""
     return (
-        to_kafka_records(liquidity)
-        .writeStream.queryName("liquidity")
+        records.writeStream.queryName(name)
         .format("kafka")
         .option("kafka.bootstrap.servers", options.bootstrap)
-        .option("topic", options.output_topic)
-        .option("checkpointLocation", str(options.checkpoint / "liquidity"))
+        .option("topic", topic)
+        .option("checkpointLocation", str(options.checkpoint / name))
         .outputMode("append")
         .trigger(processingTime=options.trigger)
         .start()
     )
+
+
+def start_liquidity_query(parsed: DataFrame, options: JobOptions) -> StreamingQuery:
+    """The windowed aggregate, written once per window to the output topic."""
+    liquidity = build_liquidity(parsed, watermark=options.watermark)
+    return _write_to_kafka(to_kafka_records(liquidity), "liquidity", options.output_topic, options)
 
 
 def start_deadletter_query(parsed: DataFrame, options: JobOptions) -> StreamingQuery:
     """The stateless side query that forwards malformed records to the dead-letter topic."""
-    return (
-        build_dead_letters(parsed, options.input_topic)
-        .writeStream.queryName("deadletter")
-        .format("kafka")
-        .option("kafka.bootstrap.servers", options.bootstrap)
-        .option("topic", options.deadletter_topic)
-        .option("checkpointLocation", str(options.checkpoint / "deadletter"))
-        .outputMode("append")
-        .trigger(processingTime=options.trigger)
-        .start()
-    )
+    dead_letters = build_dead_letters(parsed, options.input_topic)
+    return _write_to_kafka(dead_letters, "deadletter", options.deadletter_topic, options)
 
 
 @dataclass(slots=True)

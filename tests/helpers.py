@@ -22,7 +22,22 @@ from kafka import KafkaConsumer, TopicPartition
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 ORDERBOOK = SHARED_DATA / "orderbook"
+MINUTE_DIR = SHARED_DATA / "minute"
 GEMINI_CAPTURE = ORDERBOOK / "gemini_2021-04-17__GEMINI.ws.36.0.gz"
+
+
+def shared_minute_file(name: str) -> Path:
+    """A real file of ../shared/data/minute; the test fails (never skips) when it is missing."""
+    import pytest
+
+    path = MINUTE_DIR / name
+    if not path.is_file():
+        pytest.fail(
+            f"real minute data missing: {path} (tests need the shared data folder "
+            f"../shared/data next to the repository, see its README.md)",
+            pytrace=False,
+        )
+    return path
 
 
 def free_port() -> int:

@@ -25,24 +25,12 @@ from rtcrypto.backtest import (
 )
 from rtcrypto.history import import_file, load_history
 from rtcrypto.strategy import StrategyParams
+from tests.helpers import shared_minute_file
 
-MINUTE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "minute"
 SEGMENTS = (
     "binance_BTCUSDT_1m_2021-03-26_2021-04-30.csv.gz",  # two exchange halts inside
     "binance_BTCUSDT_1m_2022-06-15_2022-07-19.csv.gz",  # the June 2022 crash
 )
-
-
-def shared_minute_file(name: str) -> Path:
-    """A real file of ../shared/data/minute; the test fails (never skips) when it is missing."""
-    path = MINUTE_DIR / name
-    if not path.is_file():
-        pytest.fail(
-            f"real minute data missing: {path} (tests need the shared data folder "
-            f"../shared/data next to the repository, see its README.md)",
-            pytrace=False,
-        )
-    return path
 
 
 def real_segment(name: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:

@@ -47,23 +47,11 @@ from rtcrypto.forecast.walkforward import (
     split_holdout,
     walk_forward_segment,
 )
+from tests.helpers import shared_minute_file
 
 QUICK = TrainOptions(bucket_minutes=15)  # 4 days -> 384 rows: a fit in well under a second
-MINUTE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "minute"
 BINANCE_2024 = "binance_BTCUSDT_1m_2024-01-01_2024-01-21.csv.gz"
 KAGGLE_HEAD = "kaggle_bitstamp_btcusd_1-min_head_2012-01-01_2012-01-08.csv.gz"
-
-
-def shared_minute_file(name: str) -> Path:
-    """A real file of ../shared/data/minute; the test fails (never skips) when it is missing."""
-    path = MINUTE_DIR / name
-    if not path.is_file():
-        pytest.fail(
-            f"real minute data missing: {path} (tests need the shared data folder "
-            f"../shared/data next to the repository)",
-            pytrace=False,
-        )
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -26,25 +26,13 @@ from rtcrypto.history import (
     load_history,
     summarize,
 )
+from tests.helpers import shared_minute_file
 
-MINUTE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "minute"
 BINANCE_2021 = "binance_BTCUSDT_1m_2021-03-26_2021-04-30.csv.gz"
 BINANCE_2023 = "binance_BTCUSDT_1m_2023-01-01_2023-01-28.csv.gz"
 KAGGLE_HEAD = "kaggle_bitstamp_btcusd_1-min_head_2012-01-01_2012-01-08.csv.gz"
 BITSTAMP_TAIL = "bitstamp_btcusd_1m_2025-01-06_tail.csv"
 BITSTAMP_HEAD = "bitstamp_btcusd_1m_2025-01-07_head.csv"
-
-
-def shared_minute_file(name: str) -> Path:
-    """A real file of ../shared/data/minute; the test fails (never skips) when it is missing."""
-    path = MINUTE_DIR / name
-    if not path.is_file():
-        pytest.fail(
-            f"real minute data missing: {path} (tests need the shared data folder "
-            f"../shared/data next to the repository, see its README.md)",
-            pytrace=False,
-        )
-    return path
 
 
 def utc_ms(text: str) -> int:

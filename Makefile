@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test test-unit lint typecheck format venv clean bench
+.PHONY: up down status test test-unit lint typecheck format venv clean bench browser
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@command -v java >/dev/null || { echo "error: java (17+) is required: apt-get install openjdk-17-jre-headless"; exit 2; }
@@ -29,8 +29,29 @@ status: $(STAMP)
 	$(BIN)/rtc status
 
 ## Lint, then every test suite: unit, integration (real Kafka + Spark), slow and fault tests.
-test: $(STAMP) lint typecheck
+test: $(STAMP) browser lint typecheck
 	$(BIN)/python -m pytest
+
+## Debian's Chromium + ChromeDriver for the browser test of the Airflow UI: installed with
+## apt-get (as root) only when missing, so it costs nothing once they are there.
+CHROMIUM_PACKAGES := chromium chromium-driver
+CHROMIUM_BIN ?= /usr/bin/chromium
+CHROMEDRIVER_BIN ?= /usr/bin/chromedriver
+browser:
+	@if [ -x $(CHROMIUM_BIN) ] && [ -x $(CHROMEDRIVER_BIN) ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "error: $(CHROMIUM_BIN) is missing and installing it needs root:" \
+			"sudo apt-get install -y --no-install-recommends $(CHROMIUM_PACKAGES)" >&2; exit 2; fi; \
+	command -v apt-get >/dev/null || { echo "error: $(CHROMIUM_BIN) is missing and there is" \
+		"no apt-get: install Chromium and ChromeDriver at $(CHROMIUM_BIN) and" \
+		"$(CHROMEDRIVER_BIN)" >&2; exit 2; }; \
+	echo "installing $(CHROMIUM_PACKAGES) with apt-get (browser test of the Airflow UI)"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	{ apt-get update -q && apt-get install -y -q --no-install-recommends $(CHROMIUM_PACKAGES); } \
+		|| { echo "error: apt-get could not install $(CHROMIUM_PACKAGES) (see above):" \
+			"check the Debian mirror, then run make browser again" >&2; exit 2; }; \
+	test -x $(CHROMIUM_BIN) || { echo "error: apt-get finished but $(CHROMIUM_BIN) is" \
+		"missing" >&2; exit 2; }
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -m "not integration and not slow"

@@ -34,7 +34,8 @@ DEFAULT_ARGS: dict[str, Any] = {
     schedule="30 0 * * *",  # daily at 00:30 UTC
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
-    # The nightly refresh runs without a click; unpausing never triggers a past run at once.
+    # The nightly refresh runs without a click. With catchup off, a fresh Airflow (or an unpause)
+    # still starts one run for the latest 00:30 at once, with the default params.
     is_paused_upon_creation=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -62,8 +63,8 @@ DEFAULT_ARGS: dict[str, Any] = {
             description="Stock Prophet on every minute, as the book did (slow).",
         ),
         "source": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],  # optional: an empty field must not block the trigger form
             title="History source",
             description="Imported source (kaggle_bitstamp, binance, ...); empty: the most recent.",
         ),

@@ -5,7 +5,9 @@ Task ``fetch`` returns the path of the file to import: the ``local_file`` param 
 official ``kaggle`` client (``pip install kaggle``) into ``<home>/downloads/kaggle``. Credentials
 come from the Airflow connection ``kaggle_default`` (login = Kaggle user name, password = API key)
 or the standard ``KAGGLE_USERNAME`` / ``KAGGLE_KEY`` (or ``KAGGLE_API_TOKEN``) environment
-variables; they are never logged. Task ``import_history`` imports it with
+variables, else the client's own ``kaggle.json``; they are registered with Airflow's log masker
+and never logged. Missing or refused credentials fail the task at once, an unreachable Kaggle is
+retried once; each message names the offline command. Task ``import_history`` imports it with
 ``rtcrypto.history.import_file``: re-importing the same content is a no-op, so reruns are safe.
 
 Offline: ``rtc history import FILE`` does the same from a shell, or trigger this DAG with
@@ -14,7 +16,10 @@ Offline: ``rtc history import FILE`` does the same from a shell, or trigger this
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Param, dag, task
@@ -31,6 +36,35 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retries": 1,
     "retry_delay": timedelta(minutes=2),
 }
+# Environment variables that hold a Kaggle secret (the user name is not one).
+SECRET_VARIABLES = ("KAGGLE_KEY", "KAGGLE_API_TOKEN")
+
+
+class KaggleDownloadError(RuntimeError):
+    """The Kaggle download failed in a way a retry may cure (network, Kaggle's side)."""
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every non-empty secret replaced by ``***`` (for messages that quote errors)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def kaggle_credential_files(environ: Mapping[str, str], home: Path) -> list[Path]:
+    """Where the official client looks for credential files of its own, in its order.
+
+    ``$KAGGLE_CONFIG_DIR/kaggle.json`` when that is set, else ``~/.kaggle/kaggle.json`` and the
+    XDG ``kaggle/kaggle.json``; then the access-token files ``~/.kaggle/access_token[.txt]``.
+    """
+    config_dir = environ.get("KAGGLE_CONFIG_DIR")
+    if config_dir:
+        files = [Path(config_dir) / "kaggle.json"]
+    else:
+        xdg = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
+        files = [home / ".kaggle" / "kaggle.json", xdg / "kaggle" / "kaggle.json"]
+    return [*files, home / ".kaggle" / "access_token", home / ".kaggle" / "access_token.txt"]
 
 
 def _kaggle_credentials() -> dict[str, str]:
@@ -58,14 +92,36 @@ def _kaggle_credentials() -> dict[str, str]:
     return {}
 
 
+@contextmanager
+def _environment(entries: Mapping[str, str]) -> Iterator[None]:
+    """Set ``entries`` in ``os.environ`` for the block only (child processes never inherit them)."""
+    import os
+
+    saved = {name: os.environ.get(name) for name in entries}
+    os.environ.update(entries)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _download_from_kaggle(target_dir: str) -> str:
-    """Download and unzip the Kaggle dataset into ``target_dir``; return the CSV's path."""
+    """Download and unzip the Kaggle dataset into ``target_dir``; return the CSV's path.
+
+    Fails the task without a retry when the client is missing, no credentials are configured or
+    Kaggle refuses them; raises :class:`KaggleDownloadError` (retried) when Kaggle cannot be
+    reached. Every message names the offline command; none quotes a secret.
+    """
     import importlib.util
     import logging
     import os
-    from pathlib import Path
 
     from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.log import mask_secret
 
     log = logging.getLogger(__name__)
     if importlib.util.find_spec("kaggle") is None:
@@ -74,27 +130,48 @@ def _download_from_kaggle(target_dir: str) -> str:
             f"(`pip install kaggle`), so {KAGGLE_DATASET} cannot be downloaded. {OFFLINE_HINT}"
         )
     credentials = _kaggle_credentials()
-    if not credentials:
+    files = [path for path in kaggle_credential_files(os.environ, Path.home()) if path.is_file()]
+    if not credentials and not files:
         raise AirflowFailException(
             f"no Kaggle credentials: add the Airflow connection {KAGGLE_CONNECTION_ID!r} "
-            "(login = Kaggle user name, password = API key) or set KAGGLE_USERNAME and KAGGLE_KEY "
-            f"for Airflow. {OFFLINE_HINT}"
+            "(login = Kaggle user name, password = API key), set KAGGLE_USERNAME and KAGGLE_KEY "
+            "(or KAGGLE_API_TOKEN) for Airflow, or put kaggle.json in ~/.kaggle. "
+            f"{OFFLINE_HINT}"
         )
-    os.environ.update(credentials)  # the client reads them from the environment
-    from kaggle.api.kaggle_api_extended import KaggleApi
-
+    secrets = [credentials[name] for name in SECRET_VARIABLES if credentials.get(name)]
+    for secret in secrets:
+        mask_secret(secret)  # Airflow's log masker redacts it from every task log line
     folder = Path(target_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    log.info("downloading Kaggle dataset %s into %s", KAGGLE_DATASET, folder)
-    try:
+    source = "credentials from Airflow/env" if credentials else f"the client's file {files[0]}"
+    log.info("downloading Kaggle dataset %s into %s (%s)", KAGGLE_DATASET, folder, source)
+    with _environment(credentials):  # the client reads them from the environment
+        # Importing the package authenticates, so it happens with the credentials in place.
+        from kaggle.api.kaggle_api_extended import KaggleApi
+
         api = KaggleApi()
-        api.authenticate()
-        api.dataset_download_files(KAGGLE_DATASET, path=str(folder), unzip=True, quiet=True)
-    except (Exception, SystemExit) as error:  # the client exits on failed auth
-        raise RuntimeError(
-            f"downloading {KAGGLE_DATASET} failed ({type(error).__name__}: {error}); "
-            f"no network or wrong credentials? {OFFLINE_HINT}"
-        ) from None
+        try:
+            api.authenticate()
+        except (Exception, SystemExit) as error:  # the client exits when it finds no credentials
+            raise AirflowFailException(
+                f"the Kaggle client could not use the configured credentials "
+                f"({type(error).__name__}): check {KAGGLE_CONNECTION_ID!r}, KAGGLE_USERNAME/"
+                f"KAGGLE_KEY or kaggle.json. {OFFLINE_HINT}"
+            ) from None
+        try:
+            api.dataset_download_files(KAGGLE_DATASET, path=str(folder), unzip=True, quiet=True)
+        except (Exception, SystemExit) as error:
+            status = getattr(getattr(error, "response", None), "status_code", None)
+            detail = redact(f"{type(error).__name__}: {error}", secrets)
+            if status in (401, 403):
+                raise AirflowFailException(
+                    f"Kaggle refused the credentials (HTTP {status}) for {KAGGLE_DATASET}: fix "
+                    f"{KAGGLE_CONNECTION_ID!r} or KAGGLE_USERNAME/KAGGLE_KEY. {OFFLINE_HINT}"
+                ) from None
+            raise KaggleDownloadError(
+                f"downloading {KAGGLE_DATASET} failed ({detail}); is there no network? "
+                f"{OFFLINE_HINT}"
+            ) from None
     csv_files = sorted(folder.glob("*.csv"), key=lambda path: path.stat().st_size, reverse=True)
     if not csv_files:
         raise AirflowFailException(f"the Kaggle download left no CSV file in {folder}")
@@ -114,7 +191,8 @@ def _download_from_kaggle(target_dir: str) -> str:
     params={
         "local_file": Param(
             "",
-            type="string",
+            # "null" makes the field optional in the UI's trigger form: empty means download.
+            type=["null", "string"],
             title="Local file",
             description=(
                 "Path of a minute-bar CSV (plain or .gz) to import instead of downloading from "
@@ -127,8 +205,6 @@ def history_download() -> None:
     @task(execution_timeout=timedelta(hours=1))
     def fetch(params: dict[str, Any] | None = None) -> str:
         """The file to import: ``local_file``, else a fresh Kaggle download."""
-        from pathlib import Path
-
         from airflow.sdk.exceptions import AirflowFailException
 
         from rtcrypto.config import get_settings

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -41,6 +41,18 @@ class KafkaClient(StrEnum):
 
     kafka_python = "kafka-python"
     confluent = "confluent"
+
+
+class TradingMode(StrEnum):
+    """Where orders go: the paper ledger, Gemini's sandbox (or the simulator), or live Gemini."""
+
+    paper = "paper"
+    sandbox = "sandbox"
+    live = "live"
+
+
+GEMINI_SANDBOX_REST_URL = "https://api.sandbox.gemini.com"
+GEMINI_LIVE_REST_URL = "https://api.gemini.com"
 
 
 class Topics(BaseSettings):
@@ -82,6 +94,20 @@ class Settings(BaseSettings):
         description="JDK 21+ for the local node; None picks one (JAVA_HOME, /usr/lib/jvm)",
     )
     search_heap: str = "512m"  # -Xms and -Xmx of the local node
+    search_index_prefix: str = Field(
+        default="rtc", pattern=r"^[a-z0-9][a-z0-9_-]*$", description="indices <prefix>-orders, ..."
+    )
+    search_spool_dir: Path | None = Field(
+        default=None,
+        description="bulk batches Elasticsearch did not take; None: <run>/search-spool",
+    )
+    search_bulk_batch_size: int = Field(default=500, gt=0)  # documents per bulk request
+    search_flush_interval_s: float = Field(default=1.0, gt=0)  # at most this long in the buffer
+
+    # --- Kibana (not started by `rtc stack up`: docker-compose, or a Kibana of your own) ---------
+    kibana_url: str | None = None  # e.g. http://127.0.0.1:5601; None skips the saved-object import
+    kibana_username: str | None = None
+    kibana_password: SecretStr | None = None
 
     # --- market data ---------------------------------------------------------------------------
     feed: Feed = Feed.simulator
@@ -101,6 +127,13 @@ class Settings(BaseSettings):
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 30.0
     depth_band_pct: float = 0.5  # book-depth imbalance band around the mid price, in percent
+
+    # --- supervision (rtcrypto/services.py: Airflow's streaming_supervisor and `rtc status`) ----
+    supervisor_stale_heartbeats: float = Field(default=3.0, gt=0)  # stale after N x interval
+    supervisor_startup_grace_s: float = Field(default=90.0, ge=0)  # silent start allowed (Spark)
+    supervisor_max_lag_records: int = Field(default=100_000, gt=0)  # input records not yet read
+    supervisor_max_lag_s: float = Field(default=120.0, gt=0)  # event-time lag in a heartbeat
+    supervisor_max_restarts_per_hour: int = Field(default=6, ge=1)  # then alert, stop restarting
 
     # --- Spark ---------------------------------------------------------------------------------
     spark_version: str = "4.2.0"
@@ -134,6 +167,40 @@ class Settings(BaseSettings):
     )
     forecast_horizon_minutes: int = Field(default=150_000, gt=0)  # the book's 150,000 minutes
     forecast_holdout_days: float = Field(default=7.0, gt=0)  # held out for backtest and gate
+
+    # --- trader (paper by default) -------------------------------------------------------------
+    trader_symbol: str = "BTCUSD"  # the one symbol the trader trades
+    trader_consumer_group: str = "rtc-trader"  # Kafka consumer group on the liquidity topic
+    trader_max_record_age_s: float | None = Field(
+        default=300.0, description="ignore liquidity records older than this (None: never)"
+    )
+    trader_forecast_offset_ms: int | None = Field(
+        default=None,
+        description="minutes the feed's clock is ahead of the forecast's, in ms; None: ask the "
+        "simulator (its --shift-to-now shift), 0 for the live feed",
+    )
+    forecast_reload_interval_s: float = Field(default=10.0, gt=0)  # how often the pointer is read
+    trader_search: bool = True  # index orders, fills, scores... into Elasticsearch (bulk, spooled)
+    paper_usd: Decimal = Decimal("10000")  # the paper account's starting balances
+    paper_btc: Decimal = Decimal("0")
+    risk_max_position_btc: Decimal = Decimal("1")  # buys are cut to keep the position below this
+    risk_max_order_notional_usd: Decimal = Decimal("25000")  # and each order's notional
+    risk_max_daily_loss_usd: Decimal = Decimal("1000")  # no new buy after losing this today (UTC)
+    risk_max_orders_per_minute: int = Field(default=2, ge=1)
+    kill_switch: bool = False  # RTC_KILL_SWITCH=1: send no order at all
+    kill_switch_file: Path | None = Field(
+        default=None, description="send no order while this file exists; None: <home>/KILL"
+    )
+
+    # --- trading (exchange adapters) -------------------------------------------------------------
+    trading_mode: TradingMode = TradingMode.paper  # live also needs keys (see exchange/gemini.py)
+    gemini_api_key: SecretStr | None = None  # RTC_GEMINI_API_KEY; never logged
+    gemini_api_secret: SecretStr | None = None  # RTC_GEMINI_API_SECRET; never logged
+    gemini_rest_url: str | None = Field(
+        default=None,
+        description="Gemini REST base URL; None derives it from trading_mode (and feed for paper)",
+    )
+    gemini_private_rate_per_min: int = Field(default=600, gt=0)  # Gemini's private-API limit
 
     topics: Topics = Field(default_factory=Topics)
 
@@ -169,6 +236,20 @@ class Settings(BaseSettings):
         return self.home / "lib"
 
     @property
+    def search_spool_path(self) -> Path:
+        """Spool and dead-letter files of the bulk writer: ``search_spool_dir`` or <run>/search-spool."""
+        return self.search_spool_dir or self.run_dir / "search-spool"
+
+    @property
+    def trader_dir(self) -> Path:
+        """The trader's journal and the paper exchange's account."""
+        return self.home / "trader"
+
+    @property
+    def kill_switch_path(self) -> Path:
+        return self.kill_switch_file or self.home / "KILL"
+
+    @property
     def airflow_home_dir(self) -> Path:
         """AIRFLOW_HOME of the local Airflow: ``airflow_home`` or ``<home>/airflow``."""
         return self.airflow_home or self.home / "airflow"
@@ -177,6 +258,20 @@ class Settings(BaseSettings):
     def airflow_url(self) -> str:
         """Base URL of the local Airflow api-server (UI and REST API)."""
         return f"http://127.0.0.1:{self.airflow_port}"
+
+    @property
+    def gemini_rest_base_url(self) -> str:
+        """Gemini REST base URL: ``gemini_rest_url`` if set, else by mode: live and sandbox are
+        Gemini's; paper reads public data from the market-data source (simulator or Gemini)."""
+        if self.gemini_rest_url:
+            return self.gemini_rest_url.rstrip("/")
+        if self.trading_mode is TradingMode.live:
+            return GEMINI_LIVE_REST_URL
+        if self.trading_mode is TradingMode.sandbox:
+            return GEMINI_SANDBOX_REST_URL
+        if self.feed is Feed.live:
+            return GEMINI_LIVE_REST_URL
+        return f"http://{self.simulator_host}:{self.simulator_port}"
 
     @property
     def market_data_ws_url(self) -> str:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 
 from rtcrypto.captures import CaptureError
 from rtcrypto.config import get_settings
 from rtcrypto.logs import setup_logging
 from rtcrypto.simulator import SimulatorOptions, run
+from rtcrypto.simulator.sandbox import sandbox_accounts_from_flags
 
 
 def parse_options(argv: Sequence[str] | None = None) -> SimulatorOptions:
@@ -36,7 +38,28 @@ def parse_options(argv: Sequence[str] | None = None) -> SimulatorOptions:
         action="store_true",
         help="replay at today's time: move the capture's times forward by whole minutes",
     )
+    parser.add_argument(
+        "--sandbox-account",
+        action="append",
+        default=[],
+        metavar="KEY:SECRET",
+        help="Gemini sandbox account (repeatable; visible in ps: prefer --sandbox-from-settings)",
+    )
+    parser.add_argument(
+        "--sandbox-from-settings",
+        action="store_true",
+        help="a sandbox account for RTC_GEMINI_API_KEY / RTC_GEMINI_API_SECRET",
+    )
+    parser.add_argument("--sandbox-usd", type=Decimal, default=Decimal("10000"))
+    parser.add_argument("--sandbox-btc", type=Decimal, default=Decimal("0"))
+    parser.add_argument("--sandbox-fee-pct", type=Decimal, default=Decimal("0.25"))
     args = parser.parse_args(argv)
+    key, secret = settings.gemini_api_key, settings.gemini_api_secret
+    from_settings = (
+        (key.get_secret_value() if key else "", secret.get_secret_value() if secret else "")
+        if args.sandbox_from_settings
+        else (None, None)
+    )
     return SimulatorOptions(
         capture_paths=tuple(args.capture or [settings.simulator_capture]),
         host=args.host,
@@ -49,6 +72,10 @@ def parse_options(argv: Sequence[str] | None = None) -> SimulatorOptions:
         start_immediately=args.start_immediately,
         symbols_file=args.symbols_file,
         shift_to_now=args.shift_to_now,
+        sandbox_accounts=sandbox_accounts_from_flags(
+            args.sandbox_account, args.sandbox_usd, args.sandbox_btc, *from_settings
+        ),
+        sandbox_fee_pct=args.sandbox_fee_pct,
     )
 
 

@@ -52,13 +52,25 @@ def _config(fee: Decimal | None) -> BacktestConfig:
 def _bars(
     source: str | None, file: Path | None, start: str | None, end: str | None
 ) -> pd.DataFrame:
+    import pandas as pd
+
     from rtcrypto.forecast.walkforward import load_bars_file
     from rtcrypto.history import load_history
 
     if (source is None) == (file is None):
         raise typer.BadParameter("give exactly one of --source (imported history) or --file")
     if file is not None:
-        return load_bars_file(file)
+        bars = load_bars_file(file)
+        times = pd.to_datetime(bars["ts"], utc=True)
+        keep = pd.Series(True, index=bars.index)
+        if start is not None:
+            keep &= times >= pd.Timestamp(start, tz="UTC")
+        if end is not None:
+            keep &= times < pd.Timestamp(end, tz="UTC")
+        bars = bars[keep.to_numpy()].reset_index(drop=True)
+        if bars.empty:
+            raise typer.BadParameter(f"{file} has no minute in [{start or '-'}, {end or '-'})")
+        return bars
     return load_history(source or "", start, end)
 
 

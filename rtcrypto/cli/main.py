@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from rtcrypto.cli import forecast, history, ingest, liquidity, market, platform, stack
+from rtcrypto.cli import (
+    forecast,
+    history,
+    ingest,
+    liquidity,
+    market,
+    platform,
+    report,
+    stack,
+    trader,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(stack.app, name="stack", help="Start, stop and inspect the embedded local services.")
@@ -16,6 +26,8 @@ app.add_typer(liquidity.app, name="liquidity", help="The Spark liquidity job and
 market.register(app)  # rtc simulate
 ingest.register(app)  # rtc ingest
 platform.register(app)  # rtc up, rtc down, rtc status
+trader.register(app)  # rtc trader
+report.register(app)  # rtc report
 
 if __name__ == "__main__":
     app()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rtcrypto.config import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -71,12 +75,37 @@ def register(app: typer.Typer) -> None:
                 help="Replay at today's time: move the capture's times forward by whole minutes.",
             ),
         ] = False,
+        sandbox_account: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--sandbox-account",
+                help="Gemini sandbox: accept private requests signed with KEY:SECRET "
+                "(repeatable). Visible in `ps`: prefer --sandbox-from-settings.",
+            ),
+        ] = None,
+        sandbox_from_settings: Annotated[
+            bool,
+            typer.Option(
+                "--sandbox-from-settings",
+                help="Gemini sandbox: an account for RTC_GEMINI_API_KEY / RTC_GEMINI_API_SECRET.",
+            ),
+        ] = False,
+        sandbox_usd: Annotated[
+            str, typer.Option("--sandbox-usd", help="Starting USD of each sandbox account.")
+        ] = "10000",
+        sandbox_btc: Annotated[
+            str, typer.Option("--sandbox-btc", help="Starting BTC of each sandbox account.")
+        ] = "0",
+        sandbox_fee_pct: Annotated[
+            str, typer.Option("--sandbox-fee-pct", help="Taker fee of sandbox fills, percent.")
+        ] = "0.25",
     ) -> None:
         """Serve Gemini market data v1/v2 and REST from a recorded capture until Ctrl-C or SIGTERM."""
         from rtcrypto.captures import CaptureError
         from rtcrypto.config import get_settings
         from rtcrypto.logs import setup_logging
         from rtcrypto.simulator import SimulatorOptions, run
+        from rtcrypto.simulator.sandbox import sandbox_accounts_from_flags
 
         setup_logging("simulator")
         settings = get_settings()
@@ -93,8 +122,26 @@ def register(app: typer.Typer) -> None:
                 start_immediately=start_immediately,
                 symbols_file=symbols_file,
                 shift_to_now=shift_to_now,
+                sandbox_accounts=sandbox_accounts_from_flags(
+                    sandbox_account or [],
+                    Decimal(sandbox_usd),
+                    Decimal(sandbox_btc),
+                    *_settings_credentials(settings, sandbox_from_settings),
+                ),
+                sandbox_fee_pct=Decimal(sandbox_fee_pct),
             )
             run(options)
-        except (CaptureError, ValueError) as error:
+        except (CaptureError, ValueError, ArithmeticError) as error:
             typer.echo(f"rtc simulate: {error}", err=True)
             raise typer.Exit(2) from error
+
+
+def _settings_credentials(settings: Settings, wanted: bool) -> tuple[str | None, str | None]:
+    """The settings' Gemini key and secret as text when ``--sandbox-from-settings`` (else None)."""
+    if not wanted:
+        return None, None
+    key, secret = settings.gemini_api_key, settings.gemini_api_secret
+    return (
+        key.get_secret_value() if key else "",
+        secret.get_secret_value() if secret else "",
+    )

@@ -5,7 +5,9 @@ Routes:
 - ``GET /v1/marketdata/{symbol}`` (websocket; ``?heartbeat=true`` for heartbeats): Gemini v1
 - ``GET /v2/marketdata`` (websocket; send ``{"type":"subscribe","subscriptions":[{"name":"l2",
   "symbols":[...]}]}``): Gemini v2 ``l2_updates``, ``trade``, ``heartbeat``
-- ``GET /v1/pubticker/{symbol}``, ``GET /v1/symbols``: Gemini REST
+- ``GET /v1/pubticker/{symbol}``, ``GET /v1/symbols``, ``GET /v1/book/{symbol}``: Gemini REST
+- ``POST /v1/balances``, ``/v1/order/new``, ``/v1/order/status``, ``/v1/order/cancel``,
+  ``/v1/orders``: the Gemini sandbox (authenticated; see :mod:`rtcrypto.simulator.sandbox`)
 - ``POST /_sim/drop``, ``POST /_sim/skip-sequence``, ``POST /_sim/inject``, ``GET /_sim/status``:
   fault injection and state, for tests
 """
@@ -18,7 +20,9 @@ import json
 import logging
 import signal
 import time
+from collections import Counter
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,12 @@ from rtcrypto.simulator.connections import (
     WireProtocol,
 )
 from rtcrypto.simulator.replay import ReplayEngine
+from rtcrypto.simulator.sandbox import (
+    DEFAULT_FEE_PCT,
+    Sandbox,
+    SandboxAccount,
+    request_counter,
+)
 from rtcrypto.simulator.wire import invalid_symbol_body
 
 log = logging.getLogger("simulator")
@@ -60,6 +70,8 @@ class SimulatorOptions:
     start_immediately: bool = False
     symbols_file: Path | None = None
     shift_to_now: bool = False  # move the capture's times to now, by whole minutes
+    sandbox_accounts: tuple[SandboxAccount, ...] = ()  # API keys of the private endpoints
+    sandbox_fee_pct: Decimal = DEFAULT_FEE_PCT  # taker fee of sandbox fills, percent
 
     def __post_init__(self) -> None:
         if self.speed < 0:
@@ -70,6 +82,8 @@ class SimulatorOptions:
             raise ValueError(f"--drop-after must be >= 1, got {self.drop_after}")
         if self.skip_sequence_at is not None and self.skip_sequence_at < 0:
             raise ValueError(f"--skip-sequence-at must be >= 0, got {self.skip_sequence_at}")
+        if self.sandbox_fee_pct < 0:
+            raise ValueError(f"--sandbox-fee-pct must be >= 0, got {self.sandbox_fee_pct}")
 
 
 class Simulator:
@@ -78,9 +92,11 @@ class Simulator:
     def __init__(self, options: SimulatorOptions, capture: Capture | None = None) -> None:
         self.options = options
         self.capture = capture if capture is not None else load_capture(*options.capture_paths)
+        self.shift_ms = 0  # how far the replay's clock is ahead of the capture's (whole minutes)
         if options.shift_to_now and self.capture.messages:
             shift_ms = whole_minutes_until(self.capture.first_ms, time.time_ns() // 1_000_000)
             self.capture = shift_capture(self.capture, shift_ms)
+            self.shift_ms = shift_ms
             log.info("capture times shifted to now by %d whole minutes", shift_ms // 60_000)
         self.engine = ReplayEngine(self.capture, speed=options.speed, loop=options.loop)
         self.rest_symbols = self._rest_symbols()
@@ -91,6 +107,10 @@ class Simulator:
         self.connections: set[MarketDataConnection] = set()  # every open market-data socket
         self._replay_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.sandbox = Sandbox(
+            self.engine, options.sandbox_accounts, self.valid_symbols, options.sandbox_fee_pct
+        )
+        self.request_counts: Counter[str] = Counter()  # per route, for /_sim/status
         log.info(
             "capture loaded venue=%s messages=%d symbols=%s skipped_lines=%d span_s=%.1f",
             self.capture.venue,
@@ -109,12 +129,13 @@ class Simulator:
 
     # --- application ---------------------------------------------------------------------------
     def create_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[request_counter(self.request_counts)])
         app.router.add_get("/v1/marketdata/{symbol}", self.handle_v1)
         app.router.add_get("/v2/marketdata", self.handle_v2)
         app.router.add_get("/v2/marketdata/", self.handle_v2)
         app.router.add_get("/v1/pubticker/{symbol}", self.handle_pubticker)
         app.router.add_get("/v1/symbols", self.handle_symbols)
+        self.sandbox.add_routes(app.router)
         app.router.add_post("/_sim/drop", self.handle_drop)
         app.router.add_post("/_sim/skip-sequence", self.handle_skip_sequence)
         app.router.add_post("/_sim/inject", self.handle_inject)
@@ -125,7 +146,8 @@ class Simulator:
 
     async def _on_startup(self, app: web.Application) -> None:
         self._replay_task = asyncio.get_running_loop().create_task(self.engine.run())
-        if self.options.start_immediately:
+        # a sandbox trades against the book, so it must fill without waiting for a ws client
+        if self.options.start_immediately or self.sandbox.enabled:
             self.engine.start()
 
     async def _on_shutdown(self, app: web.Application) -> None:
@@ -285,11 +307,14 @@ class Simulator:
             "v2": sum(connection.protocol == "v2" for connection in self.connections),
             "subscribed": status["clients"]["total"],
         }
+        status["shift_ms"] = self.shift_ms
         status["faults"] = {
             "drop_after": self.options.drop_after,
             "drop_armed": self.drop_armed,
             "skip_sequence_at": self.options.skip_sequence_at,
         }
+        status["requests"] = dict(self.request_counts)
+        status["sandbox"] = self.sandbox.status()
         return web.json_response(status)
 
 

@@ -360,3 +360,19 @@ def test_publish_worse_than_current_stays_candidate(
     metadata = json.loads((result.folder / "metadata.json").read_text())
     assert metadata["status"] == "candidate" and metadata["gate"]["reason"] == result.reason
     assert (result.folder / "forecast.parquet").is_file()
+
+
+def test_cli_bars_from_a_file_honour_start_and_end() -> None:
+    """``rtc forecast publish --file F --start S --end E`` trains on [S, E) only (was ignored)."""
+    import typer
+
+    from rtcrypto.cli.forecast import _bars
+    from tests.helpers import shared_minute_file
+
+    path = shared_minute_file("binance_BTCUSDT_1m_2021-03-26_2021-04-30.csv.gz")
+    bars = _bars(None, path, "2021-04-01", "2021-04-17T16:00")
+    times = pd.to_datetime(bars["ts"], utc=True)
+    assert times.min() == pd.Timestamp("2021-04-01", tz="UTC")
+    assert times.max() == pd.Timestamp("2021-04-17 15:59", tz="UTC")
+    with pytest.raises(typer.BadParameter, match="no minute"):
+        _bars(None, path, "2030-01-01", None)

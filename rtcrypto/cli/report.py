@@ -1,0 +1,71 @@
+"""``rtc report``: the trade review (HTML + PNG) of a time range, from Elasticsearch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("report")
+    def report(
+        since: Annotated[
+            str,
+            typer.Option(help="Start: a duration before --until (24h, 90m, 7d) or an ISO date."),
+        ] = "24h",
+        until: Annotated[
+            str, typer.Option(help="End (exclusive): 'now', a duration before now, or ISO.")
+        ] = "now",
+        out: Annotated[
+            Path | None,
+            typer.Option(help="Output folder (default: <home>/reports/<UTC date of --until>)."),
+        ] = None,
+        mode: Annotated[
+            str | None,
+            typer.Option(help="Only this trading mode: paper, sandbox or live (default: all)."),
+        ] = None,
+        symbol: Annotated[
+            str | None, typer.Option(help="Symbol (default: RTC_TRADER_SYMBOL).")
+        ] = None,
+    ) -> None:
+        """Orders, fills, round trips, P&L after fees, liquidity and the forecast of a range."""
+        import time
+
+        from rtcrypto.config import get_settings
+        from rtcrypto.report import ReportError, build_report, default_out_dir, parse_time_bound
+        from rtcrypto.search import SearchError, search_client
+
+        settings = get_settings()
+        now_ms = time.time_ns() // 1_000_000
+        try:
+            end_ms = parse_time_bound(until, now_ms)
+            # A duration in --since counts back from --until, so "--since 24h --until X" is a day.
+            start_ms = parse_time_bound(since, end_ms)
+        except ReportError as error:
+            raise typer.BadParameter(str(error)) from None
+        folder = out or default_out_dir(settings.home, end_ms)
+        client = search_client(settings)
+        try:
+            result = build_report(
+                client,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                prefix=settings.search_index_prefix,
+                forecast_dir=settings.forecast_dir,
+                out_dir=folder,
+                mode=mode,
+                symbol=symbol or settings.trader_symbol,
+                forecast_offset_ms=settings.trader_forecast_offset_ms or 0,
+            )
+        except (ReportError, SearchError) as error:
+            typer.echo(f"rtc report: {error}", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            client.close()
+        typer.echo(f"html: {result.html_path}")
+        typer.echo(f"png:  {result.png_path}")
+        typer.echo(f"json: {result.json_path}")
+        for line in result.summary.lines():
+            typer.echo(line)

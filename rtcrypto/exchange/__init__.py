@@ -1,0 +1,1 @@
+"""Exchange adapters behind one interface (``base.ExchangeAdapter``): ``paper`` and ``gemini``."""

@@ -1,0 +1,52 @@
+"""JSON forms of ``OrderRequest`` and ``OrderStatus`` (Decimals as strings, exact), for files."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from rtcrypto.exchange.base import OrderRequest, OrderStatus
+from rtcrypto.strategy import Side
+
+DECIMAL_FIELDS = frozenset(
+    {
+        "quantity",
+        "limit_price",
+        "original_quantity",
+        "executed_quantity",
+        "average_execution_price",
+        "fee_usd",
+    }
+)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Side):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _decode(data: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        key: Decimal(value) if key in DECIMAL_FIELDS else value for key, value in data.items()
+    }
+    values["side"] = Side(values["side"])
+    return values
+
+
+def request_to_json(order: OrderRequest) -> dict[str, Any]:
+    return {name: _encode(getattr(order, name)) for name in OrderRequest.__slots__}
+
+
+def request_from_json(data: dict[str, Any]) -> OrderRequest:
+    return OrderRequest(**_decode(data))
+
+
+def status_to_json(status: OrderStatus) -> dict[str, Any]:
+    return {name: _encode(getattr(status, name)) for name in OrderStatus.__slots__}
+
+
+def status_from_json(data: dict[str, Any]) -> OrderStatus:
+    return OrderStatus(**_decode(data))

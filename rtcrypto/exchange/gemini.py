@@ -1,0 +1,573 @@
+"""The ``gemini`` exchange adapter: Gemini's REST API v1 (live, sandbox, or the simulator).
+
+Orders are ``exchange limit`` orders with ``immediate-or-cancel``, identified by the trader's
+``client_order_id``. ``place_order`` is sent once and never retried by this adapter: after a
+timeout or a 5xx the order may or may not exist, and the trader reconciles with
+``order_status(client_order_id)`` before it sends anything again. Reads (balances, order status,
+open orders, the book, the ticker) are retried with exponential backoff on 5xx, connection errors
+and 429, each attempt with a fresh nonce.
+
+Fees: Gemini's ``order/new`` answer carries no fee, so for an order that executed the adapter
+reads ``/v1/order/status`` with ``include_trades`` and sums the trades' ``fee_amount`` (USD). If
+that read fails after its retries, the fee is estimated from the executed notional at
+``fallback_fee_pct`` and a warning is logged.
+
+Private requests pass a token bucket (``private_rate_per_min``, Gemini: 600/min) and are sent one
+at a time (a lock), so their nonces reach the exchange in increasing order.
+
+Secrets: the API key and secret are kept as ``SecretStr``; they are never logged, never in a
+repr, and redacted from every exception message this module builds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+import requests
+from pydantic import SecretStr
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from rtcrypto.captures import decimal_text
+from rtcrypto.config import GEMINI_LIVE_REST_URL, Settings, TradingMode
+from rtcrypto.exchange.base import (
+    AuthenticationError,
+    ExchangeError,
+    ExchangeUnavailableError,
+    InsufficientFundsError,
+    NonceError,
+    OrderNotFoundError,
+    OrderRejectedError,
+    OrderRequest,
+    OrderStatus,
+    RateLimitError,
+    TopOfBook,
+)
+from rtcrypto.exchange.signing import NonceSource, encode_payload, private_headers, private_payload
+from rtcrypto.strategy import Side
+
+log = logging.getLogger("exchange.gemini")
+
+T = TypeVar("T")
+
+AUTH_REASONS = frozenset(
+    {
+        "InvalidSignature",
+        "MissingApikeyHeader",
+        "MissingPayloadHeader",
+        "MissingSignatureHeader",
+        "InvalidApiKey",
+        "MissingRole",
+        "InvalidJson",
+        "AccountClosed",
+        "AccountNotOnTrack",
+    }
+)
+REJECT_REASONS = frozenset(
+    {
+        "InvalidPrice",
+        "InvalidQuantity",
+        "InvalidSymbol",
+        "InvalidSide",
+        "InvalidOrderType",
+        "InvalidAmount",
+        "UnsupportedOption",
+        "ConflictingOptions",
+        "ClientOrderIdTooLong",
+        "ClientOrderIdMustBeString",
+        "MarketNotOpen",
+        "InvalidStopPrice",
+        "CannotCancelOrder",
+    }
+)
+UNAVAILABLE_REASONS = frozenset({"Maintenance", "System", "ServerError"})
+RATE_LIMIT_REASONS = frozenset({"RateLimit", "RateLimited", "TooManyRequests"})
+
+READ_ATTEMPTS = 4  # one try + three retries for reads
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 15.0
+
+
+class GeminiConfigError(ValueError):
+    """The settings do not allow a Gemini adapter (mode, keys, URL); the message says what to set."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    """``/v1/pubticker``: best bid and ask, last trade price and 24 h volume (may be None)."""
+
+    symbol: str
+    bid: Decimal | None
+    ask: Decimal | None
+    last: Decimal | None
+    volume_base: Decimal | None
+    volume_quote: Decimal | None
+    ts_ms: int
+
+
+# --- pure helpers -------------------------------------------------------------------------------
+
+
+def error_from_response(
+    status: int, body: Any, endpoint: str, secrets: tuple[str, ...] = ()
+) -> ExchangeError:
+    """The exception for a non-2xx answer: Gemini's ``reason`` first, then the HTTP status.
+
+    ``body`` is the decoded JSON (``{"result":"error","reason":...,"message":...}``) or the raw
+    text when the answer was not JSON. Any of ``secrets`` found in the message is redacted.
+    """
+    reason, message = "", ""
+    if isinstance(body, Mapping):
+        reason = str(body.get("reason") or "")
+        message = str(body.get("message") or "")
+    elif isinstance(body, str):
+        message = body.strip()[:200]
+    text = redact(f"gemini {endpoint}: HTTP {status} {reason or 'error'}: {message}", secrets)
+    error_class: type[ExchangeError]
+    if reason == "InvalidNonce":
+        error_class = NonceError
+    elif reason in AUTH_REASONS:
+        error_class = AuthenticationError
+    elif status == 429 or reason in RATE_LIMIT_REASONS:
+        error_class = RateLimitError
+    elif reason == "InsufficientFunds" or (status == 406 and not reason):
+        error_class = InsufficientFundsError
+    elif reason == "OrderNotFound":
+        error_class = OrderNotFoundError
+    elif reason in REJECT_REASONS:
+        error_class = OrderRejectedError
+    elif status >= 500 or reason in UNAVAILABLE_REASONS:
+        error_class = ExchangeUnavailableError
+    elif status in (401, 403):
+        error_class = AuthenticationError
+    else:
+        error_class = ExchangeError
+    return error_class(text, reason=reason, status=status)
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every non-empty secret replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _decimal(value: Any, field: str) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError) as error:
+        raise ExchangeError(f"gemini: field {field}={value!r} is not a number") from error
+
+
+def _optional_decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def fees_usd(trades: list[Mapping[str, Any]]) -> Decimal:
+    """Sum of the trades' ``fee_amount`` charged in USD (Gemini charges the quote currency)."""
+    total = Decimal(0)
+    for trade in trades:
+        currency = str(trade.get("fee_currency", "USD")).upper()
+        if currency != "USD":
+            log.warning("fee in %s ignored tid=%s", currency, trade.get("tid"))
+            continue
+        total += _decimal(trade.get("fee_amount", "0"), "fee_amount")
+    return total
+
+
+def order_from_json(order: Mapping[str, Any], fee_usd: Decimal) -> OrderStatus:
+    """One Gemini order object as an :class:`OrderStatus` (with the given fee)."""
+    try:
+        return OrderStatus(
+            order_id=str(order["order_id"]),
+            client_order_id=order.get("client_order_id"),
+            symbol=str(order["symbol"]).lower(),
+            side=Side(str(order["side"]).lower()),
+            limit_price=_decimal(order.get("price", "0"), "price"),
+            original_quantity=_decimal(order["original_amount"], "original_amount"),
+            executed_quantity=_decimal(order.get("executed_amount", "0"), "executed_amount"),
+            average_execution_price=_decimal(
+                order.get("avg_execution_price") or "0", "avg_execution_price"
+            ),
+            fee_usd=fee_usd,
+            is_live=bool(order.get("is_live", False)),
+            is_cancelled=bool(order.get("is_cancelled", False)),
+            ts_ms=int(order.get("timestampms") or int(order.get("timestamp", 0)) * 1000),
+        )
+    except (KeyError, ValueError, TypeError) as error:
+        raise ExchangeError(f"gemini: unexpected order object ({error!r})") from error
+
+
+def estimated_fee_usd(status: OrderStatus, fee_pct: Decimal) -> Decimal:
+    """Executed notional x ``fee_pct`` percent (when the charged fee cannot be read)."""
+    return status.executed_quantity * status.average_execution_price * fee_pct / Decimal(100)
+
+
+def latest_order(orders: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """Of several orders sharing a client_order_id, the newest (Gemini answers with a list)."""
+    if not orders:
+        return None
+    return max(orders, key=lambda order: int(order.get("timestampms") or 0))
+
+
+class TokenBucket:
+    """``rate_per_min`` requests per minute, bursts up to ``capacity``; ``acquire`` waits. Thread-safe."""
+
+    def __init__(
+        self,
+        rate_per_min: float,
+        capacity: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate_per_min <= 0:
+            raise ValueError(f"rate_per_min must be > 0, got {rate_per_min}")
+        self.rate_per_s = rate_per_min / 60.0
+        # one second's worth by default: Gemini asks for no more than 5-10 private requests/s
+        self.capacity = capacity if capacity is not None else max(1.0, self.rate_per_s)
+        self._tokens = self.capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Take one token, waiting for it if needed; return the seconds waited.
+
+        The token is reserved at once (the level may go below zero) and the caller sleeps until
+        it is due, so concurrent callers queue in order without polling.
+        """
+        with self._lock:
+            now = self._clock()
+            elapsed = max(0.0, now - self._updated)
+            self._tokens = min(self.capacity, self._tokens + elapsed * self.rate_per_s)
+            self._updated = now
+            self._tokens -= 1
+            delay = 0.0 if self._tokens >= 0 else -self._tokens / self.rate_per_s
+        if delay > 0:
+            self._sleep(delay)
+        return delay
+
+
+# --- the adapter --------------------------------------------------------------------------------
+
+
+class GeminiAdapter:
+    """:class:`~rtcrypto.exchange.base.ExchangeAdapter` over Gemini's REST API at ``base_url``."""
+
+    name = "gemini"
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: SecretStr | str,
+        api_secret: SecretStr | str,
+        *,
+        private_rate_per_min: float = 600,
+        fallback_fee_pct: Decimal = Decimal("0.25"),
+        nonce_source: NonceSource | None = None,
+        read_attempts: int = READ_ATTEMPTS,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 8.0,
+        timeout_s: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+        session: requests.Session | None = None,
+        public_only: bool = False,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.public_only = public_only
+        self._api_key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        self._api_secret = (
+            api_secret if isinstance(api_secret, SecretStr) else SecretStr(api_secret)
+        )
+        keys_missing = (
+            not self._api_key.get_secret_value() or not self._api_secret.get_secret_value()
+        )
+        if keys_missing and not public_only:
+            raise GeminiConfigError("a Gemini API key and secret are both required")
+        self.fallback_fee_pct = fallback_fee_pct
+        self.nonce = nonce_source or NonceSource()
+        self.bucket = TokenBucket(private_rate_per_min)
+        self.read_attempts = max(1, read_attempts)
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.timeout_s = timeout_s
+        self.session = session or requests.Session()
+        self._send_lock = threading.Lock()  # one private request in flight: nonces stay ordered
+
+    def __repr__(self) -> str:
+        return f"GeminiAdapter(base_url={self.base_url!r}, api_key='**********')"
+
+    @property
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._api_secret.get_secret_value(), self._api_key.get_secret_value())
+
+    # --- transport ------------------------------------------------------------------------------
+    def _send(
+        self, method: str, path: str, headers: Mapping[str, str] | None, params: Mapping[str, Any]
+    ) -> Any:
+        """One HTTP request; the decoded JSON of a 2xx answer, else the mapped exception."""
+        url = self.base_url + path
+        try:
+            response = self.session.request(
+                method,
+                url,
+                headers=dict(headers) if headers else None,
+                params=dict(params) if params else None,
+                timeout=self.timeout_s,
+            )
+        except requests.RequestException as error:
+            raise ExchangeUnavailableError(
+                redact(f"gemini {path}: no answer from {self.base_url} ({error})", self._secrets),
+                reason="ConnectionError",
+            ) from None
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text
+        if response.status_code >= 300:
+            raise error_from_response(response.status_code, body, path, self._secrets)
+        if not isinstance(body, dict | list):
+            raise ExchangeError(f"gemini {path}: HTTP {response.status_code} answer is not JSON")
+        return body
+
+    def _private(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """A signed POST: rate-limited, one at a time, with a fresh nonce."""
+        if self.public_only:
+            raise AuthenticationError(
+                f"gemini {path}: this adapter reads public market data only (no API key)",
+                reason="MissingApikeyHeader",
+            )
+        waited = self.bucket.acquire()
+        if waited > 0:
+            log.debug("private rate limit: waited %.3f s before %s", waited, path)
+        with self._send_lock:
+            payload_b64 = encode_payload(private_payload(path, self.nonce(), params))
+            headers = private_headers(
+                self._api_key.get_secret_value(), self._api_secret.get_secret_value(), payload_b64
+            )
+            return self._send("POST", path, headers, {})
+
+    def _public(self, path: str, query: Mapping[str, Any] | None = None) -> Any:
+        return self._send("GET", path, None, query or {})
+
+    def _read(self, what: str, call: Callable[[], T]) -> T:
+        """``call`` retried on 5xx / no answer / 429 with exponential backoff (reads only)."""
+        retrying = Retrying(
+            retry=retry_if_exception_type((ExchangeUnavailableError, RateLimitError)),
+            stop=stop_after_attempt(self.read_attempts),
+            wait=wait_exponential(multiplier=self.retry_initial_s, max=self.retry_max_s),
+            before_sleep=lambda state: log.warning(
+                "gemini %s failed (attempt %d), retrying: %s",
+                what,
+                state.attempt_number,
+                state.outcome.exception() if state.outcome else "",
+            ),
+            reraise=True,
+        )
+        return retrying(call)
+
+    # --- public data ----------------------------------------------------------------------------
+    def top_of_book(self, symbol: str) -> TopOfBook:
+        """Best bid and ask from ``/v1/book`` (one level each); ``ts_ms`` is when it was read."""
+        book = self._read(
+            "book",
+            lambda: self._public(f"/v1/book/{symbol.lower()}", {"limit_bids": 1, "limit_asks": 1}),
+        )
+        bids, asks = book.get("bids") or [], book.get("asks") or []
+        if not bids or not asks:
+            raise ExchangeError(
+                f"gemini /v1/book/{symbol.lower()}: one side of the book is empty "
+                f"(bids={len(bids)}, asks={len(asks)})",
+                reason="EmptyBook",
+            )
+        return TopOfBook(
+            symbol=symbol.lower(),
+            bid=_decimal(bids[0]["price"], "bid price"),
+            bid_quantity=_decimal(bids[0]["amount"], "bid amount"),
+            ask=_decimal(asks[0]["price"], "ask price"),
+            ask_quantity=_decimal(asks[0]["amount"], "ask amount"),
+            ts_ms=time.time_ns() // 1_000_000,
+        )
+
+    def ticker(self, symbol: str) -> Ticker:
+        """``/v1/pubticker/{symbol}``: bid, ask, last price and the 24 h volume."""
+        body = self._read("pubticker", lambda: self._public(f"/v1/pubticker/{symbol.lower()}"))
+        volume = body.get("volume") or {}
+        # the volume object is keyed by the base and the quote currency (and "timestamp")
+        upper = symbol.upper()
+        base = next((key for key in volume if key != "timestamp" and upper.startswith(key)), "")
+        quote = next((key for key in volume if key != "timestamp" and upper.endswith(key)), "")
+        return Ticker(
+            symbol=symbol.lower(),
+            bid=_optional_decimal(body.get("bid")),
+            ask=_optional_decimal(body.get("ask")),
+            last=_optional_decimal(body.get("last")),
+            volume_base=_optional_decimal(volume.get(base)),
+            volume_quote=_optional_decimal(volume.get(quote)),
+            ts_ms=int(volume.get("timestamp") or time.time_ns() // 1_000_000),
+        )
+
+    # --- private --------------------------------------------------------------------------------
+    def balances(self) -> dict[str, Decimal]:
+        """``available`` per currency of the exchange account, lower case."""
+        rows = self._read("balances", lambda: self._private("/v1/balances"))
+        if not isinstance(rows, list):
+            raise ExchangeError("gemini /v1/balances: expected a list")
+        return {
+            str(row["currency"]).lower(): _decimal(row.get("available", row["amount"]), "available")
+            for row in rows
+            if row.get("type", "exchange") == "exchange"
+        }
+
+    def place_order(self, order: OrderRequest) -> OrderStatus:
+        """Send one IOC limit order (never re-sent here) and return its final state with fees."""
+        params = {
+            "client_order_id": order.client_order_id,
+            "symbol": order.symbol.lower(),
+            "amount": decimal_text(order.quantity),
+            "price": decimal_text(order.limit_price),
+            "side": order.side.value,
+            "type": "exchange limit",
+            "options": ["immediate-or-cancel"],
+        }
+        try:
+            answer = self._private("/v1/order/new", params)
+        except ExchangeUnavailableError as error:
+            raise ExchangeUnavailableError(
+                f"{error} -- order client_order_id={order.client_order_id} may or may not have "
+                f"reached the exchange: check order_status({order.client_order_id!r}) before "
+                "sending it again",
+                reason=error.reason,
+                status=error.status,
+            ) from None
+        status = order_from_json(answer, Decimal(0))
+        log.info(
+            "order sent client_order_id=%s order_id=%s side=%s executed=%s/%s avg=%s",
+            order.client_order_id,
+            status.order_id,
+            status.side,
+            status.executed_quantity,
+            status.original_quantity,
+            status.average_execution_price,
+        )
+        return self._with_fees(answer, status)
+
+    def _with_fees(self, answer: Mapping[str, Any], status: OrderStatus) -> OrderStatus:
+        """``status`` with the fee its trades were charged (read when the answer lacks them)."""
+        if status.executed_quantity == 0:
+            return status
+        trades = answer.get("trades")
+        if trades is None:
+            try:
+                detailed = self._read(
+                    "order status",
+                    lambda: self._private(
+                        "/v1/order/status",
+                        {"order_id": int(status.order_id), "include_trades": True},
+                    ),
+                )
+                trades = detailed.get("trades") if isinstance(detailed, dict) else None
+            except ExchangeError as error:
+                log.warning(
+                    "fee of order_id=%s estimated at %s %%: trades unreadable (%s)",
+                    status.order_id,
+                    self.fallback_fee_pct,
+                    error,
+                )
+        if trades is None:
+            fee = estimated_fee_usd(status, self.fallback_fee_pct)
+        else:
+            fee = fees_usd(list(trades))
+        return dataclasses.replace(status, fee_usd=fee)
+
+    def order_status(self, client_order_id: str) -> OrderStatus | None:
+        """The newest order sent with ``client_order_id``, or None when Gemini has none."""
+        try:
+            answer = self._read(
+                "order status",
+                lambda: self._private(
+                    "/v1/order/status",
+                    {"client_order_id": client_order_id, "include_trades": True},
+                ),
+            )
+        except OrderNotFoundError:
+            return None
+        order = latest_order(answer) if isinstance(answer, list) else answer
+        if order is None:
+            return None
+        return self._with_fees(order, order_from_json(order, Decimal(0)))
+
+    def open_orders(self) -> list[OrderStatus]:
+        """Orders still live (``/v1/orders``), with the fees of what they executed so far."""
+        rows = self._read("open orders", lambda: self._private("/v1/orders"))
+        return [self._with_fees(row, order_from_json(row, Decimal(0))) for row in rows]
+
+    def cancel_order(self, order_id: str) -> OrderStatus:
+        """Cancel a live order (``/v1/order/cancel``; not retried) and return its final state."""
+        answer = self._private("/v1/order/cancel", {"order_id": int(order_id)})
+        return self._with_fees(answer, order_from_json(answer, Decimal(0)))
+
+
+# --- from the settings --------------------------------------------------------------------------
+
+
+def gemini_adapter_from_settings(settings: Settings) -> GeminiAdapter:
+    """A :class:`GeminiAdapter` for ``settings.trading_mode`` sandbox or live.
+
+    Refuses (:class:`GeminiConfigError`): paper mode (the paper adapter trades there), missing
+    ``RTC_GEMINI_API_KEY`` / ``RTC_GEMINI_API_SECRET``, and Gemini's live URL unless
+    ``RTC_TRADING_MODE=live``. Live logs a loud warning.
+    """
+    mode = settings.trading_mode
+    if mode is TradingMode.paper:
+        raise GeminiConfigError(
+            "RTC_TRADING_MODE is paper: orders go to the paper adapter. Set RTC_TRADING_MODE="
+            "sandbox (with RTC_GEMINI_REST_URL=http://127.0.0.1:8765 for the simulator) or live"
+        )
+    missing = [
+        name
+        for name, value in (
+            ("RTC_GEMINI_API_KEY", settings.gemini_api_key),
+            ("RTC_GEMINI_API_SECRET", settings.gemini_api_secret),
+        )
+        if value is None or not value.get_secret_value()
+    ]
+    if missing:
+        raise GeminiConfigError(
+            f"RTC_TRADING_MODE={mode.value} needs {' and '.join(missing)} "
+            "(an API key of the account to trade; never put them in a file under version control)"
+        )
+    base_url = settings.gemini_rest_base_url
+    if base_url == GEMINI_LIVE_REST_URL and mode is not TradingMode.live:
+        raise GeminiConfigError(
+            f"RTC_GEMINI_REST_URL points at live Gemini ({base_url}) but RTC_TRADING_MODE is "
+            f"{mode.value}: real orders need RTC_TRADING_MODE=live"
+        )
+    assert settings.gemini_api_key is not None and settings.gemini_api_secret is not None
+    if mode is TradingMode.live:
+        log.warning(
+            "LIVE TRADING: real orders with real money will be sent to %s "
+            "(RTC_TRADING_MODE=live). Stop with the kill switch or RTC_TRADING_MODE=paper.",
+            base_url,
+        )
+    else:
+        log.info("gemini adapter mode=%s url=%s", mode.value, base_url)
+    return GeminiAdapter(
+        base_url,
+        settings.gemini_api_key,
+        settings.gemini_api_secret,
+        private_rate_per_min=settings.gemini_private_rate_per_min,
+        fallback_fee_pct=settings.taker_fee_pct,
+    )

@@ -1,0 +1,393 @@
+"""The project's Elasticsearch indices, their index templates, and idempotent provisioning.
+
+Every index is ``<prefix>-<kind>`` (prefix ``settings.search_index_prefix``, default ``rtc``);
+the order book is one index per UTC day, ``<prefix>-orderbook-YYYY.MM.DD``. Each has an index
+template with an explicit, strict mapping: ``@timestamp`` is a date everywhere, numbers are
+``double`` / ``long``, ids, sides, symbols and modes are ``keyword``, and a document with a field
+the mapping does not know is rejected (HTTP 400), so a builder and its mapping cannot drift
+apart unnoticed. Only core field types are used: the local node has no mapper-extras module
+(no ``scaled_float``), so money is a ``double`` for charts plus an exact decimal string
+(``*_exact``, keyword) for audits.
+
+:func:`ensure_templates` creates or updates the templates and creates the concrete indices;
+running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import elasticsearch
+from elasticsearch import Elasticsearch
+
+from rtcrypto.search.client import SearchError, SearchUnavailableError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INDEX_PREFIX = "rtc"
+TEMPLATE_PRIORITY = 200  # above Elasticsearch's built-in templates (priority 100)
+MANAGED_BY = "rtcrypto"
+
+# --- field types (core types only: the local node lacks mapper-extras) --------------------------
+DATE: dict[str, Any] = {"type": "date", "format": "strict_date_optional_time||epoch_millis"}
+KEYWORD: dict[str, Any] = {"type": "keyword"}
+DOUBLE: dict[str, Any] = {"type": "double"}
+LONG: dict[str, Any] = {"type": "long"}
+BOOLEAN: dict[str, Any] = {"type": "boolean"}
+TEXT: dict[str, Any] = {"type": "keyword", "ignore_above": 1024}  # long messages: kept, unindexed
+NOT_INDEXED_OBJECT: dict[str, Any] = {"type": "object", "enabled": False}  # kept in _source only
+
+
+def _money(*names: str) -> dict[str, dict[str, Any]]:
+    """``name`` as a double and ``name_exact`` as its exact decimal string, for each name."""
+    properties: dict[str, dict[str, Any]] = {}
+    for name in names:
+        properties[name] = DOUBLE
+        properties[f"{name}_exact"] = KEYWORD
+    return properties
+
+
+TRADE_LABELS: dict[str, dict[str, Any]] = {
+    "trading_mode": KEYWORD,  # paper | sandbox | live
+    "forecast_version": KEYWORD,
+    "symbol": KEYWORD,
+}
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """One kind of document: its index (or daily indices), template and mapping."""
+
+    kind: str
+    description: str
+    properties: dict[str, dict[str, Any]]
+    daily: bool = False  # one index per UTC day (<prefix>-<kind>-YYYY.MM.DD)
+
+    def index_name(self, prefix: str = DEFAULT_INDEX_PREFIX) -> str:
+        """The concrete index; for a daily kind, the stem that the days extend."""
+        return f"{prefix}-{self.kind}"
+
+    def index_pattern(self, prefix: str = DEFAULT_INDEX_PREFIX) -> str:
+        return f"{prefix}-{self.kind}-*" if self.daily else self.index_name(prefix)
+
+    def template_name(self, prefix: str = DEFAULT_INDEX_PREFIX) -> str:
+        return f"{prefix}-{self.kind}"
+
+    def mappings(self) -> dict[str, Any]:
+        return {
+            "dynamic": "strict",
+            "date_detection": False,
+            "properties": {"@timestamp": DATE, **self.properties},
+        }
+
+
+INDEX_SPECS: dict[str, IndexSpec] = {
+    spec.kind: spec
+    for spec in (
+        IndexSpec(
+            "orderbook",
+            "order-book changes of gemini.orderbook.v1, one index per UTC day",
+            {
+                "symbol": KEYWORD,
+                "side": KEYWORD,  # bid | ask
+                "reason": KEYWORD,  # initial | place | cancel | trade
+                **_money("price", "remaining", "delta"),
+                "event_id": LONG,
+                "event_index": LONG,
+                "socket_sequence": LONG,
+                "ts_event_ms": LONG,
+                "ts_receive_ms": LONG,
+            },
+            daily=True,
+        ),
+        IndexSpec(
+            "liquidity",
+            "liquidity.minute.v1: price-weighted volume per side and their ratio, per minute",
+            {
+                "symbol": KEYWORD,
+                "schema_version": LONG,
+                "window_start_ms": LONG,
+                "window_end_ms": LONG,
+                "window_start": DATE,
+                "window_end": DATE,
+                "ts_event_ms": LONG,
+                "bid_price_weighted_volume": DOUBLE,
+                "ask_price_weighted_volume": DOUBLE,
+                "liquidity_ratio": DOUBLE,
+                "event_count": LONG,
+                "mid_price": DOUBLE,
+                "bid_depth": DOUBLE,
+                "ask_depth": DOUBLE,
+                "depth_imbalance": DOUBLE,
+                "depth_band_pct": DOUBLE,
+                "emitted_at_ms": LONG,
+            },
+        ),
+        IndexSpec(
+            "orders",
+            "the trader's orders: what was asked and what the exchange reported",
+            {
+                **TRADE_LABELS,
+                "client_order_id": KEYWORD,
+                "order_id": KEYWORD,
+                "exchange": KEYWORD,
+                "side": KEYWORD,  # buy | sell
+                "state": KEYWORD,  # submitted | open | filled | partially_filled | cancelled
+                **_money(
+                    "limit_price",
+                    "quantity",
+                    "executed_quantity",
+                    "remaining_quantity",
+                    "average_execution_price",
+                    "fee_usd",
+                ),
+                "is_live": BOOLEAN,
+                "is_cancelled": BOOLEAN,
+                "ts_ms": LONG,
+            },
+        ),
+        IndexSpec(
+            "fills",
+            "executed orders with fees and the balances after each",
+            {
+                **TRADE_LABELS,
+                "client_order_id": KEYWORD,
+                "fill_sequence": LONG,
+                "trade_id": KEYWORD,
+                "side": KEYWORD,
+                **_money("price", "base_quantity", "quote_amount", "fee_usd", "usd_after"),
+                **_money("btc_after"),
+                "ts_event_ms": LONG,
+            },
+        ),
+        IndexSpec(
+            "balances",
+            "balance snapshots per trading mode",
+            {
+                "trading_mode": KEYWORD,
+                **_money("usd", "btc", "equity_usd"),
+                "mark_price": DOUBLE,
+                "ts_ms": LONG,
+            },
+        ),
+        IndexSpec(
+            "ticker",
+            "best bid and ask",
+            {
+                "symbol": KEYWORD,
+                "bid": DOUBLE,
+                "bid_quantity": DOUBLE,
+                "ask": DOUBLE,
+                "ask_quantity": DOUBLE,
+                "mid_price": DOUBLE,
+                "spread": DOUBLE,
+                "ts_ms": LONG,
+            },
+        ),
+        IndexSpec(
+            "scores",
+            "round trips: each sell scored against the last buy, fees included",
+            {
+                **TRADE_LABELS,
+                "exit_client_order_id": KEYWORD,
+                "entry_client_order_id": KEYWORD,
+                **_money("entry_price", "exit_price", "base_quantity"),
+                **_money("entry_fee_usd", "exit_fee_usd", "pnl_usd", "return_pct"),
+                "profitable": BOOLEAN,
+                "entry_ts_ms": LONG,
+                "exit_ts_ms": LONG,
+                "holding_minutes": DOUBLE,
+            },
+        ),
+        IndexSpec(
+            "forecast",
+            "published forecasts: log price, bounds, price and side per minute, per version",
+            {
+                "forecast_version": KEYWORD,
+                "ds": DATE,
+                "yhat": DOUBLE,
+                "yhat_lower": DOUBLE,
+                "yhat_upper": DOUBLE,
+                "price_forecast": DOUBLE,
+                "price_forecast_lower": DOUBLE,
+                "price_forecast_upper": DOUBLE,
+                "side": KEYWORD,
+            },
+        ),
+        IndexSpec(
+            "heartbeat",
+            "service heartbeats (service.heartbeat.v1)",
+            {
+                "service": KEYWORD,
+                "instance": KEYWORD,
+                "ts_ms": LONG,
+                "processed": LONG,
+                "last_event_ms": LONG,
+                "lag_ms": LONG,
+                "reconnects": LONG,
+                "gaps": LONG,
+                "dead_letters": LONG,
+                "last_error": TEXT,
+                "details": NOT_INDEXED_OBJECT,  # service-specific counters, kept as sent
+            },
+        ),
+        IndexSpec(
+            "restarts",
+            "service restarts recorded by the supervisor",
+            {
+                "service": KEYWORD,
+                "reason": TEXT,
+                "ts_ms": LONG,
+                "pid": LONG,
+            },
+        ),
+    )
+}
+
+INDEX_SETTINGS: dict[str, Any] = {
+    "number_of_shards": 1,
+    "number_of_replicas": 0,  # one node: a replica could never be assigned (status yellow)
+}
+
+
+def index_name(kind: str, prefix: str = DEFAULT_INDEX_PREFIX) -> str:
+    """``<prefix>-<kind>``; raises ``KeyError`` naming the kinds for an unknown one."""
+    try:
+        return INDEX_SPECS[kind].index_name(prefix)
+    except KeyError:
+        raise KeyError(f"unknown index kind {kind!r}; known: {', '.join(INDEX_SPECS)}") from None
+
+
+def template_body(spec: IndexSpec, prefix: str = DEFAULT_INDEX_PREFIX) -> dict[str, Any]:
+    """The ``PUT _index_template/<name>`` body, with a fingerprint of itself in ``_meta``."""
+    body: dict[str, Any] = {
+        "index_patterns": [spec.index_pattern(prefix)],
+        "priority": TEMPLATE_PRIORITY,
+        "template": {"settings": dict(INDEX_SETTINGS), "mappings": spec.mappings()},
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    body["_meta"] = {
+        "managed_by": MANAGED_BY,
+        "description": spec.description,
+        "fingerprint": hashlib.sha256(canonical.encode()).hexdigest()[:16],
+    }
+    return body
+
+
+@dataclass
+class ProvisionReport:
+    """What :func:`ensure_templates` changed (names of templates and indices)."""
+
+    templates_created: list[str] = field(default_factory=list)
+    templates_updated: list[str] = field(default_factory=list)
+    templates_unchanged: list[str] = field(default_factory=list)
+    indices_created: list[str] = field(default_factory=list)
+    mappings_extended: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.templates_created
+            or self.templates_updated
+            or self.indices_created
+            or self.mappings_extended
+        )
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {
+            "templates_created": self.templates_created,
+            "templates_updated": self.templates_updated,
+            "templates_unchanged": self.templates_unchanged,
+            "indices_created": self.indices_created,
+            "mappings_extended": self.mappings_extended,
+        }
+
+
+def _existing_fingerprint(client: Elasticsearch, name: str) -> str | None:
+    """The fingerprint of template ``name`` as stored, "" if it has none, None if it is absent."""
+    response = client.options(ignore_status=404).indices.get_index_template(name=name)
+    templates = response.body.get("index_templates", []) if response.meta.status == 200 else []
+    if not templates:
+        return None
+    meta = templates[0]["index_template"].get("_meta") or {}
+    return str(meta.get("fingerprint", ""))
+
+
+def _extend_mapping(client: Elasticsearch, spec: IndexSpec, index: str) -> bool:
+    """Add fields the template has and ``index`` lacks; True if any was added.
+
+    Raises :class:`SearchError` when a field exists with another type: Elasticsearch cannot
+    change it in place, so the index has to be reindexed (or deleted, for a fresh start).
+    """
+    current = client.indices.get_mapping(index=index)[index]["mappings"].get("properties", {})
+    wanted = spec.mappings()["properties"]
+    conflicts = [
+        f"{name}: {current[name].get('type', 'object')} != {wanted[name]['type']}"
+        for name in wanted
+        if name in current and current[name].get("type", "object") != wanted[name]["type"]
+    ]
+    if conflicts:
+        raise SearchError(
+            f"index {index} has fields of another type than its template ({'; '.join(conflicts)}); "
+            f"reindex it into a new index, or delete it if its documents can be replayed"
+        )
+    missing = {name: wanted[name] for name in wanted if name not in current}
+    if not missing:
+        return False
+    client.indices.put_mapping(index=index, properties=missing)
+    return True
+
+
+def ensure_templates(client: Elasticsearch, prefix: str = DEFAULT_INDEX_PREFIX) -> ProvisionReport:
+    """Create or update every index template, create the concrete indices, extend old mappings.
+
+    Idempotent: a second run reports every template unchanged and creates nothing. A template
+    whose stored fingerprint differs from the code's is replaced (new indices use it), and
+    existing indices get the fields they lack. Raises :class:`SearchUnavailableError` when the
+    cluster cannot be reached and :class:`SearchError` when it refuses a template or mapping.
+    """
+    report = ProvisionReport()
+    try:
+        for spec in INDEX_SPECS.values():
+            name = spec.template_name(prefix)
+            body = template_body(spec, prefix)
+            stored = _existing_fingerprint(client, name)
+            if stored != body["_meta"]["fingerprint"]:
+                client.indices.put_index_template(name=name, **body)
+                (report.templates_created if stored is None else report.templates_updated).append(
+                    name
+                )
+                logger.info(
+                    "index template %s %s", name, "created" if stored is None else "updated"
+                )
+            else:
+                report.templates_unchanged.append(name)
+            existing = client.options(ignore_status=404).indices.get(
+                index=spec.index_pattern(prefix), allow_no_indices=True, expand_wildcards="open"
+            )
+            existing_names = sorted(existing.body) if existing.meta.status == 200 else []
+            for index in existing_names:
+                if _extend_mapping(client, spec, index):
+                    report.mappings_extended.append(index)
+            if not spec.daily and spec.index_name(prefix) not in existing_names:
+                response = client.options(ignore_status=400).indices.create(
+                    index=spec.index_name(prefix)
+                )
+                if response.meta.status == 200:
+                    report.indices_created.append(spec.index_name(prefix))
+                elif "resource_already_exists" not in str(response.body):
+                    raise SearchError(
+                        f"creating index {spec.index_name(prefix)} failed: {response.body}"
+                    )
+    except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout) as error:
+        raise SearchUnavailableError(
+            f"Elasticsearch does not answer while provisioning indices: {error}. Start the local "
+            f"node with `rtc stack up`, or set RTC_SEARCH_URL"
+        ) from error
+    except elasticsearch.ApiError as error:
+        raise SearchError(f"Elasticsearch refused an index template or index: {error}") from error
+    return report

@@ -1,0 +1,635 @@
+"""``SearchWriter``: buffered bulk indexing that never loses or doubles a document.
+
+- ``add(action)`` (thread-safe) serialises the document and appends it to an in-memory buffer;
+  it blocks only while the buffer holds ``max_buffered`` documents (back-pressure, not loss).
+- A background thread sends the buffer with ``elasticsearch.helpers.streaming_bulk`` every
+  ``batch_size`` documents or ``flush_interval_s`` seconds. Every action is an ``index`` op with
+  the document's deterministic ``_id`` (rtcrypto.search.documents), so a re-send overwrites.
+- Elasticsearch unreachable, or a document refused with a retryable status (429, 5xx, 401/403,
+  404, 408): the documents are appended to a spool on disk (JSONL, fsync'ed) under
+  ``<spool_dir>/<name>/`` and re-sent later, oldest first, with exponential backoff, until
+  acknowledged; then the spool file is removed. While the spool holds anything, new batches are
+  appended behind it instead of overtaking it: a later version of a document (an order's final
+  status after its submission) is never overwritten by an older one.
+- A document refused for good (any other 4xx, e.g. 400 ``mapper_parsing_exception``) goes to
+  ``<spool_dir>/<name>/dead-letter.jsonl`` with the status and reason, and is logged.
+- ``close()`` sends or spools everything still buffered. A writer that starts and finds a spool
+  (a crashed run) re-sends it first.
+
+What can still be lost: on SIGKILL or power loss, the documents in memory (at most one flush
+interval's worth, up to ``max_buffered``); everything spooled survives. Two writers must not
+share a spool folder: a lock file refuses the second (give each its own ``name``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, cast
+
+import elastic_transport
+import orjson
+from elasticsearch import Elasticsearch, helpers
+
+from rtcrypto.config import Settings, get_settings
+from rtcrypto.search.documents import SearchAction
+
+logger = logging.getLogger(__name__)
+
+SPOOL_PREFIX = "spool-"
+SPOOL_SUFFIX = ".jsonl"
+DEAD_LETTER_FILE = "dead-letter.jsonl"
+LOCK_FILE = ".lock"
+SPOOL_FILE_MAX_DOCS = 20_000  # then a new spool file starts (re-sent one file at a time)
+# Refused for a reason that is not the document's: configuration, overload, a missing index.
+RETRYABLE_STATUSES = frozenset({401, 403, 404, 408, 429})
+
+
+class SpoolInUseError(RuntimeError):
+    """Another live writer holds the same spool folder."""
+
+
+class WriterClosedError(RuntimeError):
+    """``add`` after ``close``."""
+
+
+class _Doc(NamedTuple):
+    """A document ready to send: its index, ``_id`` and ``_source`` as JSON bytes."""
+
+    index_name: str
+    doc_id: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class WriterStats:
+    """Counters since the writer started (documents), for heartbeats and logs."""
+
+    indexed: int  # acknowledged by Elasticsearch, re-sent spool included
+    spooled: int  # written to the spool (each time: a document spooled twice counts twice)
+    resent: int  # spooled documents acknowledged later
+    dead: int  # refused for good, in the dead-letter file
+    buffered: int  # in memory now
+    pending_spool: int  # in spool files now
+    bulk_requests: int
+    failed_requests: int  # bulk requests that did not reach Elasticsearch or were refused whole
+    last_error: str | None
+
+
+def is_retryable(status: int | None) -> bool:
+    """True if a document refused with ``status`` may succeed later unchanged."""
+    if status is None or status == 0:
+        return True
+    return status in RETRYABLE_STATUSES or status >= 500
+
+
+def _doc(action: SearchAction) -> _Doc:
+    return _Doc(action.index, action.id, orjson.dumps(action.source))
+
+
+def _spool_line(doc: _Doc) -> bytes:
+    record = {"_index": doc.index_name, "_id": doc.doc_id, "_source": orjson.Fragment(doc.body)}
+    return orjson.dumps(record) + b"\n"
+
+
+def _fsync_dir(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _expand(doc: _Doc) -> tuple[dict[str, Any], bytes]:
+    # The body is already JSON: the client forwards bytes as they are.
+    return {"index": {"_index": doc.index_name, "_id": doc.doc_id}}, doc.body
+
+
+class _Outcome(NamedTuple):
+    acked: int
+    retry: list[_Doc]  # refused for now or never reached Elasticsearch, in their original order
+    dead: list[tuple[_Doc, int | None, str]]
+
+
+class SearchWriter:
+    """Buffered, spooling bulk writer (see the module docstring). Use as a context manager."""
+
+    def __init__(
+        self,
+        client: Elasticsearch,
+        *,
+        spool_dir: Path,
+        name: str = "writer",
+        batch_size: int = 500,
+        flush_interval_s: float = 1.0,
+        max_buffered: int | None = None,
+        retry_initial_s: float = 1.0,
+        retry_max_s: float = 30.0,
+        start: bool = True,
+    ) -> None:
+        if batch_size <= 0 or flush_interval_s <= 0:
+            raise ValueError("batch_size and flush_interval_s must be > 0")
+        self.client = client
+        self.name = name
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self.max_buffered = max_buffered or batch_size * 20
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.spool_dir = Path(spool_dir) / name
+        self.dead_letter_path = self.spool_dir / DEAD_LETTER_FILE
+
+        self._condition = threading.Condition()
+        self._buffer: deque[_Doc] = deque()
+        self._added = 0  # documents accepted by add()
+        self._handled = 0  # of those: acknowledged, spooled or dead-lettered
+        self._flush_requested = False
+        self._closing = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+        # Touched by the background thread only (and by __init__ before it starts).
+        self._next_retry = 0.0
+        self._retry_delay = retry_initial_s
+        self._tail: Path | None = None  # the spool file new batches are appended to
+        self._tail_docs = 0
+        self._spool_sequence = 0
+
+        self._indexed = self._spooled = self._resent = self._dead = 0
+        self._pending_spool = 0
+        self._bulk_requests = self._failed_requests = 0
+        self._last_error: str | None = None
+
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_handle = open(self.spool_dir / LOCK_FILE, "a+")  # noqa: SIM115 (held open)
+        try:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_handle.close()
+            raise SpoolInUseError(
+                f"another search writer uses the spool {self.spool_dir}; give each writer its "
+                f"own name (or spool_dir)"
+            ) from None
+        existing = self._spool_files()
+        self._pending_spool = sum(self._count_lines(path) for path in existing)
+        self._spool_sequence = len(existing)
+        if existing:
+            logger.warning(
+                "search writer %s found %d spooled documents in %d file(s) under %s; re-sending",
+                name,
+                self._pending_spool,
+                len(existing),
+                self.spool_dir,
+            )
+        if start:
+            self.start()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        name: str = "writer",
+        client: Elasticsearch | None = None,
+        **options: Any,
+    ) -> SearchWriter:
+        """A writer with ``RTC_SEARCH_*`` settings: URL, spool folder, batch size, interval."""
+        from rtcrypto.search.client import search_client
+
+        settings = settings or get_settings()
+        # No client-side retries: a failed bulk is spooled and re-sent by the writer itself.
+        client = client or search_client(settings, request_timeout_s=30.0, max_retries=0)
+        options.setdefault("batch_size", settings.search_bulk_batch_size)
+        options.setdefault("flush_interval_s", settings.search_flush_interval_s)
+        return cls(client, spool_dir=settings.search_spool_path, name=name, **options)
+
+    # --- public API ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background thread (done by the constructor unless ``start=False``)."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name=f"search-{self.name}", daemon=True)
+        self._thread.start()
+
+    def add(self, action: SearchAction) -> None:
+        """Queue one document; blocks while ``max_buffered`` documents wait (back-pressure).
+
+        Raises ``TypeError`` if its source is not JSON-serialisable (before anything is queued).
+        """
+        doc = _doc(action)
+        with self._condition:
+            if self._closing:
+                raise WriterClosedError(f"search writer {self.name} is closed")
+            while len(self._buffer) >= self.max_buffered and not self._closing:
+                self._condition.wait(0.5)
+            self._buffer.append(doc)
+            self._added += 1
+            if len(self._buffer) >= self.batch_size:
+                self._condition.notify_all()
+
+    def add_many(self, actions: Iterable[SearchAction]) -> int:
+        """Queue every action; returns how many."""
+        count = 0
+        for action in actions:
+            self.add(action)
+            count += 1
+        return count
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until every document added so far is acknowledged, spooled or dead-lettered.
+
+        Returns False if ``timeout_s`` ran out first. Spooled documents count as handled: they
+        are safe on disk, not yet in Elasticsearch (see ``stats().pending_spool``).
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._condition:
+            target = self._added
+            self._flush_requested = True
+            self._condition.notify_all()
+            while self._handled < target:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._condition.wait(remaining if remaining is not None else 1.0)
+        return True
+
+    def wait_for_spool_drained(self, timeout_s: float) -> bool:
+        """Wait until the spool is empty (everything re-sent); False if ``timeout_s`` runs out."""
+        deadline = time.monotonic() + timeout_s
+        with self._condition:
+            while self._pending_spool > 0 or self._buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._flush_requested = True
+                self._condition.notify_all()
+                self._condition.wait(min(remaining, 0.2))
+        return True
+
+    def close(self, timeout_s: float | None = 60.0) -> WriterStats:
+        """Send or spool every buffered document, stop the thread; returns the final counters."""
+        with self._condition:
+            if self._closed:
+                return self.stats()
+            self._closing = True
+            self._condition.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                logger.error(
+                    "search writer %s did not stop within %s s; %d documents still in memory",
+                    self.name,
+                    timeout_s,
+                    len(self._buffer),
+                )
+        else:
+            self._deliver_all(force=True)  # never started: still owe the buffer its delivery
+        with self._condition:
+            self._closed = True
+        fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+        self._lock_handle.close()
+        stats = self.stats()
+        logger.info(
+            "search writer %s closed: indexed=%d spooled=%d resent=%d dead=%d pending_spool=%d",
+            self.name,
+            stats.indexed,
+            stats.spooled,
+            stats.resent,
+            stats.dead,
+            stats.pending_spool,
+        )
+        return stats
+
+    def stats(self) -> WriterStats:
+        with self._condition:
+            return WriterStats(
+                indexed=self._indexed,
+                spooled=self._spooled,
+                resent=self._resent,
+                dead=self._dead,
+                buffered=len(self._buffer),
+                pending_spool=self._pending_spool,
+                bulk_requests=self._bulk_requests,
+                failed_requests=self._failed_requests,
+                last_error=self._last_error,
+            )
+
+    def __enter__(self) -> SearchWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- background thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        last_flush = time.monotonic()
+        while True:
+            with self._condition:
+                while True:
+                    now = time.monotonic()
+                    interval_due = bool(self._buffer) and now - last_flush >= self.flush_interval_s
+                    retry_due = self._pending_spool > 0 and now >= self._next_retry
+                    if (
+                        self._closing
+                        or self._flush_requested
+                        or len(self._buffer) >= self.batch_size
+                        or interval_due
+                        or retry_due
+                    ):
+                        break
+                    waits = [self.flush_interval_s]
+                    if self._pending_spool > 0:
+                        waits.append(max(0.01, self._next_retry - now))
+                    self._condition.wait(min(waits))
+                closing = self._closing
+                # Between intervals only full batches go: small bulk requests cost throughput.
+                force = closing or self._flush_requested or interval_due
+                self._flush_requested = False
+            try:
+                self._deliver_all(force=force)
+                if closing:
+                    return
+            except Exception as error:  # keep the thread alive: a bug here must not stop indexing
+                logger.exception("search writer %s: unexpected error, retrying later", self.name)
+                self._note_failure(f"{type(error).__name__}: {error}")
+                time.sleep(min(self._retry_delay, self.retry_max_s))
+            if force:
+                last_flush = time.monotonic()
+
+    def _take_batch(self, *, force: bool) -> list[_Doc]:
+        """The next batch: a full one, or (``force``) whatever is buffered; [] if none is due."""
+        with self._condition:
+            if len(self._buffer) < self.batch_size and not force:
+                return []
+            count = min(self.batch_size, len(self._buffer))
+            batch = [self._buffer.popleft() for _ in range(count)]
+            self._condition.notify_all()  # add() may be waiting for room
+            return batch
+
+    def _mark_handled(self, count: int) -> None:
+        with self._condition:
+            self._handled += count
+            self._condition.notify_all()
+
+    def _deliver_all(self, *, force: bool) -> None:
+        """Re-send the spool when due, then deliver the buffer in full batches (``force``: all)."""
+        if self._pending_spool > 0 and time.monotonic() >= self._next_retry:
+            self._drain_spool()
+        while True:
+            batch = self._take_batch(force=force)
+            if not batch:
+                return
+            try:
+                self._deliver(batch)
+            except BaseException:
+                with self._condition:  # not handled: back to the front, in order
+                    self._buffer.extendleft(reversed(batch))
+                raise
+            self._mark_handled(len(batch))
+
+    def _deliver(self, batch: list[_Doc]) -> None:
+        if self._pending_spool > 0:
+            # Never overtake older spooled documents: they may be older versions of these ids.
+            if time.monotonic() >= self._next_retry:
+                self._drain_spool()
+            if self._pending_spool > 0:
+                self._append_to_spool(batch)
+                return
+        outcome = self._send(batch)
+        self._dead_letter(outcome.dead)
+        with self._condition:
+            self._indexed += outcome.acked
+        if outcome.retry:
+            self._append_to_spool(outcome.retry)
+            self._schedule_retry()
+
+    # --- sending -------------------------------------------------------------------------------
+
+    def _send(self, docs: list[_Doc]) -> _Outcome:
+        """One bulk request (the helper splits only beyond 100 MB); classify every document."""
+        acked = 0
+        retry: list[_Doc] = []
+        dead: list[tuple[_Doc, int | None, str]] = []
+        position = 0
+        with self._condition:
+            self._bulk_requests += 1
+        results = helpers.streaming_bulk(
+            self.client,
+            cast(Iterable[Any], docs),
+            chunk_size=len(docs),
+            expand_action_callback=cast(Any, _expand),
+            raise_on_error=False,
+            raise_on_exception=False,
+            max_retries=0,
+            yield_ok=True,
+        )
+        request_error: str | None = None
+        try:
+            for ok, info in results:
+                doc = docs[position]
+                position += 1
+                if ok:
+                    acked += 1
+                    continue
+                item = next(iter(info.values()))
+                status = item.get("status")
+                reason = _reason(item.get("error"))
+                if is_retryable(status):
+                    retry.append(doc)
+                    request_error = f"status {status}: {reason}"
+                else:
+                    dead.append((doc, status, reason))
+        except (elastic_transport.TransportError, OSError) as error:
+            # Not reached (refused, reset, timeout): every document not yet answered is retried.
+            retry.extend(docs[position:])
+            request_error = f"{type(error).__name__}: {error}"
+        if request_error is not None:
+            self._note_failure(request_error)
+        elif acked:
+            self._retry_delay = self.retry_initial_s
+        return _Outcome(acked, retry, dead)
+
+    def _note_failure(self, message: str) -> None:
+        with self._condition:
+            self._failed_requests += 1
+            self._last_error = message[:500]
+        logger.warning("search writer %s: bulk failed, spooling: %s", self.name, message[:500])
+
+    def _schedule_retry(self) -> None:
+        self._next_retry = time.monotonic() + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, self.retry_max_s)
+
+    # --- dead letters --------------------------------------------------------------------------
+
+    def _dead_letter(self, dead: list[tuple[_Doc, int | None, str]]) -> None:
+        if not dead:
+            return
+        now_ms = time.time_ns() // 1_000_000
+        lines = []
+        for doc, status, reason in dead:
+            logger.error(
+                "search writer %s: document refused for good, dead-lettered index=%s id=%s "
+                "status=%s reason=%s",
+                self.name,
+                doc.index_name,
+                doc.doc_id,
+                status,
+                reason,
+            )
+            record = {
+                "ts_ms": now_ms,
+                "index": doc.index_name,
+                "id": doc.doc_id,
+                "status": status,
+                "reason": reason,
+                "source": orjson.Fragment(doc.body),
+            }
+            lines.append(orjson.dumps(record) + b"\n")
+        self._append_fsynced(self.dead_letter_path, b"".join(lines))
+        with self._condition:
+            self._dead += len(dead)
+
+    # --- spool ---------------------------------------------------------------------------------
+
+    def _spool_files(self) -> list[Path]:
+        return sorted(self.spool_dir.glob(f"{SPOOL_PREFIX}*{SPOOL_SUFFIX}"))
+
+    @staticmethod
+    def _count_lines(path: Path) -> int:
+        with path.open("rb") as handle:
+            return sum(1 for line in handle if line.strip())
+
+    def _append_fsynced(self, path: Path, data: bytes) -> None:
+        created = not path.exists()
+        with path.open("ab") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if created:
+            _fsync_dir(path.parent)  # the new file's name must survive a crash too
+
+    def _new_spool_path(self) -> Path:
+        self._spool_sequence += 1
+        stamp = time.time_ns()
+        return (
+            self.spool_dir / f"{SPOOL_PREFIX}{stamp:020d}-{self._spool_sequence:06d}{SPOOL_SUFFIX}"
+        )
+
+    def _append_to_spool(self, docs: list[_Doc]) -> None:
+        if self._tail is None or not self._tail.exists() or self._tail_docs >= SPOOL_FILE_MAX_DOCS:
+            self._tail, self._tail_docs = self._new_spool_path(), 0
+        self._append_fsynced(self._tail, b"".join(_spool_line(doc) for doc in docs))
+        self._tail_docs += len(docs)
+        with self._condition:
+            self._spooled += len(docs)
+            self._pending_spool += len(docs)
+
+    def _read_spool(self, path: Path) -> list[_Doc]:
+        docs = []
+        with path.open("rb") as handle:
+            lines = handle.read().split(b"\n")
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+                docs.append(_Doc(record["_index"], record["_id"], orjson.dumps(record["_source"])))
+            except (orjson.JSONDecodeError, KeyError, TypeError) as error:
+                # Only a crash in the middle of an append leaves a torn line (its batch was
+                # still in memory, so lost with the process); keep it visible, do not resend.
+                logger.error(
+                    "search writer %s: unreadable spool line %s:%d (%s), dead-lettered",
+                    self.name,
+                    path.name,
+                    number,
+                    error,
+                )
+                self._append_fsynced(
+                    self.dead_letter_path,
+                    orjson.dumps(
+                        {
+                            "ts_ms": time.time_ns() // 1_000_000,
+                            "file": path.name,
+                            "line": number,
+                            "reason": f"unreadable spool line: {error}",
+                            "raw": line.decode("utf-8", "replace"),
+                        }
+                    )
+                    + b"\n",
+                )
+                with self._condition:
+                    self._dead += 1
+                    self._pending_spool -= 1
+        return docs
+
+    def _rewrite_spool(self, path: Path, docs: list[_Doc]) -> None:
+        """Replace ``path`` atomically with ``docs`` (what is still owed after a partial send)."""
+        temporary = path.with_suffix(".tmp")
+        with temporary.open("wb") as handle:
+            handle.write(b"".join(_spool_line(doc) for doc in docs))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        _fsync_dir(path.parent)
+
+    def _drain_spool(self) -> bool:
+        """Re-send spool files oldest first; True when the spool is empty."""
+        for path in self._spool_files():
+            docs = self._read_spool(path)
+            for chunk_start in range(0, len(docs), self.batch_size):
+                chunk = docs[chunk_start : chunk_start + self.batch_size]
+                outcome = self._send(chunk)
+                self._dead_letter(outcome.dead)
+                done = outcome.acked + len(outcome.dead)
+                with self._condition:
+                    self._indexed += outcome.acked
+                    self._resent += outcome.acked
+                    self._pending_spool -= done
+                if outcome.retry:
+                    owed = outcome.retry + docs[chunk_start + len(chunk) :]
+                    self._rewrite_spool(path, owed)
+                    if path == self._tail:
+                        self._tail_docs = len(owed)
+                    self._schedule_retry()
+                    return False
+            path.unlink()
+            _fsync_dir(self.spool_dir)
+            if path == self._tail:
+                self._tail, self._tail_docs = None, 0
+            logger.info("search writer %s: re-sent spool file %s", self.name, path.name)
+        with self._condition:
+            self._pending_spool = 0
+            self._condition.notify_all()
+        self._retry_delay = self.retry_initial_s
+        return True
+
+
+def _reason(error: object) -> str:
+    """A one-line reason from a bulk item's ``error`` (a dict from Elasticsearch, or text)."""
+    if isinstance(error, dict):
+        kind = error.get("type", "error")
+        reason = error.get("reason", "")
+        caused = error.get("caused_by")
+        if isinstance(caused, dict) and caused.get("reason"):
+            reason = f"{reason} (caused by {caused.get('type')}: {caused.get('reason')})"
+        return f"{kind}: {reason}"
+    return str(error)
+
+
+def iter_dead_letters(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a dead-letter file (for tools and tests)."""
+    if not path.exists():
+        return
+    with path.open("rb") as handle:
+        for line in handle:
+            if line.strip():
+                yield orjson.loads(line)

@@ -1,0 +1,1 @@
+"""The trader: liquidity records + the current forecast -> strategy -> risk gate -> exchange."""

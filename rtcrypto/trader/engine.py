@@ -1,0 +1,414 @@
+"""The trader's decision loop for one liquidity record, with its exchange, journal and recorder.
+
+``Trader.on_liquidity`` is called once per ``liquidity.minute.v1`` record of the traded symbol:
+
+1. skip a record older than ``max_record_age_ms`` (a backlog after downtime is not traded);
+2. look up the forecast side of the decision minute (the record's window end, moved back by the
+   feed's clock offset: the simulator replays an old capture shifted to now);
+3. balances from the exchange -> ``decide_order`` (the one strategy, shared with the backtester);
+4. deterministic ``client_order_id`` (forecast version, minute, side): an id the journal already
+   has is never sent again;
+5. price it from the top of the book, pass the risk gate;
+6. journal ``sent`` (fsync) -> exchange -> journal ``result`` -> ledger -> recorder.
+
+``reconcile`` runs once at start: every pending order is looked up on the exchange by its
+``client_order_id`` (cancelled if still live) and recorded, or marked abandoned; then every
+journaled order, fill and score is re-sent to the recorder (idempotent ids: no duplicates).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+from rtcrypto.exchange.base import (
+    ExchangeAdapter,
+    ExchangeError,
+    ExchangeUnavailableError,
+    OrderRequest,
+    OrderStatus,
+    TopOfBook,
+)
+from rtcrypto.ledger import Ledger
+from rtcrypto.risk import RiskLimits, RiskState, check_order
+from rtcrypto.strategy import Balances, OrderIntent, Side, StrategyParams, decide_order
+from rtcrypto.trader.forecasts import ForecastSource
+from rtcrypto.trader.journal import OrderJournal, SentOrder
+from rtcrypto.trader.recorder import TradeContext, TradeRecorder
+
+log = logging.getLogger(__name__)
+
+SATOSHI = Decimal("0.00000001")
+DAY_MS = 86_400_000
+HUNDRED = Decimal(100)
+FORECAST_INDEX_BEFORE_MS = 3_600_000  # forecast minutes indexed around now: 1 h back,
+FORECAST_INDEX_AFTER_MS = 86_400_000  # one day ahead
+
+
+class MalformedRecordError(ValueError):
+    """A liquidity record the trader cannot use; it goes to the dead-letter topic."""
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidityReading:
+    """The fields of a ``liquidity.minute.v1`` record the trader uses."""
+
+    symbol: str
+    window_start_ms: int
+    window_end_ms: int
+    liquidity_ratio: float | None
+    record: dict[str, Any]
+
+
+def parse_liquidity(record: Any) -> LiquidityReading:
+    """Validate a decoded ``liquidity.minute.v1`` record; raises ``MalformedRecordError``."""
+    if not isinstance(record, dict):
+        raise MalformedRecordError("not a JSON object")
+    try:
+        symbol = str(record["symbol"]).upper()
+        start = int(record["window_start_ms"])
+        end = int(record["window_end_ms"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise MalformedRecordError(f"missing or bad symbol/window bounds: {error}") from None
+    if end <= start:
+        raise MalformedRecordError(f"window_end_ms {end} is not after window_start_ms {start}")
+    ratio = record.get("liquidity_ratio")
+    if ratio is not None:
+        try:
+            ratio = float(ratio)
+        except (TypeError, ValueError):
+            raise MalformedRecordError(f"liquidity_ratio is not a number: {ratio!r}") from None
+        if not math.isfinite(ratio):
+            ratio = None
+    return LiquidityReading(symbol, start, end, ratio, record)
+
+
+def client_order_id(forecast_version: str, minute_ms: int, side: Side) -> str:
+    """Deterministic: the same decision always gets the same id, so it is never sent twice."""
+    return f"rtc-{forecast_version}-{minute_ms}-{side.value}"
+
+
+def price_intent(
+    intent: OrderIntent, book: TopOfBook, fee_rate: Decimal, client_id: str, symbol: str
+) -> OrderRequest | None:
+    """An IOC limit order for ``intent``: a buy at the ask sized so cost plus fee fits the quote
+    amount; a sell of the whole quantity at the bid. None if the book has no price or size is 0."""
+    if intent.side is Side.buy:
+        if book.ask <= 0 or intent.quote_amount is None:
+            return None
+        quantity = (intent.quote_amount / (book.ask * (1 + fee_rate))).quantize(
+            SATOSHI, rounding=ROUND_DOWN
+        )
+        limit = book.ask
+    else:
+        if book.bid <= 0 or intent.base_quantity is None:
+            return None
+        quantity = intent.base_quantity.quantize(SATOSHI, rounding=ROUND_DOWN)
+        limit = book.bid
+    if quantity <= 0:
+        return None
+    return OrderRequest(
+        client_order_id=client_id,
+        symbol=symbol.lower(),
+        side=intent.side,
+        quantity=quantity,
+        limit_price=limit,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one record led to: ``action`` is ``order`` or ``skip``; ``reason`` says why."""
+
+    action: str
+    reason: str
+    client_order_id: str | None = None
+    status: OrderStatus | None = None
+
+
+class Trader:
+    """Wires strategy, risk gate, exchange, journal, ledger and recorder for one symbol."""
+
+    def __init__(
+        self,
+        *,
+        exchange: ExchangeAdapter,
+        journal: OrderJournal,
+        forecasts: ForecastSource,
+        recorder: TradeRecorder,
+        params: StrategyParams,
+        limits: RiskLimits,
+        symbol: str,
+        mode: str,
+        taker_fee_pct: Decimal,
+        clock_ms: Callable[[], int],
+        kill_switch: Callable[[], bool] = lambda: False,
+        forecast_offset_ms: int = 0,
+        max_record_age_ms: int | None = None,
+        after_send: Callable[[OrderStatus], None] | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self.journal = journal
+        self.forecasts = forecasts
+        self.recorder = recorder
+        self.params = params
+        self.limits = limits
+        self.symbol = symbol.upper()
+        self.mode = mode
+        self.fee_rate = Decimal(taker_fee_pct) / HUNDRED
+        self.clock_ms = clock_ms
+        self.kill_switch = kill_switch
+        self.forecast_offset_ms = forecast_offset_ms
+        self.max_record_age_ms = max_record_age_ms
+        self._after_send = after_send  # fault injection in tests: crash between send and record
+        self.ledger: Ledger | None = None
+        self.processed = 0
+        self.orders_sent = 0
+        self.last_event_ms: int | None = None
+        self.last_error: str | None = None
+
+    # --- start-up ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Open or rebuild the ledger from the journal and reconcile with the exchange."""
+        if self.journal.state.opened is None:
+            balances = self.exchange.balances()
+            self.journal.open_account(
+                balances.get("usd", Decimal(0)),
+                balances.get("btc", Decimal(0)),
+                self.mode,
+                self.clock_ms(),
+            )
+        opened = self.journal.state.opened
+        assert opened is not None
+        self.ledger = Ledger(
+            Decimal(opened["usd"]),
+            Decimal(opened["btc"]),
+            taker_fee_pct=self.fee_rate * HUNDRED,
+        )
+        for cid, status in self.journal.state.results.items():
+            self._book_fill(status, cid, record=False)
+        if self.forecasts.refresh(force=True):
+            self._record_forecast()
+        self.reconcile()
+
+    def reconcile(self) -> None:
+        """Resolve pending orders with the exchange, then re-send every record to the recorder."""
+        self.resolve_pending()
+        self._replay_to_recorder()
+        self._compare_balances()
+
+    def resolve_pending(self) -> None:
+        """Ask the exchange for every order sent but not recorded (crash, timeout)."""
+        for sent in self.journal.state.pending():
+            cid = sent.request.client_order_id
+            status = self.exchange.order_status(cid)
+            if status is not None and status.is_live:
+                status = self.exchange.cancel_order(status.order_id)
+            if status is None:
+                self.journal.record_abandoned(cid, "not on the exchange after a restart")
+                log.warning("reconcile client_order_id=%s: never reached the exchange", cid)
+                continue
+            self.journal.record_result(status, cid)
+            self._book_fill(status, cid, record=False)
+            log.warning(
+                "reconcile client_order_id=%s: recovered from the exchange, executed=%s",
+                cid,
+                status.executed_quantity,
+            )
+
+    def _compare_balances(self) -> None:
+        exchange = self.exchange.balances()
+        ledger = self.ledger.balances if self.ledger else None
+        if ledger is not None and (
+            exchange.get("btc", Decimal(0)) != ledger.btc
+            or exchange.get("usd", Decimal(0)) != ledger.usd
+        ):
+            log.warning(
+                "reconcile balances differ: exchange usd=%s btc=%s, ledger usd=%s btc=%s "
+                "(the exchange's are used for sizing)",
+                exchange.get("usd"),
+                exchange.get("btc"),
+                ledger.usd,
+                ledger.btc,
+            )
+
+    def _replay_to_recorder(self) -> None:
+        replay = Ledger(self.ledger.initial.usd, self.ledger.initial.btc) if self.ledger else None
+        if replay is None:
+            return
+        replay.fee_rate = self.fee_rate
+        for cid, status in self.journal.state.results.items():
+            sent = self.journal.state.sent.get(cid)
+            if sent is None:
+                continue
+            context = TradeContext(self.mode, sent.forecast_version, sent.minute_ms)
+            self.recorder.order(sent.request, status, context)
+            if status.executed_quantity > 0:
+                trips_before = len(replay.round_trips)
+                fill = replay.record(
+                    status.side,
+                    status.average_execution_price,
+                    status.executed_quantity,
+                    status.fee_usd,
+                    status.ts_ms,
+                )
+                self.recorder.fill(fill, status, context)
+                if len(replay.round_trips) > trips_before:
+                    self.recorder.score(replay.round_trips[-1], status, context)
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def on_liquidity(self, reading: LiquidityReading) -> Outcome:
+        """Decide and act on one record of the traded symbol."""
+        self.processed += 1
+        self.last_event_ms = reading.window_end_ms
+        self.recorder.liquidity(reading.record)
+        now = self.clock_ms()
+        if (
+            self.max_record_age_ms is not None
+            and now - reading.window_end_ms > self.max_record_age_ms
+        ):
+            return Outcome(
+                "skip",
+                f"stale record: window ended {(now - reading.window_end_ms) / 1000:.0f} s ago",
+            )
+        if self.journal.state.pending():
+            try:
+                self.resolve_pending()
+            except ExchangeError as error:
+                return Outcome("skip", f"an earlier order is still unresolved: {error}")
+        if self.forecasts.refresh():
+            self._record_forecast()
+        version = self.forecasts.version
+        if version is None:
+            return Outcome("skip", "no current forecast: publish one with `rtc forecast publish`")
+        minute_ms = reading.window_end_ms
+        side = self.forecasts.side_at(minute_ms - self.forecast_offset_ms)
+        if side is None:
+            return Outcome("skip", f"forecast {version} does not cover this minute")
+        exchange_balances = self.exchange.balances()
+        balances = Balances(
+            usd=exchange_balances.get("usd", Decimal(0)),
+            btc=exchange_balances.get("btc", Decimal(0)),
+        )
+        intent = decide_order(side, balances, reading.liquidity_ratio, self.params)
+        if intent is None:
+            return Outcome(
+                "skip", f"strategy: no order (forecast {side}, ratio {reading.liquidity_ratio})"
+            )
+        cid = client_order_id(version, minute_ms, intent.side)
+        if self.journal.knows(cid):
+            return Outcome("skip", "already sent this minute's order", cid)
+        book = self.exchange.top_of_book(self.symbol)
+        self.recorder.ticker(book)
+        order = price_intent(intent, book, self.fee_rate, cid, self.symbol)
+        if order is None:
+            return Outcome("skip", "nothing to order at this price", cid)
+        verdict = check_order(order, self._risk_state(balances, now), self.limits, now)
+        if verdict.order is None:
+            log.warning("risk gate refused client_order_id=%s: %s", cid, verdict.reason)
+            return Outcome("skip", f"risk: {verdict.reason}", cid)
+        return self._send(verdict.order, version, minute_ms, now)
+
+    def _record_forecast(self) -> None:
+        """Index the new forecast's next day (on the feed's clock) for the price chart."""
+        current = self.forecasts.current
+        if current is None:
+            return
+        now_ms = self.clock_ms() - self.forecast_offset_ms
+        ds_ms = current.minutes_ms
+        window = (ds_ms >= now_ms - FORECAST_INDEX_BEFORE_MS) & (
+            ds_ms < now_ms + FORECAST_INDEX_AFTER_MS
+        )
+        frame = current.frame.iloc[window.nonzero()[0]] if window.any() else current.frame.iloc[:0]
+        self.recorder.forecast(current.version, frame, self.forecast_offset_ms)
+
+    def _risk_state(self, balances: Balances, now_ms: int) -> RiskState:
+        day_start = now_ms - now_ms % DAY_MS
+        realised = Decimal(0)
+        if self.ledger is not None:
+            realised = sum(
+                (t.pnl_usd for t in self.ledger.round_trips if t.exit.ts_event_ms >= day_start),
+                Decimal(0),
+            )
+        return RiskState(
+            position_btc=balances.btc,
+            realised_pnl_today_usd=realised,
+            recent_order_times_ms=self.journal.send_times_ms()[
+                -self.limits.max_orders_per_minute - 1 :
+            ],
+            kill_switch=self.kill_switch(),
+        )
+
+    def _send(self, order: OrderRequest, version: str, minute_ms: int, now: int) -> Outcome:
+        cid = order.client_order_id
+        self.journal.record_sent(SentOrder(order, version, minute_ms, now))
+        try:
+            status = self.exchange.place_order(order)
+        except ExchangeUnavailableError as error:
+            self.last_error = str(error)
+            log.error(
+                "order client_order_id=%s: exchange unavailable, pending until reconciled: %s",
+                cid,
+                error,
+            )
+            return Outcome("skip", f"exchange unavailable: {error}", cid)
+        except ExchangeError as error:
+            self.last_error = str(error)
+            self.journal.record_abandoned(cid, f"{type(error).__name__}: {error}")
+            log.error("order client_order_id=%s refused: %s", cid, error)
+            return Outcome("skip", f"refused: {error}", cid)
+        if self._after_send is not None:
+            self._after_send(status)
+        self.journal.record_result(status, cid)
+        self.orders_sent += 1
+        context = TradeContext(self.mode, version, minute_ms)
+        self.recorder.order(order, status, context)
+        self._book_fill(status, cid, record=True, context=context)
+        log.info(
+            "order client_order_id=%s side=%s limit=%s executed=%s/%s avg_price=%s fee=%s",
+            cid,
+            order.side,
+            order.limit_price,
+            status.executed_quantity,
+            order.quantity,
+            status.average_execution_price,
+            status.fee_usd,
+        )
+        return Outcome("order", "sent", cid, status)
+
+    def _book_fill(
+        self,
+        status: OrderStatus,
+        cid: str,
+        *,
+        record: bool,
+        context: TradeContext | None = None,
+    ) -> None:
+        if self.ledger is None or status.executed_quantity <= 0:
+            return
+        trips_before = len(self.ledger.round_trips)
+        fill = self.ledger.record(
+            status.side,
+            status.average_execution_price,
+            status.executed_quantity,
+            status.fee_usd,
+            status.ts_ms,
+        )
+        if not record or context is None:
+            return
+        self.recorder.fill(fill, status, context)
+        if len(self.ledger.round_trips) > trips_before:
+            trip = self.ledger.round_trips[-1]
+            self.recorder.score(trip, status, context)
+            log.info(
+                "score client_order_id=%s pnl_usd=%s return_pct=%.4f",
+                cid,
+                trip.pnl_usd,
+                trip.return_pct,
+            )
+        balances = fill.balances_after
+        self.recorder.balances(balances.usd, balances.btc, status.ts_ms, self.mode)

@@ -1,0 +1,283 @@
+"""The trader service (``python -m streaming.trader``, ``rtc trader``): Kafka in, orders out.
+
+Consumes ``liquidity.minute.v1`` in its own consumer group, commits a record's offset only after
+the record was decided and journaled (a crash re-reads it; the journal's deterministic ids make
+that harmless), dead-letters records it cannot parse, sends a heartbeat every
+``heartbeat_interval_s`` and stops cleanly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+
+from rtcrypto.config import Feed, Settings, get_settings
+from rtcrypto.exchange.base import ExchangeAdapter, ExchangeError
+from rtcrypto.kafka_io import KafkaUnavailable, RecordProducer, make_producer
+from rtcrypto.risk import RiskLimits
+from rtcrypto.schemas import DeadLetter, Heartbeat
+from rtcrypto.strategy import StrategyParams
+from rtcrypto.trader.engine import MalformedRecordError, Trader, parse_liquidity
+from rtcrypto.trader.forecasts import ForecastSource
+from rtcrypto.trader.journal import OrderJournal
+from rtcrypto.trader.recorder import NullRecorder, TradeRecorder
+
+log = logging.getLogger("trader")
+
+SERVICE = "trader"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class TraderConfigError(ValueError):
+    """The trader cannot start with these settings; the message names the setting."""
+
+
+def forecast_offset_ms(settings: Settings) -> int:
+    """How far the feed's clock is ahead of the forecast's: the simulator's replay shift."""
+    if settings.trader_forecast_offset_ms is not None:
+        return settings.trader_forecast_offset_ms
+    if settings.feed is Feed.live:
+        return 0
+    url = f"http://{settings.simulator_host}:{settings.simulator_port}/_sim/status"
+    try:
+        response = requests.get(url, timeout=5)
+        response.raise_for_status()
+        return int(response.json().get("shift_ms", 0))
+    except (requests.RequestException, ValueError) as error:
+        raise TraderConfigError(
+            f"cannot read the simulator's replay shift from {url} ({error}): start the simulator "
+            "or set RTC_TRADER_FORECAST_OFFSET_MS"
+        ) from None
+
+
+def build_exchange(settings: Settings) -> ExchangeAdapter:
+    """``paper`` (default) against the feed's public book, or ``gemini`` (sandbox / live)."""
+    from rtcrypto.exchange import factory
+
+    return factory.exchange_from_settings(settings)
+
+
+def build_recorder(settings: Settings, exchange_name: str) -> TradeRecorder:
+    """Elasticsearch through the bulk writer, unless RTC_TRADER_SEARCH is off."""
+    if not settings.trader_search:
+        return NullRecorder()
+    from rtcrypto.trader.search_recorder import SearchRecorder
+
+    return SearchRecorder.from_settings(settings, exchange=exchange_name)
+
+
+@dataclass
+class TraderStats:
+    dead_letters: int = 0
+    skipped: int = 0
+
+
+class TraderService:
+    """Runs the consume-decide-commit loop until :meth:`stop`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        trader: Trader,
+        producer: RecordProducer,
+        clock_ms: Callable[[], int] = now_ms,
+    ) -> None:
+        self.settings = settings
+        self.trader = trader
+        self.producer = producer
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        self.stats = TraderStats()
+        self._stop = threading.Event()
+        self._clock_ms = clock_ms
+        self._next_heartbeat = 0.0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        def handle(signum: int, _frame: object) -> None:
+            log.info("trader received %s: stopping after this record", signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def _consumer(self):  # type: ignore[no-untyped-def]
+        from confluent_kafka import Consumer
+
+        return Consumer(
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap,
+                "group.id": self.settings.trader_consumer_group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "client.id": f"rtc-trader-{os.getpid()}",
+                # static membership: a restarted trader takes its partitions back at once instead
+                # of waiting out the dead member's session; a second trader is fenced off
+                "group.instance.id": f"{self.settings.trader_consumer_group}-{SERVICE}",
+                "session.timeout.ms": 10_000,
+            }
+        )
+
+    def run(self) -> None:
+        settings = self.settings
+        topic = settings.topics.liquidity
+        consumer = self._consumer()
+        consumer.subscribe([topic])
+        log.info(
+            "trader consuming topic=%s group=%s symbol=%s mode=%s exchange=%s",
+            topic,
+            settings.trader_consumer_group,
+            settings.trader_symbol,
+            self.trader.mode,
+            self.trader.exchange.name,
+        )
+        try:
+            while not self._stop.is_set():
+                self._heartbeat_if_due()
+                message = consumer.poll(0.5)
+                if message is None:
+                    continue
+                if message.error():
+                    log.warning("kafka error topic=%s: %s", topic, message.error())
+                    continue
+                self.handle(message.value(), f"{topic}[{message.partition()}]@{message.offset()}")
+                consumer.commit(message=message, asynchronous=False)
+        finally:
+            consumer.close()
+            self._send_heartbeat()
+            self.trader.recorder.close()
+            self.producer.flush(10)
+            self.producer.close(10)
+            self.trader.journal.close()
+            log.info(
+                "trader stopped processed=%d orders=%d dead_letters=%d",
+                self.trader.processed,
+                self.trader.orders_sent,
+                self.stats.dead_letters,
+            )
+
+    def handle(self, value: bytes | None, source: str) -> None:
+        """One Kafka record: parse, decide, act; bad input is dead-lettered, never fatal."""
+        try:
+            reading = parse_liquidity(json.loads(value or b""))
+        except (ValueError, MalformedRecordError) as error:
+            self._dead_letter(value, source, str(error))
+            return
+        if reading.symbol != self.settings.trader_symbol.upper():
+            return
+        try:
+            outcome = self.trader.on_liquidity(reading)
+        except ExchangeError as error:  # the exchange is down: keep consuming, retry next minute
+            self.trader.last_error = str(error)
+            log.error("record %s: exchange error: %s", source, error)
+            return
+        if outcome.action == "skip":
+            self.stats.skipped += 1
+            log.info("minute=%d %s", reading.window_end_ms, outcome.reason)
+
+    def _dead_letter(self, value: bytes | None, source: str, reason: str) -> None:
+        self.stats.dead_letters += 1
+        raw = (value or b"").decode("utf-8", errors="replace")
+        letter = DeadLetter(
+            service=SERVICE, reason=reason, raw=raw, source=source, ts_receive_ms=self._clock_ms()
+        )
+        self.producer.send(self.settings.topics.deadletter, source.encode(), letter.to_bytes())
+        log.warning("dead-lettered record %s: %s", source, reason)
+
+    def _heartbeat_if_due(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.settings.heartbeat_interval_s
+            self._send_heartbeat()
+
+    def _send_heartbeat(self) -> None:
+        now = self._clock_ms()
+        last = self.trader.last_event_ms
+        beat = Heartbeat(
+            service=SERVICE,
+            instance=self.instance,
+            ts_ms=now,
+            processed=self.trader.processed,
+            last_event_ms=last,
+            lag_ms=None if last is None else max(0, now - last),
+            dead_letters=self.stats.dead_letters,
+            last_error=self.trader.last_error,
+        )
+        self.producer.send(self.settings.topics.heartbeat, SERVICE.encode(), beat.to_bytes())
+
+
+def build_trader(settings: Settings) -> Trader:
+    """The trader wired from settings (exchange, journal, forecast, recorder, limits)."""
+    from rtcrypto.forecast.publish import resolve_forecast_dir
+
+    exchange = build_exchange(settings)
+    kill_path = settings.kill_switch_path
+
+    def kill_switch() -> bool:
+        return settings.kill_switch or kill_path.exists()
+
+    fault_exit = os.environ.get("RTC_TRADER_FAULT_EXIT_AFTER_SEND") == "1"
+
+    def crash_after_send(status: object) -> None:  # fault suite: kill -9 between send and record
+        log.warning("fault injection: exiting between the exchange's answer and the journal")
+        os._exit(137)
+
+    max_age = settings.trader_max_record_age_s
+    return Trader(
+        exchange=exchange,
+        journal=OrderJournal(settings.trader_dir / f"journal-{exchange.name}.jsonl"),
+        forecasts=ForecastSource(
+            resolve_forecast_dir(settings.forecast_dir),
+            settings.forecast_reload_interval_s,
+            clock_s=time.monotonic,
+        ),
+        recorder=build_recorder(settings, exchange.name),
+        params=StrategyParams.from_settings(settings),
+        limits=RiskLimits.from_settings(settings),
+        symbol=settings.trader_symbol,
+        mode=settings.trading_mode.value,
+        taker_fee_pct=settings.taker_fee_pct,
+        clock_ms=now_ms,
+        kill_switch=kill_switch,
+        forecast_offset_ms=forecast_offset_ms(settings),
+        max_record_age_ms=None if max_age is None else int(max_age * 1000),
+        after_send=crash_after_send if fault_exit else None,
+    )
+
+
+def main() -> None:
+    """Entry point of ``python -m streaming.trader`` and ``rtc trader``."""
+    from rtcrypto.logs import setup_logging
+
+    setup_logging(SERVICE)
+    settings = get_settings()
+    try:
+        trader = build_trader(settings)
+        trader.start()
+        producer = make_producer(settings, "rtc-trader")
+    except (TraderConfigError, ExchangeError, ValueError) as error:
+        log.error("trader cannot start: %s", error)
+        raise SystemExit(2) from None
+    except KafkaUnavailable as error:
+        log.error(
+            "trader cannot reach Kafka at %s (%s): start it with `rtc stack up`",
+            settings.kafka_bootstrap,
+            error,
+        )
+        raise SystemExit(2) from None
+    service = TraderService(settings, trader, producer)
+    service.install_signal_handlers()
+    service.run()

@@ -1,0 +1,201 @@
+"""The Kibana saved objects (rtcrypto/search/kibana/trade_review.ndjson): valid NDJSON, unique ids,
+every reference resolves, every chart reads indices that have templates and fields they map,
+and rtcrypto.search.queries runs the same aggregations (tested against the node elsewhere)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from rtcrypto.search import queries
+from rtcrypto.search.indices import INDEX_SPECS
+from rtcrypto.search.kibana import SAVED_OBJECTS_FILE, saved_objects
+
+INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
+NUMERIC = {"double", "long"}
+
+
+@pytest.fixture(scope="module")
+def objects() -> list[dict[str, Any]]:
+    return saved_objects()
+
+
+@pytest.fixture(scope="module")
+def by_id(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {obj["id"]: obj for obj in objects}
+
+
+def _of_type(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [obj for obj in objects if obj["type"] == kind]
+
+
+def _template_properties(index: str) -> dict[str, dict[str, Any]]:
+    """The mapping of the template whose pattern covers ``index`` (fails if none does)."""
+    for spec in INDEX_SPECS.values():
+        if fnmatch.fnmatchcase(index, spec.index_pattern()) or index == spec.index_pattern():
+            return spec.mappings()["properties"]
+    raise AssertionError(f"no index template covers {index}")
+
+
+def _data_view_indices(data_view: dict[str, Any]) -> list[str]:
+    return [part.strip() for part in data_view["attributes"]["title"].split(",")]
+
+
+def _data_view_of(obj: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    source = json.loads(obj["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
+    ref_name = source["indexRefName"]
+    (reference,) = [ref for ref in obj["references"] if ref["name"] == ref_name]
+    assert reference["type"] == "index-pattern"
+    return by_id[reference["id"]]
+
+
+def test_every_line_is_a_saved_object_with_parseable_embedded_json() -> None:
+    lines = [line for line in SAVED_OBJECTS_FILE.read_text().splitlines() if line.strip()]
+    assert lines, "empty NDJSON"
+    embedded = ("visState", "uiStateJSON", "panelsJSON", "optionsJSON")
+    for number, line in enumerate(lines, start=1):
+        obj = json.loads(line)
+        assert {"id", "type", "attributes", "references"} <= set(obj), number
+        assert obj["attributes"].get("title"), number
+        for key in embedded:
+            if key in obj["attributes"]:
+                json.loads(obj["attributes"][key])
+        meta = obj["attributes"].get("kibanaSavedObjectMeta")
+        if meta:
+            json.loads(meta["searchSourceJSON"])
+
+
+def test_ids_are_unique(objects: list[dict[str, Any]]) -> None:
+    counts = Counter(obj["id"] for obj in objects)
+    assert [object_id for object_id, count in counts.items() if count > 1] == []
+
+
+def test_every_reference_resolves_to_an_object_of_its_type(
+    objects: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]
+) -> None:
+    for obj in objects:
+        names = [ref["name"] for ref in obj["references"]]
+        assert len(names) == len(set(names)), obj["id"]
+        for ref in obj["references"]:
+            assert ref["id"] in by_id, (obj["id"], ref)
+            assert by_id[ref["id"]]["type"] == ref["type"], (obj["id"], ref)
+
+
+def test_search_sources_and_dashboard_panels_name_existing_references(
+    objects: list[dict[str, Any]],
+) -> None:
+    for obj in objects:
+        names = {ref["name"] for ref in obj["references"]}
+        meta = obj["attributes"].get("kibanaSavedObjectMeta")
+        if meta:
+            ref_name = json.loads(meta["searchSourceJSON"]).get("indexRefName")
+            if ref_name:
+                assert ref_name in names, obj["id"]
+        if obj["type"] == "dashboard":
+            for panel in json.loads(obj["attributes"]["panelsJSON"]):
+                assert f"{panel['panelIndex']}:{panel['panelRefName']}" in names, panel
+
+
+def test_the_dashboard_shows_the_four_trade_review_panels(by_id: dict[str, dict[str, Any]]) -> None:
+    dashboard = by_id["rtc-trade-review"]
+    assert dashboard["attributes"]["title"] == "Trade review"
+    assert {ref["id"] for ref in dashboard["references"]} == set(queries.VISUALIZATION_QUERIES)
+
+
+def test_the_all_indices_data_view_covers_every_index_by_timestamp(
+    by_id: dict[str, dict[str, Any]],
+) -> None:
+    data_view = by_id["rtc-all"]
+    assert data_view["attributes"]["title"] == "rtc-*"
+    for view in _of_type(list(by_id.values()), "index-pattern"):
+        assert view["attributes"]["timeFieldName"] == "@timestamp", view["id"]
+    for spec in INDEX_SPECS.values():
+        assert fnmatch.fnmatchcase(spec.index_name(), "rtc-*")
+
+
+def test_every_chart_and_table_reads_indices_that_have_templates(
+    objects: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]
+) -> None:
+    readers = _of_type(objects, "visualization") + _of_type(objects, "search")
+    assert readers
+    for obj in readers:
+        for index in _data_view_indices(_data_view_of(obj, by_id)):
+            _template_properties(index)  # raises if no template covers it
+
+
+def _agg_fields(vis_state: dict[str, Any]) -> list[tuple[str, str]]:
+    """(aggregation type, field) of every aggregation, custom metrics of pipelines included."""
+    found = []
+    for agg in vis_state["aggs"]:
+        params = agg.get("params", {})
+        if "field" in params:
+            found.append((agg["type"], params["field"]))
+        custom = params.get("customMetric")
+        if custom:
+            found.append((custom["type"], custom["params"]["field"]))
+    return found
+
+
+def test_aggregated_fields_exist_with_numeric_or_date_types(
+    objects: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]
+) -> None:
+    for vis in _of_type(objects, "visualization"):
+        vis_state = json.loads(vis["attributes"]["visState"])
+        indices = _data_view_indices(_data_view_of(vis, by_id))
+        for agg_type, field in _agg_fields(vis_state):
+            types = {
+                _template_properties(index)[field]["type"]
+                for index in indices
+                if field in _template_properties(index)
+            }
+            assert types, f"{vis['id']}: {field} is in none of {indices}"
+            wanted = {"date"} if agg_type == "date_histogram" else NUMERIC
+            assert types <= wanted, (vis["id"], field, types)
+
+
+def test_the_orders_table_columns_are_mapped(
+    objects: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]
+) -> None:
+    (table,) = _of_type(objects, "search")
+    (index,) = _data_view_indices(_data_view_of(table, by_id))
+    properties = _template_properties(index)
+    assert set(table["attributes"]["columns"]) <= set(properties)
+    assert table["attributes"]["sort"] == [["@timestamp", "desc"]]
+
+
+def test_queries_module_runs_what_each_visualization_shows(
+    objects: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]
+) -> None:
+    readers = _of_type(objects, "visualization") + _of_type(objects, "search")
+    assert {obj["id"] for obj in readers} == set(queries.VISUALIZATION_QUERIES)
+    for obj in readers:
+        query = queries.VISUALIZATION_QUERIES[obj["id"]]
+        indices = _data_view_indices(_data_view_of(obj, by_id))
+        assert queries.indices_of(query).split(",") == indices, obj["id"]
+        if obj["type"] == "visualization":
+            vis_state = json.loads(obj["attributes"]["visState"])
+            metric_fields = [
+                field for kind, field in _agg_fields(vis_state) if kind != "date_histogram"
+            ]
+            assert tuple(metric_fields) == query.metric_fields, obj["id"]
+        else:
+            assert tuple(obj["attributes"]["columns"]) == query.metric_fields
+
+
+def test_cumulative_profit_is_a_running_sum_of_pnl_in_kibana_and_in_the_query(
+    by_id: dict[str, dict[str, Any]],
+) -> None:
+    vis_state = json.loads(by_id["rtc-cumulative-profit"]["attributes"]["visState"])
+    (metric,) = [agg for agg in vis_state["aggs"] if agg["schema"] == "metric"]
+    assert metric["type"] == "cumulative_sum"
+    assert metric["params"]["customMetric"]["type"] == "sum"
+    assert metric["params"]["customMetric"]["params"]["field"] == "pnl_usd"
+
+    aggs = queries.cumulative_profit_body()["aggs"][queries.HISTOGRAM]
+    assert aggs["date_histogram"]["field"] == "@timestamp"
+    assert aggs["aggs"]["profit"] == {"sum": {"field": "pnl_usd"}}
+    assert aggs["aggs"]["cumulative_profit"] == {"cumulative_sum": {"buckets_path": "profit"}}

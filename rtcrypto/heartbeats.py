@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -39,7 +40,10 @@ def describe(beat: dict[str, Any], now_ms: int) -> str:
 
 
 def read_recent(bootstrap: str, topic: str, timeout_s: float = 3.0) -> list[dict[str, Any]]:
-    """The last ``RECENT_RECORDS`` heartbeats of every partition; [] if Kafka does not answer."""
+    """The last ``RECENT_RECORDS`` heartbeats of every partition; [] if Kafka does not answer.
+
+    Reads up to the end offsets found at the start, for at most about ``timeout_s`` seconds.
+    """
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
 
@@ -47,7 +51,6 @@ def read_recent(bootstrap: str, topic: str, timeout_s: float = 3.0) -> list[dict
         consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
-            consumer_timeout_ms=int(timeout_s * 1000),
             request_timeout_ms=int(timeout_s * 1000) + 1000,
         )
     except KafkaError:
@@ -59,14 +62,23 @@ def read_recent(bootstrap: str, topic: str, timeout_s: float = 3.0) -> list[dict
         if not partitions:
             return []
         consumer.assign(partitions)
-        for partition, end in consumer.end_offsets(partitions).items():
+        ends = consumer.end_offsets(partitions)
+        for partition, end in ends.items():
             consumer.seek(partition, max(0, end - RECENT_RECORDS))
+        # Read up to the end offsets seen now: services keep writing, so "until quiet" may never come.
         records = []
-        for message in consumer:
-            try:
-                records.append(json.loads(message.value))
-            except (TypeError, ValueError):
-                continue
+        deadline = time.monotonic() + timeout_s
+        pending = {partition for partition, end in ends.items() if end > 0}
+        while pending and time.monotonic() < deadline:
+            for partition, messages in consumer.poll(timeout_ms=200).items():
+                for message in messages:
+                    if message.offset >= ends[partition]:
+                        continue
+                    try:
+                        records.append(json.loads(message.value))
+                    except (TypeError, ValueError):
+                        continue
+            pending = {p for p in pending if consumer.position(p) < ends[p]}
         return records
     finally:
         consumer.close()

@@ -1,90 +1,47 @@
 """``rtc up|down|status``: the whole embedded platform on one machine, without Docker.
 
-``up`` starts Kafka (``rtc stack up``), then the exchange simulator (offline default; ``RTC_FEED=live``
-reads Gemini's public feed instead), the ingest and the Spark liquidity job as managed background
-processes, and follows ``liquidity.minute.v1`` so the user sees records as they arrive.
+``up`` starts Kafka (``rtc stack up``), then the streaming services of the registry
+(``rtcrypto/services.py``: the exchange simulator (offline default; ``RTC_FEED=live`` reads
+Gemini's public feed instead), the ingest, the Spark liquidity job and the trader) as managed
+background processes, and follows ``liquidity.minute.v1`` so the user sees records as they arrive.
+``status`` adds each service's health as the supervisor judges it (state, heartbeat age, lag,
+restarts from the journal, pid).
 """
 
 from __future__ import annotations
 
-import sys
 import time
+from typing import Any
 
 import typer
 
+from rtcrypto import services
 from rtcrypto.cli import stack as stack_cli
-from rtcrypto.config import Feed, Settings, get_settings
+from rtcrypto.config import Settings, get_settings
 from rtcrypto.stack import process
 from rtcrypto.stack.errors import StackError
 
-SIMULATOR = "simulator"
-INGEST = "ingest"
-LIQUIDITY = "liquidity"
 
-
-def _start(name: str, command: list[str], settings: Settings, **kwargs: object) -> None:
+def _start(spec: services.ServiceSpec, settings: Settings) -> None:
+    name = spec.name
     if process.is_running(name, settings):
         typer.echo(f"{name:<9} already running (pid {process.read_pid(name, settings)})")
         return
-    pid = process.start_process(name, command, settings=settings, **kwargs)  # type: ignore[arg-type]
+    pid = services.start_service(spec, settings)
     typer.echo(f"{name:<9} started (pid {pid}), log {process.log_path(name, settings)}")
 
 
-def _wait_for_port(name: str, port: int, host: str, timeout_s: float, settings: Settings) -> None:
-    process.wait_until_healthy(
-        name,
-        lambda: process.port_accepts(port, host),
-        service=name,
-        target=f"{host}:{port}",
-        logs=[process.log_path(name, settings)],
-        timeout_s=timeout_s,
-        settings=settings,
-        poll_s=0.2,
-    )
-
-
 def start_services(settings: Settings) -> None:
-    """Simulator (offline feed only), ingest and the Spark job, each once."""
-    python = sys.executable
-    if settings.feed is Feed.simulator:
-        if not settings.simulator_capture.exists():
-            raise StackError(
-                f"simulator capture {settings.simulator_capture} not found: set RTC_SIMULATOR_CAPTURE "
-                "to a cryptofeed capture file (for example ../shared/data/orderbook/*.gz)"
-            )
-        command = [
-            python,
-            "-m",
-            "streaming.simulator",
-            "--capture",
-            str(settings.simulator_capture),
-            "--loop",
-            "--shift-to-now",  # a restart never replays minutes Spark's watermark has passed
-            "--speed",
-            str(settings.simulator_speed),
-            "--host",
-            settings.simulator_host,
-            "--port",
-            str(settings.simulator_port),
-        ]
-        _start(
-            SIMULATOR,
-            command,
-            settings,
-            ports=[settings.simulator_port],
-            host=settings.simulator_host,
-            port_hint="set RTC_SIMULATOR_PORT to a free port",
-        )
-        _wait_for_port(SIMULATOR, settings.simulator_port, settings.simulator_host, 30, settings)
-    else:
-        typer.echo(f"feed      live: {settings.market_data_ws_url} (no simulator)")
-    _start(INGEST, [python, "-m", "streaming.ingest"], settings)
+    """Every enabled service of the registry (``rtcrypto/services.py``), in order, each once.
 
-    from rtcrypto import spark
-
-    config = spark.LiquidityJobConfig.from_settings(settings)
-    command = spark.build_submit_command(config, spark.kafka_connector_jars(settings))
-    _start(LIQUIDITY, command, settings, env=spark.env_additions())
+    The same start path as Airflow's ``streaming_start`` DAG and the supervisor's restarts.
+    """
+    for spec in services.SERVICES:
+        if not spec.enabled(settings):
+            label = "feed" if spec.name == services.SIMULATOR else spec.name
+            typer.echo(f"{label:<9} {spec.disabled_reason(settings)}")
+            continue
+        _start(spec, settings)
 
 
 def register(app: typer.Typer) -> None:
@@ -97,7 +54,7 @@ def register(app: typer.Typer) -> None:
             0.0, "--until-idle", help="Stop following after this many idle seconds (0 = Ctrl-C)."
         ),
     ) -> None:
-        """Start Kafka, the simulator, the ingest and the Spark liquidity job; show records."""
+        """Start Kafka, the simulator, the ingest, the Spark liquidity job and the trader; show records."""
         settings = get_settings()
         stack_cli.up(
             timeout_s=90.0,
@@ -143,20 +100,56 @@ def register(app: typer.Typer) -> None:
 
     @app.command("status")
     def status() -> None:
-        """Each managed process (pid, running, ports, uptime, log) and each service's last heartbeat."""
+        """Each managed process, each streaming service's health (state, heartbeat age, lag,
+        restarts, pid) and each service's last heartbeat."""
+        settings = get_settings()
         stack_cli.status()
-        show_heartbeats(get_settings())
+        latest = services.read_latest_heartbeats(settings)
+        show_services(settings, latest)
+        show_heartbeats(settings, latest)
 
 
-def show_heartbeats(settings: Settings) -> None:
-    """The newest heartbeat of each service on ``service.heartbeat.v1``, if Kafka answers."""
-    from rtcrypto.heartbeats import describe, latest_by_service, read_recent
-    from rtcrypto.stack.kafka import broker_healthy
+def show_services(settings: Settings, heartbeats: dict[str, dict[str, Any]] | None) -> None:
+    """Per streaming service: the supervisor's verdict, heartbeat age, lag, restarts and pid."""
+    admin = services.kafka_admin(settings) if heartbeats is not None else None
+    restarts = services.restart_counts(services.read_journal(settings))
+    typer.echo(
+        f"services (the supervisor's view; restarts from {services.journal_path(settings)}):"
+    )
+    typer.echo(
+        f"  {'NAME':<10} {'STATE':<8} {'HEARTBEAT':<10} {'LAG':<22} {'RESTARTS':>8} {'PID':>8}  REASON"
+    )
+    for spec in services.SERVICES:
+        if not spec.enabled(settings):
+            typer.echo(
+                f"  {spec.name:<10} {'-':<8} {'-':<10} {'-':<22} {'-':>8} {'-':>8}  "
+                f"{spec.disabled_reason(settings)}"
+            )
+            continue
+        health = services.judge_health(
+            services.observe(spec, settings, heartbeats=heartbeats, admin=admin),
+            services.health_policy(spec, settings),
+        )
+        row = services.describe_health(health)
+        typer.echo(
+            f"  {spec.name:<10} {row['state']:<8} {row['heartbeat']:<10} {row['lag']:<22} "
+            f"{restarts.get(spec.name, 0):>8} {row['pid']:>8}  {row['reason']}"
+        )
 
-    if not broker_healthy(settings.kafka_bootstrap, timeout_s=2.0):
+
+def show_heartbeats(settings: Settings, latest: dict[str, dict[str, Any]] | None = None) -> None:
+    """The newest heartbeat of each service on ``service.heartbeat.v1``, if Kafka answers.
+
+    ``latest`` is what :func:`rtcrypto.services.read_latest_heartbeats` returned (read here when
+    not given; None means Kafka does not answer).
+    """
+    from rtcrypto.heartbeats import describe
+
+    if latest is None:
+        latest = services.read_latest_heartbeats(settings)
+    if latest is None:
         typer.echo(f"heartbeats: Kafka at {settings.kafka_bootstrap} does not answer")
         return
-    latest = latest_by_service(read_recent(settings.kafka_bootstrap, settings.topics.heartbeat))
     if not latest:
         typer.echo(f"heartbeats: none on {settings.topics.heartbeat} yet")
         return

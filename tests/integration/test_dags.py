@@ -10,7 +10,9 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +28,13 @@ RESULT_MARK = "DAG_TEST_RESULT "
 # Runs in the child: parse the DAG, dag.test() it with a run conf, print the states as JSON.
 _RUNNER = """
 import json, sys
+from datetime import datetime
 from airflow.models.dagbag import DagBag
 dag_id, conf = sys.argv[1], json.loads(sys.argv[2])
 bag = DagBag(dag_folder=sys.argv[3])
 assert not bag.import_errors, bag.import_errors
-run = bag.dags[dag_id].test(run_conf=conf)
+dates = {"logical_date": datetime.fromisoformat(sys.argv[4])} if len(sys.argv) > 4 else {}
+run = bag.dags[dag_id].test(run_conf=conf, **dates)
 states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 print("DAG_TEST_RESULT " + json.dumps({"state": str(run.state), "tasks": states}))
 """
@@ -44,6 +48,8 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         **os.environ,
         "AIRFLOW_HOME": str(root / "airflow"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        # the supervisor DAGs import the project's operators from plugins/ at parse time
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'airflow' / 'airflow.db'}",
         "RTC_HOME": str(root / "rtc"),
@@ -60,11 +66,18 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
 
 
 @pytest.fixture
-def run_dag(airflow_env: dict[str, str]) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
-    def run(dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
+def run_dag(airflow_env: dict[str, str]) -> Callable[..., dict[str, Any]]:
+    def run(
+        dag_id: str,
+        conf: dict[str, Any],
+        *,
+        logical_date: datetime | None = None,
+        env: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        dates = [] if logical_date is None else [logical_date.isoformat()]
         completed = subprocess.run(
-            [sys.executable, "-c", _RUNNER, dag_id, json.dumps(conf), str(REPO / "dags")],
-            env=airflow_env,
+            [sys.executable, "-c", _RUNNER, dag_id, json.dumps(conf), str(REPO / "dags"), *dates],
+            env={**airflow_env, **(env or {})},
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -132,3 +145,145 @@ def test_forecast_retrain_trains_backtests_and_publishes(
     assert metadata["horizon_minutes"] == 20_000
     assert metadata["book_parity"] is False
     services_report(f"dag.test forecast_retrain (14 days, 20k-minute horizon): {seconds:.0f} s")
+
+
+def test_trade_report_builds_the_report_of_its_data_interval(
+    airflow_env: dict[str, str], run_dag, search_node: str, services_report
+) -> None:
+    """Known documents (a real Ledger's two round trips) inside the run's data interval and
+    another set just after it: the report holds exactly the ones inside; a rerun of the same
+    interval writes the same files."""
+    from rtcrypto.search import search_client
+    from rtcrypto.search.indices import ensure_templates
+    from tests.trade_documents import drop_prefix, index_actions, trade_scenario
+
+    logical_date = datetime(2026, 11, 21, 1, 0, tzinfo=UTC)  # interval: the 24 hours before
+    inside_ms = int(datetime(2026, 11, 20, 10, 0, tzinfo=UTC).timestamp() * 1000)
+    after_ms = int(datetime(2026, 11, 21, 1, 5, tzinfo=UTC).timestamp() * 1000)
+    prefix = f"rtcdag{uuid.uuid4().hex[:8]}"
+    client = search_client()
+    ensure_templates(client, prefix)
+    try:
+        inside = trade_scenario(inside_ms, prefix=prefix, order_prefix="inside")
+        after = trade_scenario(after_ms, prefix=prefix, order_prefix="after")
+        index_actions(client, inside.actions + after.actions)
+        env = {
+            "RTC_SEARCH_URL": search_node,
+            "RTC_SEARCH_INDEX_PREFIX": prefix,
+            # The supervisor DAGs import the project's operators from plugins/ at parse time.
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        }
+        started = time.monotonic()
+        result = run_dag("trade_report", {"mode": "paper"}, logical_date=logical_date, env=env)
+        seconds = time.monotonic() - started
+        assert result["state"] == "success", result["output"][-5000:]
+        assert result["tasks"] == {"build_report": "success"}
+        folder = (
+            Path(airflow_env["RTC_HOME"])
+            / "reports"
+            / "trade_report"
+            / "2026-11-20T0100Z--2026-11-21T0100Z"
+        )
+        summary = json.loads((folder / "summary.json").read_text())
+        ledger = inside.ledger
+        assert summary["trades"] == len(ledger.fills) == 4
+        assert summary["round_trips"] == 2
+        assert summary["realised_pnl_usd"] == format(ledger.realised_pnl_usd, "f")
+        assert summary["fees_paid_usd"] == format(ledger.fees_paid_usd, "f")
+        page = (folder / "report.html").read_text()
+        assert format(ledger.realised_pnl_usd, "f") in page
+        assert "inside-paper-0-buy" in page and "after-paper" not in page
+        png = (folder / "report.png").read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+        written = {name: (folder / name).read_bytes() for name in ("report.html", "summary.json")}
+
+        again = run_dag("trade_report", {"mode": "paper"}, logical_date=logical_date, env=env)
+        assert again["state"] == "success", again["output"][-5000:]
+        assert {name: (folder / name).read_bytes() for name in written} == written
+    finally:
+        drop_prefix(client, prefix)
+        client.close()
+    services_report(f"dag.test trade_report (one day, 2 round trips): {seconds:.0f} s")
+
+
+def test_search_provision_applies_templates_then_imports_kibana_objects_when_configured(
+    run_dag, search_node: str, services_report
+) -> None:
+    """First run without RTC_KIBANA_URL: templates and indices created, the Kibana import skipped
+    with the reason in the log. Second run against a local HTTP recorder standing in for Kibana
+    (none can run here): nothing left to change in Elasticsearch, the NDJSON posted to
+    /api/saved_objects/_import?overwrite=true."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from rtcrypto.search import search_client
+    from rtcrypto.search.indices import INDEX_SPECS
+    from rtcrypto.search.kibana import SAVED_OBJECTS_FILE, saved_objects
+
+    posted: list[tuple[str, dict[str, str], bytes]] = []
+
+    class KibanaRecorder(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            posted.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            count = len(saved_objects())
+            answer = json.dumps({"success": True, "successCount": count, "errors": []}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    prefix = f"rtcsp{uuid.uuid4().hex[:8]}"
+    env = {
+        "RTC_SEARCH_URL": search_node,
+        "RTC_SEARCH_INDEX_PREFIX": prefix,
+        "RTC_KIBANA_URL": "",
+        # The supervisor DAGs import the project's operators from plugins/ at parse time.
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+    }
+    client = search_client()
+    recorder = ThreadingHTTPServer(("127.0.0.1", 0), KibanaRecorder)
+    threading.Thread(target=recorder.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        first = run_dag("search_provision", {}, env=env)
+        seconds = time.monotonic() - started
+        assert first["state"] == "success", first["output"][-5000:]
+        assert first["tasks"] == {
+            "ensure_templates": "success",
+            "import_kibana_objects": "skipped",
+        }
+        assert "RTC_KIBANA_URL is not set" in first["output"]
+        for spec in INDEX_SPECS.values():
+            template = client.indices.get_index_template(name=spec.template_name(prefix))
+            mappings = template["index_templates"][0]["index_template"]["template"]["mappings"]
+            assert mappings["properties"]["@timestamp"]["type"] == "date", spec.kind
+            if not spec.daily:
+                assert client.indices.exists(index=spec.index_name(prefix)), spec.kind
+
+        kibana_url = f"http://127.0.0.1:{recorder.server_address[1]}"
+        env |= {"RTC_KIBANA_URL": kibana_url, "RTC_KIBANA_USERNAME": "elastic"}
+        second = run_dag("search_provision", {}, env=env)
+        assert second["state"] == "success", second["output"][-5000:]
+        assert set(second["tasks"].values()) == {"success"}, second["tasks"]
+        assert "nothing to change" in second["output"]
+        ((path, headers, body),) = posted
+        assert path == "/api/saved_objects/_import?overwrite=true"
+        assert headers["kbn-xsrf"] == "true"
+        assert SAVED_OBJECTS_FILE.read_bytes() in body
+    finally:
+        recorder.shutdown()
+        recorder.server_close()
+        found = client.indices.get(index=f"{prefix}-*", allow_no_indices=True)
+        if found.body:
+            client.indices.delete(index=",".join(sorted(found.body)))
+        for spec in INDEX_SPECS.values():
+            client.options(ignore_status=404).indices.delete_index_template(
+                name=spec.template_name(prefix)
+            )
+        client.close()
+    services_report(f"dag.test search_provision (templates, Kibana skipped): {seconds:.0f} s")

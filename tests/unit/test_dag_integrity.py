@@ -16,7 +16,11 @@ DAGS_FOLDER = REPO / "dags"
 EXPECTED_SCHEDULES = {
     "history_download": "@weekly",
     "forecast_retrain": "30 0 * * *",  # daily at 00:30 UTC
+    "streaming_supervisor": "*/5 * * * *",
+    "streaming_start": None,  # manual
+    "streaming_stop": None,  # manual
 }
+PLUGINS_FOLDER = REPO / "plugins"
 # Imported inside tasks only: parsing must stay fast and never touch the network or a database.
 HEAVY_MODULES = {"pandas", "numpy", "prophet", "pyspark", "kaggle", "rtcrypto", "pyarrow"}
 
@@ -29,6 +33,8 @@ def dag_bag(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         patch.setenv("AIRFLOW_HOME", str(home))
         patch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
         patch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS_FOLDER))
+        # As rtc stack up configures it: Airflow puts this folder on sys.path (rtc_airflow).
+        patch.setenv("AIRFLOW__CORE__PLUGINS_FOLDER", str(PLUGINS_FOLDER))
         from airflow.models.dagbag import DagBag
 
         yield DagBag(dag_folder=str(DAGS_FOLDER))
@@ -85,3 +91,53 @@ def test_dag_files_import_nothing_heavy_at_module_level(path: Path) -> None:
             continue
         for name in names:
             assert name.split(".")[0] not in HEAVY_MODULES, f"{path.name} imports {name}"
+
+
+def test_plugins_folder_reaches_sys_path_through_airflow_itself(dag_bag: Any) -> None:
+    import sys
+
+    from airflow import settings
+
+    assert str(PLUGINS_FOLDER) == settings.PLUGINS_FOLDER
+    assert str(PLUGINS_FOLDER) in sys.path
+
+
+def test_streaming_supervisor_runs_alone_and_maps_over_the_registry(dag_bag: Any) -> None:
+    dag = dag_bag.dags["streaming_supervisor"]
+    assert dag.max_active_runs == 1
+    assert {"list_services", "check_health", "restart_if_needed", "report"} <= set(dag.task_ids)
+    from rtc_airflow.sensors import ServiceHeartbeatSensor
+
+    assert dag.get_task("check_health").operator_class is ServiceHeartbeatSensor
+    # Its default mode: between pokes the worker slot is free (never "poke").
+    assert ServiceHeartbeatSensor(task_id="probe", service="ingest").mode == "reschedule"
+    assert dag.get_task("restart_if_needed").upstream_task_ids == {"check_health"}
+
+
+@pytest.mark.parametrize("dag_id", ["streaming_start", "streaming_stop"])
+def test_streaming_start_and_stop_take_a_list_of_services_default_all(
+    dag_bag: Any, dag_id: str
+) -> None:
+    params = dag_bag.dags[dag_id].params
+    assert params["services"] == []
+    assert params.get_param("services").schema["type"] == "array"
+
+
+def test_trade_report_reviews_the_24_hours_before_its_0100_utc_run(dag_bag: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from airflow.sdk import CronTriggerTimetable
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    dag = dag_bag.dags["trade_report"]
+    # A bare cron string would give Airflow 3 runs an empty data interval (start == end).
+    assert dag.schedule == CronTriggerTimetable(
+        "0 1 * * *", timezone="UTC", interval=timedelta(days=1)
+    )
+    run_after = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
+    interval = coerce_to_core_timetable(dag.timetable).infer_manual_data_interval(
+        run_after=run_after
+    )
+    assert (interval.start, interval.end) == (run_after - timedelta(days=1), run_after)
+    assert dag.task_ids == ["build_report"]
+    assert dag.get_task("build_report").execution_timeout is not None

@@ -1,0 +1,59 @@
+"""streaming_start (manual): start the chosen streaming services through the process manager.
+
+Param ``services``: names from the registry (``rtcrypto/services.py``: simulator, ingest,
+liquidity, trader); empty starts every service this configuration runs. A running service is
+left alone. The services start in parallel; the ingest reconnects until the simulator answers.
+They run detached (own process group, pid files under ``<RTC_HOME>/run``), exactly as ``rtc up``
+starts them, and ``streaming_supervisor`` watches them from then on.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Param, dag, task
+from rtc_airflow.operators import ServiceStartOperator
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "rtcrypto",
+    "retries": 1,
+    "retry_delay": timedelta(seconds=30),
+}
+
+
+@dag(
+    dag_id="streaming_start",
+    description="Start the chosen streaming services (default: all)",
+    schedule=None,
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["rtcrypto", "streaming", "manual"],
+    doc_md=__doc__,
+    params={
+        "services": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="Services",
+            description="simulator, ingest, liquidity, trader; empty: all.",
+        ),
+    },
+)
+def streaming_start() -> None:
+    @task(execution_timeout=timedelta(minutes=1))
+    def select_services(params: dict[str, Any] | None = None) -> list[str]:
+        """The chosen names, checked against the registry; empty: every enabled service."""
+        from rtcrypto.config import get_settings
+        from rtcrypto.services import select_services as select
+
+        return select((params or {}).get("services") or [], get_settings())
+
+    ServiceStartOperator.partial(task_id="start", execution_timeout=timedelta(minutes=5)).expand(
+        service=select_services()
+    )
+
+
+streaming_start()

@@ -11,11 +11,13 @@ restarts from the journal, pid).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import typer
 
-from rtcrypto import services
+from rtcrypto import bootstrap, services
+from rtcrypto.bootstrap import BootstrapError
 from rtcrypto.cli import stack as stack_cli
 from rtcrypto.config import Settings, get_settings
 from rtcrypto.stack import process
@@ -44,6 +46,56 @@ def start_services(settings: Settings) -> None:
         _start(spec, settings)
 
 
+def _step(label: str, action: Callable[[], str]) -> None:
+    """Run one preparation step, showing what it is doing and how long it took."""
+    typer.echo(f"{label:<9} ...", nl=False)
+    started = time.monotonic()
+    what = action()
+    typer.echo(f"\r{label:<9} {what} ({time.monotonic() - started:.1f} s)")
+
+
+def prepare_platform(settings: Settings) -> None:
+    """History, forecast and indices, each idempotent (``rtcrypto/bootstrap.py``)."""
+    files = bootstrap.shared_minute_files()
+
+    def history() -> str:
+        reports = bootstrap.import_history(settings, files)
+        new = [r for r in reports if not r.already_imported]
+        rows = sum(r.rows_kept for r in new)
+        return (
+            f"{len(files)} real minute files ({len(new)} imported now, {rows:,} minutes; "
+            f"{len(files) - len(new)} already there)"
+        )
+
+    def forecast() -> str:
+        version, published, what = bootstrap.ensure_forecast(settings)
+        return f"{version} {'published' if published else ''} {what}".replace("  ", " ")
+
+    _step("history", history)
+    _step("forecast", forecast)
+    _step("indices", lambda: bootstrap.ensure_indices(settings))
+
+
+def print_summary(settings: Settings) -> None:
+    """Where everything is and how to stop it."""
+    from rtcrypto.stack import airflow
+
+    paths = airflow.airflow_paths(settings)
+    typer.echo(
+        "\nThe platform is running (paper trading against the "
+        f"{'simulator' if settings.feed.value == 'simulator' else 'live Gemini feed'}).\n"
+        f"  Airflow UI     {settings.airflow_url}  user admin, password in {paths.password_file}\n"
+        f"                 (ready about a minute after start; streaming_supervisor runs every "
+        "5 minutes)\n"
+        f"  Elasticsearch  {settings.search_url}  indices {settings.search_index_prefix}-*\n"
+        "  status         rtc status (every service: state, heartbeat, lag, restarts)\n"
+        "  trades         rtc report --since 24h (HTML + PNG), or Kibana with docker-compose\n"
+        "  stop           rtc down (or make down): stops every process it started\n"
+        "Spark needs ~20 s to start; the first minute window closes about a minute after the "
+        "replay starts."
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command("up")
     def up(
@@ -53,8 +105,15 @@ def register(app: typer.Typer) -> None:
         until_idle: float = typer.Option(
             0.0, "--until-idle", help="Stop following after this many idle seconds (0 = Ctrl-C)."
         ),
+        prepare: bool = typer.Option(
+            True,
+            "--prepare/--no-prepare",
+            help="Import the shared history, publish a forecast if none is current, provision "
+            "the indices (each step is a no-op when already done).",
+        ),
     ) -> None:
-        """Start Kafka, the simulator, the ingest, the Spark liquidity job and the trader; show records."""
+        """The whole platform: Kafka, Elasticsearch, Airflow, history, forecast, indices, then the
+        simulator, ingest, Spark liquidity job and paper trader under the supervisor."""
         settings = get_settings()
         stack_cli.up(
             timeout_s=90.0,
@@ -65,15 +124,13 @@ def register(app: typer.Typer) -> None:
             airflow_wait=False,  # in the background: the streaming services come first
         )
         try:
+            if prepare:
+                prepare_platform(settings)
             start_services(settings)
-        except StackError as error:
+        except (StackError, BootstrapError) as error:
             typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
             raise typer.Exit(code=1) from None
-        typer.echo(
-            "running   `rtc status` shows the processes, `rtc down` (or `make down`) stops them all.\n"
-            "          Spark needs ~20 s to start; the first minute window closes about a minute "
-            "after the replay starts."
-        )
+        print_summary(settings)
         if not follow:
             return
         typer.echo(

@@ -1,7 +1,9 @@
 """The README's first command (`make up` runs `rtc up`) on an isolated home and free ports.
 
-It must bring up Kafka, Elasticsearch, the simulator, the ingest and the Spark job, print
-liquidity records as they arrive, and `rtc down` must leave no process behind.
+It must bring up Kafka, Elasticsearch and Airflow, import the real history, publish a forecast,
+provision the indices, start the simulator, the ingest, the Spark job and the paper trader, print
+liquidity records as they arrive, show every service healthy in `rtc status`, and `rtc down` must
+leave no process behind.
 """
 
 from __future__ import annotations
@@ -84,9 +86,40 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
         for name in ("kafka", "elasticsearch", "airflow", "simulator", "ingest", "liquidity"):
             assert f"{name}" in log
         assert "password in" in log  # where the Airflow login is, never the password itself
-        status = subprocess.run(
-            [*rtc, "status"], env=env, capture_output=True, text=True, timeout=60
-        )
+        for step in ("history", "forecast", "indices"):
+            assert re.search(rf"^{step} +.*\(\d+\.\d s\)$", log, re.M), log[-4000:]
+        assert "published" in log and "no edge is claimed" in log
+
+        def status_text() -> str:
+            done = subprocess.run(
+                [*rtc, "status"], env=env, capture_output=True, text=True, timeout=60
+            )
+            return done.stdout
+
+        # The paper trader decides on every liquidity record: wait until it has read one and
+        # every streaming service is judged healthy by the supervisor's rules.
+        deadline = time.monotonic() + 120
+        while True:
+            status_out = status_text()
+            trader_read = re.search(
+                r"^  trader +last heartbeat \d+ s ago, processed [1-9]", status_out, re.M
+            )
+            states = dict(
+                re.findall(
+                    r"^  (simulator|ingest|liquidity|trader) +"
+                    r"(healthy|stale|dead|lagging|stopped|unknown) ",
+                    status_out,
+                    re.M,
+                )
+            )
+            healthy = states and all(state == "healthy" for state in states.values())
+            if (trader_read and healthy) or time.monotonic() > deadline:
+                break
+            time.sleep(3)
+        assert trader_read, status_out
+        assert set(states) == {"simulator", "ingest", "liquidity", "trader"}, status_out
+        assert healthy, status_out
+        status = subprocess.CompletedProcess([], 0, status_out, "")
         for name in ("kafka", "elasticsearch", "airflow", "simulator", "ingest", "liquidity"):
             assert any(
                 line.split()[:1] == [name] and " yes " in line
@@ -109,5 +142,6 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
     assert list(Settings(home=home).run_dir.glob("*.pid")) == []
     assert not process.list_processes(Settings(home=home))
     services_report(
-        f"rtc up: first liquidity record {first_record_s:.0f} s after start (jars cached)"
+        f"rtc up: first liquidity record {first_record_s:.0f} s after start (jars cached), "
+        "history imported, forecast published, indices provisioned, paper trader healthy"
     )

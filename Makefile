@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test test-unit lint typecheck format venv clean bench browser
+.PHONY: up down status test test-unit faults lint typecheck format venv clean bench browser
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@command -v java >/dev/null || { echo "error: java (17+) is required: apt-get install openjdk-17-jre-headless"; exit 2; }
@@ -55,6 +55,10 @@ browser:
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -m "not integration and not slow"
+
+## The fault-injection suite only (kill -9 of broker, Spark and trader; Elasticsearch outage; ...).
+faults: $(STAMP)
+	$(BIN)/python -m pytest -m faults
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -52,9 +52,12 @@ class HeartbeatItem:
 
 @dataclass(frozen=True, slots=True)
 class RawFrame:
-    """Text sent verbatim (fault injection); it takes no ``socket_sequence``."""
+    """Sent verbatim (fault injection); it takes no ``socket_sequence``. ``data`` goes out as a
+    binary frame (bytes that need not be UTF-8); text that cannot be UTF-8 encoded (a lone
+    surrogate) goes out as a binary frame of its raw code units: both are bad input on purpose."""
 
-    text: str
+    text: str = ""
+    data: bytes | None = None
 
 
 QueueItem = ReplayFrame | HeartbeatItem | RawFrame
@@ -128,6 +131,9 @@ class MarketDataConnection:
                 item = self._items.popleft()
                 if len(self._items) <= LOW_WATER_FRAMES:
                     self.drained.set()
+                if isinstance(item, RawFrame):
+                    await self._send_raw(item)
+                    continue
                 text = self._render(item)
                 if text is None:
                     continue
@@ -146,6 +152,17 @@ class MarketDataConnection:
             log.info("connection lost peer=%s error=%s", self.peer, error)
         finally:
             self._mark_closed()
+
+    async def _send_raw(self, item: RawFrame) -> None:
+        if item.data is not None:
+            await self.ws.send_bytes(item.data)
+            return
+        try:
+            item.text.encode("utf-8")
+        except UnicodeEncodeError:
+            await self.ws.send_bytes(item.text.encode("utf-8", "surrogatepass"))
+            return
+        await self.ws.send_str(item.text)
 
     def _render(self, item: QueueItem) -> str | None:
         if isinstance(item, RawFrame):

@@ -284,20 +284,29 @@ class Simulator:
         return web.json_response({"connections": len(connections)})
 
     async def handle_inject(self, request: web.Request) -> web.Response:
+        """``{"frames": [text, ...], "frames_hex": [hex, ...]}``: text frames, and binary frames
+        of arbitrary bytes (invalid UTF-8, for instance), to every v1 client."""
         try:
             body = await request.json()
-            frames = body["frames"]
-            if not isinstance(frames, list) or not all(isinstance(f, str) for f in frames):
+            texts = body.get("frames", [])
+            hexes = body.get("frames_hex", [])
+            if not isinstance(texts, list) or not all(isinstance(f, str) for f in texts):
                 raise TypeError("frames must be a list of strings")
-        except (ValueError, KeyError, TypeError) as error:
+            if not isinstance(hexes, list) or not all(isinstance(f, str) for f in hexes):
+                raise TypeError("frames_hex must be a list of hex strings")
+            items = [RawFrame(text) for text in texts]
+            items += [RawFrame(data=bytes.fromhex(value)) for value in hexes]
+            if not items:
+                raise KeyError("frames or frames_hex")
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
             return web.json_response(
                 {"result": "error", "reason": "BadRequest", "message": str(error)}, status=400
             )
         v1_connections = [c for c in self.connections if c.protocol == "v1"]
         for connection in v1_connections:
-            for text in frames:
-                connection.push(RawFrame(text))
-        return web.json_response({"connections": len(v1_connections), "frames": len(frames)})
+            for item in items:
+                connection.push(item)
+        return web.json_response({"connections": len(v1_connections), "frames": len(items)})
 
     async def handle_status(self, request: web.Request) -> web.Response:
         status = self.engine.status()

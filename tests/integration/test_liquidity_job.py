@@ -223,11 +223,14 @@ def assert_no_conflicting_duplicates(records: list[dict[str, Any]]) -> dict[str,
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # two Spark starts, about 80 s
+@pytest.mark.faults  # the fault suite's "Spark job killed, restarted from its checkpoint"
 def test_job_output_matches_recomputation_and_survives_restart(
     kafka_broker: str,
     job_topics: dict[str, str],
     job_factory: Callable[[spark.LiquidityJobConfig, str], RunningJob],
     tmp_path: Path,
+    services_report: Callable[[str], None],
 ) -> None:
     timeline = with_ticks_and_depth(replayed_capture())
     expected = expected_windows(timeline)
@@ -270,6 +273,12 @@ def test_job_output_matches_recomputation_and_survives_restart(
         print(
             f"\nrestart: {len(records)} records for {len(unique)} windows; "
             f"launch -> first batch {job.first_batch_s or float('nan'):.1f} s (restart)"
+        )
+        services_report(
+            f"faults: Spark job kill -9 and restart from its checkpoint: {len(unique)} windows "
+            f"in {len(records)} records, {len(records) - len(unique)} re-emitted with identical "
+            f"values, 0 with different values; restart launch -> first batch "
+            f"{job.first_batch_s or float('nan'):.1f} s"
         )
         assert job.stop() == 0, job.log_tail()
     finally:

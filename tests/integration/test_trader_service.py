@@ -122,6 +122,7 @@ def search_hits(url: str, index: str) -> list[dict[str, Any]]:
     return [{"_id": hit["_id"], **hit["_source"]} for hit in result["hits"]["hits"]]
 
 
+@pytest.mark.faults
 def test_paper_trader_killed_mid_order_never_sends_twice_and_indexes_every_fill(
     tmp_path: Path,
     trader_env: dict[str, str],

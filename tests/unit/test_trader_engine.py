@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
@@ -249,3 +250,36 @@ def test_paper_account_survives_a_restart(tmp_path: Path) -> None:
     second = PaperExchange(tmp_path / "p.json", book, usd=Decimal("999999"))
     assert second.balances() == first.balances()
     assert second.order_status("x") == first.order_status("x")
+
+
+def test_a_newer_published_version_is_hot_reloaded_between_decisions(tmp_path: Path) -> None:
+    """The trader reads the ``current`` pointer; a new version is used without a restart, and a
+    broken one is refused while the old one keeps trading."""
+    forecast_dir = tmp_path / "forecast"
+    clock = {"s": 0.0}
+
+    def publish(version: str, sides: list[str], broken: bool = False) -> None:
+        folder = forecast_dir / "versions" / version
+        folder.mkdir(parents=True)
+        if broken:
+            (folder / "forecast.parquet").write_text("not parquet")
+        else:
+            forecast_frame(sides).to_parquet(folder / "forecast.parquet")
+        (folder / "metadata.json").write_text(json.dumps({"version": version}))
+        (forecast_dir / "current").write_text(version + "\n")
+
+    publish("v1", ["sell", "sell", "sell"])
+    source = ForecastSource(forecast_dir, reload_interval_s=10.0, clock_s=lambda: clock["s"])
+    assert source.refresh(force=True) and source.version == "v1"
+    assert source.side_at(T0 + MINUTE) is Side.sell
+
+    publish("v2", ["buy", "buy", "buy"])
+    clock["s"] = 5.0
+    assert not source.refresh() and source.version == "v1"  # not due yet
+    clock["s"] = 11.0
+    assert source.refresh() and source.version == "v2"
+    assert source.side_at(T0 + MINUTE + 30_000) is Side.buy
+
+    publish("v3", ["sell"], broken=True)
+    clock["s"] = 30.0
+    assert not source.refresh() and source.version == "v2", "a broken version is not loaded"

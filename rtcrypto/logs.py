@@ -23,5 +23,7 @@ def setup_logging(service: str, level: str | None = None) -> logging.Logger:
         root._rtc_configured = True  # type: ignore[attr-defined]
         # kafka-python is chatty at INFO about every connection.
         logging.getLogger("kafka").setLevel(logging.WARNING)
+        # the Elasticsearch client logs every request at INFO (a bulk per second)
+        logging.getLogger("elastic_transport").setLevel(logging.WARNING)
     root.setLevel(chosen)
     return logging.getLogger(service)

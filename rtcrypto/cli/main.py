@@ -11,6 +11,7 @@ from rtcrypto.cli import (
     liquidity,
     market,
     platform,
+    prepare,
     report,
     stack,
     trader,
@@ -26,6 +27,7 @@ app.add_typer(liquidity.app, name="liquidity", help="The Spark liquidity job and
 market.register(app)  # rtc simulate
 ingest.register(app)  # rtc ingest
 platform.register(app)  # rtc up, rtc down, rtc status
+prepare.register(app)  # rtc prepare (docker-compose's bootstrap service)
 trader.register(app)  # rtc trader
 report.register(app)  # rtc report
 

@@ -333,9 +333,18 @@ def api_get(url: str, path: str, token: str, timeout_s: float = 10.0) -> object:
 
 
 def start_airflow(
-    settings: Settings | None = None, *, timeout_s: float = 180.0, wait: bool = True
+    settings: Settings | None = None,
+    *,
+    timeout_s: float = 180.0,
+    wait: bool = True,
+    extra_env: Mapping[str, str] | None = None,
 ) -> AirflowStart:
     """Start ``airflow standalone`` unless it runs already; wait for health unless ``wait`` is off.
+
+    ``extra_env`` is added to the standalone's environment after :func:`airflow_env` (its
+    entries win), and every component and task process inherits it: for example
+    ``services.settings_env(settings)``, so that the DAGs' tasks see the same ``RTC_*`` settings
+    (topics, bootstrap, heartbeat interval) as the caller. Ignored when Airflow runs already.
 
     Runs ``airflow db migrate`` first (idempotent): before the start when ``wait`` is on, else
     inside the managed process (``sh -c 'airflow db migrate && exec airflow standalone'``), so
@@ -367,7 +376,7 @@ def start_airflow(
             command,
             ports=ports,
             port_hint=_PORT_HINT,
-            env=airflow_env(settings),
+            env={**airflow_env(settings), **(extra_env or {})},
             cwd=paths.home_dir,
             settings=settings,
         )

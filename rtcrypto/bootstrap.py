@@ -137,9 +137,11 @@ def ensure_forecast(settings: Settings, days: float = 21.0) -> tuple[str, bool, 
     if not result.promoted:
         raise BootstrapError(f"the first forecast was not published: {result.reason}")
     metrics = result.metadata.get("backtest", {})
+    hit_rate = metrics.get("hit_rate")
     what = (
         f"trained on {window.source} {window.start:%Y-%m-%d %H:%M} .. {window.end:%Y-%m-%d %H:%M} "
-        f"({window.why}); holdout hit rate {metrics.get('hit_rate')}, "
+        f"({window.why}); holdout hit rate "
+        f"{'n/a' if hit_rate is None else f'{hit_rate:.4f}'}, "
         f"return {metrics.get('return_pct', 0):+.3f} % after fees vs buy-and-hold "
         f"{metrics.get('buy_and_hold_return_pct', 0):+.3f} % (no edge is claimed)"
     )

@@ -115,6 +115,9 @@ def ensure_forecast(settings: Settings, days: float = 21.0) -> tuple[str, bool, 
     from rtcrypto.forecast.publish import current_version, publish, resolve_forecast_dir
     from rtcrypto.history import load_history
 
+    # cmdstanpy logs every chain at INFO and prophet warns that plotly is missing: neither is news
+    logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
     forecast_dir = resolve_forecast_dir(settings.forecast_dir)
     version = current_version(forecast_dir)
     if version is not None:

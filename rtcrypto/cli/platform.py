@@ -10,6 +10,7 @@ restarts from the journal, pid).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,10 +49,14 @@ def start_services(settings: Settings) -> None:
 
 def _step(label: str, action: Callable[[], str]) -> None:
     """Run one preparation step, showing what it is doing and how long it took."""
-    typer.echo(f"{label:<9} ...", nl=False)
+    interactive = sys.stdout.isatty()
+    if interactive:
+        typer.echo(f"{label:<9} ...", nl=False)
     started = time.monotonic()
     what = action()
-    typer.echo(f"\r{label:<9} {what} ({time.monotonic() - started:.1f} s)")
+    typer.echo(
+        f"{chr(13) if interactive else ''}{label:<9} {what} ({time.monotonic() - started:.1f} s)"
+    )
 
 
 def prepare_platform(settings: Settings) -> None:

@@ -224,3 +224,27 @@ def count_by(values: Iterable[dict[str, Any]], field: str) -> dict[Any, int]:
     for value in values:
         counts[value.get(field)] += 1
     return dict(counts)
+
+
+def isolated_airflow_env(root: Path, drop: Iterable[str] = ()) -> dict[str, str]:
+    """Environment of an isolated Airflow under ``root`` (own home, SQLite migrated here, the
+    repo's dags/ and plugins/, no examples) and an RTC home; ``drop`` removes inherited variables."""
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(root / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        # the supervisor DAGs import the project's operators from plugins/ at parse time
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'airflow' / 'airflow.db'}",
+        "RTC_HOME": str(root / "rtc"),
+        "RTC_HISTORY_DIR": str(root / "history"),
+    }
+    for name in drop:
+        env.pop(name, None)
+    airflow = str(Path(sys.executable).parent / "airflow")
+    migrated = subprocess.run(
+        [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
+    return env

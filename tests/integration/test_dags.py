@@ -6,7 +6,6 @@ and Airflow's configuration is read fresh (it is fixed at Airflow's first import
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import REPO, SHARED_DATA
+from tests.helpers import REPO, SHARED_DATA, isolated_airflow_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -44,24 +43,7 @@ print("DAG_TEST_RESULT " + json.dumps({"state": str(run.state), "tasks": states}
 def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Environment of an isolated Airflow (temp home, SQLite migrated) and RTC home."""
     root = tmp_path_factory.mktemp("dag-test")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(root / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        # the supervisor DAGs import the project's operators from plugins/ at parse time
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'airflow' / 'airflow.db'}",
-        "RTC_HOME": str(root / "rtc"),
-        "RTC_HISTORY_DIR": str(root / "history"),
-    }
-    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
-        env.pop(name, None)
-    airflow = str(Path(sys.executable).parent / "airflow")
-    migrated = subprocess.run(
-        [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
+    env = isolated_airflow_env(root, drop=("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"))
     yield env
 
 

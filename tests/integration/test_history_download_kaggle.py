@@ -9,7 +9,6 @@ retry policy is the DAG integrity test's concern; here only the failure and its 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, isolated_airflow_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -57,25 +56,8 @@ print("DAG_TEST_RESULT " + json.dumps({"state": str(run.state), "tasks": states}
 def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """An isolated, migrated Airflow home and an empty HOME, with no Kaggle credentials."""
     root = tmp_path_factory.mktemp("kaggle-dag")
-    env = {
-        **os.environ,
-        "HOME": str(root / "home"),
-        "AIRFLOW_HOME": str(root / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'airflow' / 'airflow.db'}",
-        "RTC_HOME": str(root / "rtc"),
-        "RTC_HISTORY_DIR": str(root / "history"),
-    }
-    for name in KAGGLE_VARIABLES:
-        env.pop(name, None)
     (root / "home").mkdir()
-    airflow = str(Path(sys.executable).parent / "airflow")
-    migrated = subprocess.run(
-        [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
+    env = {**isolated_airflow_env(root, drop=KAGGLE_VARIABLES), "HOME": str(root / "home")}
     yield env
 
 

@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     spark_trigger: str = "1 second"
     spark_starting_offsets: str = "earliest"
 
+    # --- the platform's own minute bars (spark_jobs/bars.py: trades -> history store) -----------
+    history_feed_source: str = "gemini-feed"  # history source of the traded symbol's own bars
+    bars_trigger: str = "10 seconds"  # micro-batch interval of the bars job (a light default)
+    bars_watermark: str = "30 seconds"  # event-time lateness allowed across its two input topics
+    bars_master: str = "local[1]"  # one core: a few trades per second need no more
+
     # --- history, strategy and backtest ---------------------------------------------------------
     history_dir: Path | None = Field(
         default=None, description="partitioned Parquet minute bars; None means <home>/history"

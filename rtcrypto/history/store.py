@@ -121,7 +121,14 @@ def read_manifest(history_dir: Path) -> list[ManifestEntry]:
 
 def append_manifest(history_dir: Path, entry: ManifestEntry) -> None:
     """Add ``entry`` and replace the manifest atomically (hold ``manifest_lock``)."""
-    entries = [*read_manifest(history_dir), entry]
+    write_manifest(history_dir, [*read_manifest(history_dir), entry])
+
+
+def write_manifest(history_dir: Path, entries: Sequence[ManifestEntry]) -> None:
+    """Replace the manifest with ``entries`` atomically (hold ``manifest_lock``).
+
+    Readers see the old or the new manifest, never a half-written one (``os.replace``).
+    """
     document = {
         "format": MANIFEST_FORMAT,
         "imports": [{**entry.__dict__, "parts": list(entry.parts)} for entry in entries],
@@ -184,7 +191,8 @@ def write_parts(
     for year, month, rows in month_slices(bars.ts_ms):
         count = rows.stop - rows.start
         weighted = (
-            pa.array(bars.weighted_price[rows], pa.float64())
+            # from_pandas: NaN (a minute without a weighted price) is stored as null
+            pa.array(bars.weighted_price[rows], pa.float64(), from_pandas=True)
             if bars.weighted_price is not None
             else pa.nulls(count, pa.float64())
         )

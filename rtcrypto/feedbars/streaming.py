@@ -1,0 +1,362 @@
+"""The bars query (Spark Structured Streaming) and the job's run loop.
+
+Input: one Kafka source subscribed to ``gemini.trades.v1`` and ``gemini.orderbook.v1``. Of the
+order-book topic only the ingest's ``book_depth`` records (the book's mid at each minute's last
+millisecond) and ``tick`` records (event-time progress of a quiet market) are parsed: a cheap
+substring test on the raw value drops the book changes before any JSON parsing.
+
+One stateful operator: per symbol and 1-minute tumbling event-time window, the aggregates of
+``rtcrypto.feedbars.model`` (first / last trade by ``(ts_event_ms, trade_id)``, high, low,
+exact decimal volume, VWAP, trade count, the minute's latest mid). Append mode with a watermark
+(``bars_watermark``): a window is emitted once, after the watermark passes its end. Each
+micro-batch's windows are upserted into the history store by ``foreachBatch``
+(``rtcrypto.feedbars.sink``); a batch re-run after a restart rewrites the same minutes, which
+changes nothing. Malformed or unknown records feed no aggregate (the liquidity job dead-letters
+the order-book topic; the ingest validates trades before writing them).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from types import FrameType
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.query import StreamingQuery
+from pyspark.sql.types import DecimalType, DoubleType, LongType, StringType, StructField, StructType
+
+from rtcrypto.feedbars.options import HEARTBEAT_SERVICE, QUERY_NAME, BarsJobOptions
+from rtcrypto.feedbars.sink import BAR_COLUMNS, SinkTarget, write_bars
+from rtcrypto.history.bars import MINUTE_MS
+
+log = logging.getLogger(HEARTBEAT_SERVICE)
+STOP_GRACE_S = 20.0  # after a stop request, exit even if the JVM stops answering
+VOLUME_DECIMAL = DecimalType(38, 18)  # trade amounts summed exactly, then rounded to double
+
+INPUT_SCHEMA = StructType(
+    [
+        StructField("type", StringType()),
+        StructField("symbol", StringType()),
+        StructField("ts_event_ms", LongType()),
+        StructField("trade_id", LongType()),
+        StructField("price", StringType()),
+        StructField("amount", StringType()),
+        StructField("mid_price", DoubleType()),
+    ]
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Column expressions (batch or streaming)
+# --------------------------------------------------------------------------------------------
+
+
+def relevant_records(raw: DataFrame, trades_topic: str) -> DataFrame:
+    """Rows of ``raw`` (Kafka ``topic`` and string ``value``) the bars need: every trade-topic
+    record, and the order-book topic's ``book_depth`` and ``tick`` records (by substring)."""
+    value = F.col("value")
+    return raw.where(
+        (F.col("topic") == trades_topic) | value.contains('"book_depth"') | value.contains('"tick"')
+    )
+
+
+def _positive_finite(number: Column) -> Column:
+    return F.when((number > 0) & (number != F.lit(float("inf"))) & ~F.isnan(number), number)
+
+
+def parse_records(raw: DataFrame) -> DataFrame:
+    """Typed columns: ``type, symbol, ts_event_ms, event_time, trade_id, price`` (double),
+    ``amount`` (exact decimal), ``amount_double``, ``mid_price``; bad numbers become null."""
+    record = F.from_json(F.col("value"), INPUT_SCHEMA)
+    parsed = raw.select(record.alias("r"))
+    price = _positive_finite(F.col("r.price").try_cast(DoubleType()))
+    amount = F.col("r.amount").try_cast(VOLUME_DECIMAL)
+    return parsed.select(
+        F.col("r.type").alias("type"),
+        F.col("r.symbol").alias("symbol"),
+        F.col("r.ts_event_ms").alias("ts_event_ms"),
+        F.timestamp_millis(F.col("r.ts_event_ms")).alias("event_time"),
+        F.col("r.trade_id").alias("trade_id"),
+        price.alias("price"),
+        F.when(amount > 0, amount).alias("amount"),
+        _positive_finite(F.col("r.mid_price")).alias("mid_price"),
+    )
+
+
+def build_bars(parsed: DataFrame, watermark: str | None = None) -> DataFrame:
+    """One row per (symbol, minute) with ``BAR_COLUMNS`` (see ``rtcrypto.feedbars.model``).
+
+    The watermark is set on every parsed row, so ticks and mids advance it too. Record kinds are
+    told apart inside conditional aggregates (no filter between the watermark and the aggregate,
+    which Spark would push below it). Windows with neither a trade nor a mid are dropped.
+    """
+    rows = parsed.withWatermark("event_time", watermark) if watermark else parsed
+    is_trade = (
+        (F.col("type") == "trade")
+        & F.col("symbol").isNotNull()
+        & F.col("price").isNotNull()
+        & F.col("amount").isNotNull()
+    )
+    is_mid = (F.col("type") == "book_depth") & F.col("mid_price").isNotNull()
+    trade_order = F.when(is_trade, F.struct("ts_event_ms", "trade_id"))  # nulls are skipped
+    windows = rows.groupBy(
+        F.window("event_time", f"{MINUTE_MS // 1000} seconds").alias("window"), "symbol"
+    ).agg(
+        F.min_by("price", trade_order).alias("first_price"),
+        F.max_by("price", trade_order).alias("last_price"),
+        F.max(F.when(is_trade, F.col("price"))).alias("high_price"),
+        F.min(F.when(is_trade, F.col("price"))).alias("low_price"),
+        F.sum(F.when(is_trade, F.col("amount"))).alias("volume_exact"),
+        F.sum(F.when(is_trade, F.col("price") * F.col("amount").cast(DoubleType()))).alias(
+            "notional"
+        ),
+        F.count(F.when(is_trade, 1)).alias("trades"),
+        F.max_by("mid_price", F.when(is_mid, F.col("ts_event_ms"))).alias("mid"),
+    )
+    windows = windows.where(
+        F.col("symbol").isNotNull() & ((F.col("trades") > 0) | F.col("mid").isNotNull())
+    )
+    return _bar_columns(windows)
+
+
+def _bar_columns(windows: DataFrame) -> DataFrame:
+    has_trades = F.col("trades") > 0
+    volume = F.col("volume_exact").cast(DoubleType())
+    columns = {
+        "symbol": F.col("symbol"),
+        "ts_ms": F.unix_millis(F.col("window.start")),
+        "open": F.when(has_trades, F.col("first_price")).otherwise(F.col("mid")),
+        "high": F.when(has_trades, F.col("high_price")).otherwise(F.col("mid")),
+        "low": F.when(has_trades, F.col("low_price")).otherwise(F.col("mid")),
+        "close": F.when(has_trades, F.col("last_price")).otherwise(F.col("mid")),
+        "volume": F.when(has_trades, volume).otherwise(F.lit(0.0)),
+        "weighted_price": F.when(has_trades, F.col("notional") / volume),
+        "trades": F.col("trades"),
+    }
+    return windows.select(*(columns[name].alias(name) for name in BAR_COLUMNS))
+
+
+# --------------------------------------------------------------------------------------------
+# The streaming job
+# --------------------------------------------------------------------------------------------
+
+
+def create_session() -> SparkSession:
+    """The job's session; master and jars come from spark-submit."""
+    return (
+        SparkSession.builder.appName(HEARTBEAT_SERVICE)
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+
+
+def read_inputs(spark: SparkSession, options: BarsJobOptions) -> DataFrame:
+    """Both input topics as one stream of ``topic`` and string ``value``."""
+    # failOnDataLoss=false: offsets lost to retention are skipped (those minutes are gone anyway).
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", options.bootstrap)
+        .option("subscribe", f"{options.trades_topic},{options.orderbook_topic}")
+        .option("startingOffsets", options.starting_offsets)
+        .option("failOnDataLoss", "false")
+    )
+    if options.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", options.max_offsets_per_trigger)
+    return reader.load().select("topic", F.col("value").cast("string").alias("value"))
+
+
+@dataclass
+class BatchStats:
+    """What the query's batches wrote so far (read by the heartbeat and the progress log)."""
+
+    batches: int = 0
+    bars_written: int = 0
+    input_rows: int = 0
+    watermark_ms: int | None = None
+    last_batch_logged: int = -1
+
+
+def start_query(spark: SparkSession, options: BarsJobOptions, stats: BatchStats) -> StreamingQuery:
+    """Start the bars query: windows -> ``foreachBatch`` upsert into the history store."""
+    raw = read_inputs(spark, options)
+    bars = build_bars(parse_records(relevant_records(raw, options.trades_topic)), options.watermark)
+    target = SinkTarget(
+        history_dir=options.history_dir,
+        feed_source=options.feed_source,
+        traded_symbol=options.traded_symbol,
+        origin=f"kafka:{options.trades_topic}",
+    )
+
+    def upsert_batch(batch: DataFrame, batch_id: int) -> None:
+        rows = [row.asDict() for row in batch.collect()]
+        if rows:
+            write_bars(rows, target)
+            log.info("batch=%s bars=%d upserted", batch_id, len(rows))
+        stats.batches += 1
+        stats.bars_written += len(rows)
+
+    return (
+        bars.writeStream.queryName(QUERY_NAME)
+        .outputMode("append")
+        .foreachBatch(upsert_batch)
+        .option("checkpointLocation", str(options.checkpoint / QUERY_NAME))
+        .trigger(processingTime=options.trigger)
+        .start()
+    )
+
+
+def _watermark_ms(progress: dict[str, Any]) -> int | None:
+    text = progress.get("eventTime", {}).get("watermark")
+    if not text:
+        return None
+    value = int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    return value or None  # the epoch means "no watermark yet"
+
+
+def update_stats(query: StreamingQuery, stats: BatchStats) -> None:
+    """Fold the query's new progress reports into ``stats``."""
+    for progress in query.recentProgress:
+        batch_id = int(progress["batchId"])
+        if batch_id <= stats.last_batch_logged:
+            continue
+        stats.last_batch_logged = batch_id
+        stats.input_rows += int(progress.get("numInputRows") or 0)
+        stats.watermark_ms = _watermark_ms(progress) or stats.watermark_ms
+
+
+class Heartbeats:
+    """Liveness of the job on ``service.heartbeat.v1`` (``Heartbeat.service = spark-bars``)."""
+
+    def __init__(self, options: BarsJobOptions) -> None:
+        from rtcrypto.config import get_settings
+        from rtcrypto.kafka_io import make_producer
+
+        settings = get_settings().model_copy(update={"kafka_bootstrap": options.bootstrap})
+        self._producer = make_producer(settings, "rtc-bars-heartbeat")
+        self._topic = options.heartbeat_topic
+        self._interval_s = options.heartbeat_interval_s
+        self._instance = f"{socket.gethostname()}:{os.getpid()}"
+        self._next_at = 0.0
+
+    def maybe_send(self, stats: BatchStats) -> None:
+        from rtcrypto.schemas import Heartbeat
+
+        now = time.monotonic()
+        if now < self._next_at:
+            return
+        self._next_at = now + self._interval_s
+        now_ms = time.time_ns() // 1_000_000
+        beat = Heartbeat(
+            service=HEARTBEAT_SERVICE,
+            instance=self._instance,
+            ts_ms=now_ms,
+            processed=stats.input_rows,
+            last_event_ms=stats.watermark_ms,
+            lag_ms=None if stats.watermark_ms is None else max(0, now_ms - stats.watermark_ms),
+        )
+        self._producer.send(self._topic, HEARTBEAT_SERVICE.encode(), beat.to_bytes())
+
+
+def _install_stop_handlers(stop: threading.Event) -> None:
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stop requested signal=%s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+
+def run(options: BarsJobOptions) -> int:
+    """Start the query and watch it until a signal or a failure; return the exit code."""
+    stop = threading.Event()
+    _install_stop_handlers(stop)
+    spark = create_session()
+    spark.sparkContext.setLogLevel("WARN")
+    log.info(
+        "starting trades=%s orderbook=%s history=%s source=%s checkpoint=%s trigger=%s "
+        "watermark=%s starting_offsets=%s bootstrap=%s spark=%s",
+        options.trades_topic,
+        options.orderbook_topic,
+        options.history_dir,
+        options.feed_source,
+        options.checkpoint,
+        options.trigger,
+        options.watermark,
+        options.starting_offsets,
+        options.bootstrap,
+        spark.version,
+    )
+    stats = BatchStats()
+    query = start_query(spark, options, stats)
+    log.info("query started name=%s id=%s run_id=%s", query.name, query.id, query.runId)
+    failed = _watch(spark, query, stop, stats, options)
+    _shutdown(spark, query)
+    exit_code = 1 if failed and not stop.is_set() else 0
+    log.info("stopped exit_code=%s bars_written=%d", exit_code, stats.bars_written)
+    return exit_code
+
+
+def _watch(
+    spark: SparkSession,
+    query: StreamingQuery,
+    stop: threading.Event,
+    stats: BatchStats,
+    options: BarsJobOptions,
+) -> bool:
+    """Heartbeats and progress until ``stop`` or the query ends; True if it ended on its own."""
+    heartbeat = Heartbeats(options) if options.heartbeat_topic else None
+    next_summary = time.monotonic() + options.progress_interval_s
+    try:
+        while not stop.is_set():
+            if spark.streams.awaitAnyTermination(1):
+                log.error("the query terminated without a stop request: %s", query.exception())
+                return True
+            update_stats(query, stats)
+            if heartbeat is not None:
+                heartbeat.maybe_send(stats)
+            if time.monotonic() >= next_summary:
+                next_summary = time.monotonic() + options.progress_interval_s
+                log.info(
+                    "progress batches=%d input_rows=%d bars_written=%d watermark_ms=%s",
+                    stats.batches,
+                    stats.input_rows,
+                    stats.bars_written,
+                    stats.watermark_ms,
+                )
+    except Exception as error:  # the query's failure, or the JVM going away under a group stop
+        if not stop.is_set():
+            log.exception("query failed")
+            return True
+        log.info("driver JVM is stopping too: %s", type(error).__name__)
+    return False
+
+
+def _shutdown(spark: SparkSession, query: StreamingQuery) -> None:
+    """Stop the query and the session; exit hard if the JVM stops answering meanwhile."""
+    watchdog = threading.Timer(STOP_GRACE_S, _exit_now, args=(0,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        if spark.sparkContext._jsc.sc().isStopped():
+            return
+        if query.isActive:
+            query.stop()  # the commit log stays consistent: a batch commits after its upsert
+        spark.stop()
+    except Exception as error:  # the JVM may be going down at the same time
+        log.warning("stop failed: %s", str(error).splitlines()[0] if str(error) else error)
+        return
+    watchdog.cancel()
+
+
+def _exit_now(code: int) -> None:
+    log.warning("driver JVM did not answer within %.0f s, exiting", STOP_GRACE_S)
+    logging.shutdown()
+    os._exit(code)

@@ -56,6 +56,7 @@ SIMULATOR = "simulator"
 INGEST = "ingest"
 LIQUIDITY = "liquidity"
 TRADER = "trader"
+BARS = "bars"
 JOURNAL_NAME = "restarts.jsonl"
 RESTARTS_INDEX_SUFFIX = "restarts"
 HOUR_MS = 3_600_000
@@ -230,6 +231,21 @@ def _liquidity_offsets_dir(settings: Settings) -> Path:
     return spark.default_checkpoint(settings) / "liquidity" / "offsets"
 
 
+def _bars_launch(settings: Settings) -> Launch:
+    from rtcrypto import spark
+    from rtcrypto.feedbars import options
+
+    job = options.BarsJobOptions.from_settings(settings)
+    command = options.submit_command(job, spark.kafka_connector_jars(settings))
+    return Launch(command=tuple(command), env=spark.env_additions())
+
+
+def _bars_offsets_dir(settings: Settings) -> Path:
+    from rtcrypto.feedbars import options
+
+    return options.checkpoint_offsets_dir(settings)
+
+
 def _module_exists(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
@@ -280,6 +296,16 @@ SERVICES: tuple[ServiceSpec, ...] = (
         compose_service="trader",
         enabled=lambda settings: _module_exists("streaming.trader"),
         disabled_reason=lambda settings: "not installed (no module streaming.trader)",
+    ),
+    ServiceSpec(
+        name=BARS,
+        description="Spark minute bars: trades -> history source gemini-feed (spark-submit)",
+        build_command=_bars_launch,
+        heartbeat_service="spark-bars",
+        lag_source=LagSource.checkpoint,
+        input_topic=lambda settings: settings.topics.trades,
+        checkpoint_offsets_dir=_bars_offsets_dir,
+        compose_service="bars",
     ),
 )
 

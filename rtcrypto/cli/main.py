@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from rtcrypto.cli import (
+    bars,
     forecast,
     history,
     ingest,
@@ -24,6 +25,7 @@ app.add_typer(
     forecast.app, name="forecast", help="Train, backtest and publish the Prophet forecast."
 )
 app.add_typer(liquidity.app, name="liquidity", help="The Spark liquidity job and its output.")
+app.add_typer(bars.app, name="bars", help="The Spark job recording the feed's own minute bars.")
 market.register(app)  # rtc simulate
 ingest.register(app)  # rtc ingest
 platform.register(app)  # rtc up, rtc down, rtc status

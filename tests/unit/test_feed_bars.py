@@ -36,7 +36,12 @@ from rtcrypto.history.bars import MINUTE_MS, Bars
 from rtcrypto.history.errors import HistoryError
 from rtcrypto.history.store import read_manifest
 from rtcrypto.history.upsert import delete_unreferenced_parts, upsert_bars
-from rtcrypto.schemas import Trade
+from rtcrypto.schemas import BookDepth, Trade
+from tests.unit.test_liquidity_spark import (
+    OrderbookRecord,
+    read_capture_changes,
+    with_ticks_and_depth,
+)
 
 # --------------------------------------------------------------------------------------------
 # Real data as gemini.trades.v1 records (shared with the Spark tests)
@@ -72,6 +77,32 @@ def capture_trades(replays: int = 1, without_trades: Iterable[int] = ()) -> list
                 )
             )
     return trades
+
+
+def capture_orderbook(replays: int) -> list[OrderbookRecord]:
+    """The capture's BTCUSD and ETHUSD book as the ingest writes it (changes, a tick per second,
+    the book's depth and mid at each minute's last ms), repeated ``replays`` times a minute apart."""
+    changes = read_capture_changes()
+    replayed = [
+        dataclasses.replace(
+            change,
+            ts_event_ms=change.ts_event_ms + replay * MINUTE_MS,
+            ts_receive_ms=change.ts_receive_ms + replay * MINUTE_MS,
+            event_id=change.event_id + replay * 1_000_000,
+            key="",
+        )
+        for replay in range(replays)
+        for change in changes
+    ]
+    return with_ticks_and_depth(replayed)
+
+
+def mid_inputs(records: Iterable[OrderbookRecord]) -> list[MidIn]:
+    return [
+        MidIn(record.symbol, record.ts_event_ms, record.mid_price)
+        for record in records
+        if isinstance(record, BookDepth)
+    ]
 
 
 def trade_inputs(trades: Iterable[Trade]) -> list[TradeIn]:

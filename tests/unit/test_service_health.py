@@ -182,14 +182,32 @@ def test_checkpoint_offsets_are_read_from_the_newest_batch_file(tmp_path: Path) 
 
 
 def test_registry_names_heartbeats_and_start_order() -> None:
-    assert services.service_names() == ["simulator", "ingest", "liquidity", "trader"]
+    assert services.service_names() == ["simulator", "ingest", "liquidity", "trader", "bars"]
     heartbeat_names = {spec.name: spec.heartbeat_service for spec in services.SERVICES}
     assert heartbeat_names == {
         "simulator": None,
         "ingest": "ingest",
         "liquidity": "spark-liquidity",
         "trader": "trader",
+        "bars": "spark-bars",
     }
+
+
+def test_bars_entry_is_the_bars_job_judged_by_its_checkpoint_on_the_trades_topic() -> None:
+    from rtcrypto.feedbars import options
+
+    settings = Settings()
+    bars = services.get_service("bars")
+    assert bars.heartbeat_service == options.HEARTBEAT_SERVICE
+    assert bars.lag_source is services.LagSource.checkpoint
+    assert bars.input_topic is not None and bars.input_topic(settings) == settings.topics.trades
+    assert bars.checkpoint_offsets_dir is not None
+    assert bars.checkpoint_offsets_dir(settings) == (
+        settings.run_dir / "checkpoints" / "bars" / "bars" / "offsets"
+    )
+    job = options.BarsJobOptions.from_settings(settings)
+    assert options.parse_args(job.to_args()) == job  # the command line round-trips
+    assert (job.feed_source, job.trigger, job.master) == ("gemini-feed", "10 seconds", "local[1]")
 
 
 def test_spark_heartbeat_name_is_the_jobs_own() -> None:

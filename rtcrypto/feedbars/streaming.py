@@ -227,6 +227,10 @@ def update_stats(query: StreamingQuery, stats: BatchStats) -> None:
         batch_id = int(progress["batchId"])
         if batch_id <= stats.last_batch_logged:
             continue
+        if stats.last_batch_logged < 0:
+            log.info(
+                "first batch done batch=%s input_rows=%s", batch_id, progress.get("numInputRows")
+            )
         stats.last_batch_logged = batch_id
         stats.input_rows += int(progress.get("numInputRows") or 0)
         stats.watermark_ms = _watermark_ms(progress) or stats.watermark_ms

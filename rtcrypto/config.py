@@ -147,6 +147,7 @@ class Settings(BaseSettings):
     bars_trigger: str = "10 seconds"  # micro-batch interval of the bars job (a light default)
     bars_watermark: str = "30 seconds"  # event-time lateness allowed across its two input topics
     bars_master: str = "local[1]"  # one core: a few trades per second need no more
+    bars_driver_memory: str = "512m"  # the job's JVM heap (spark-submit --driver-memory)
 
     # --- history, strategy and backtest ---------------------------------------------------------
     history_dir: Path | None = Field(

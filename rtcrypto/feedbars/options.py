@@ -20,6 +20,7 @@ BARS_PROCESS = "bars"  # name under the process manager and of the registry entr
 HEARTBEAT_SERVICE = "spark-bars"  # Heartbeat.service of the job
 JOB_MODULE = "spark_jobs.bars"
 QUERY_NAME = "bars"  # the streaming query; its checkpoint is <checkpoint>/bars
+SUBMIT_ONLY = ("master", "driver_memory")  # spark-submit's options, not the job's
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class BarsJobOptions:
     trigger: str
     watermark: str
     master: str
+    driver_memory: str = "512m"
     heartbeat_interval_s: float = 5.0
     progress_interval_s: float = 60.0
     max_offsets_per_trigger: int | None = None
@@ -59,6 +61,7 @@ class BarsJobOptions:
             trigger=settings.bars_trigger,
             watermark=settings.bars_watermark,
             master=settings.bars_master,
+            driver_memory=settings.bars_driver_memory,
             heartbeat_interval_s=settings.heartbeat_interval_s,
         )
 
@@ -68,11 +71,12 @@ class BarsJobOptions:
         return replace(self, **kept)
 
     def to_args(self) -> list[str]:
-        """The job's command line (``parse_args`` reads it back); ``master`` is spark-submit's."""
+        """The job's command line (``parse_args`` reads it back); ``SUBMIT_ONLY`` go to
+        spark-submit instead."""
         args: list[str] = []
         for item in fields(self):
             value = getattr(self, item.name)
-            if item.name == "master" or value is None:
+            if item.name in SUBMIT_ONLY or value is None:
                 continue
             args += [f"--{item.name.replace('_', '-')}", str(value)]
         return args
@@ -95,7 +99,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BarsJobOptions:
         prog="bars.py", description="gemini.trades.v1 -> 1-minute bars in the history store"
     )
     for item in fields(BarsJobOptions):
-        if item.name == "master":
+        if item.name in SUBMIT_ONLY:
             continue
         default = getattr(defaults, item.name)
         kind: Any = str
@@ -130,6 +134,8 @@ def submit_command(
         str(spark_submit or find_spark_submit()),
         "--master",
         options.master,
+        "--driver-memory",
+        options.driver_memory,
         "--name",
         BARS_PROCESS,
         "--jars",

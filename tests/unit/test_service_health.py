@@ -208,6 +208,20 @@ def test_bars_entry_is_the_bars_job_judged_by_its_checkpoint_on_the_trades_topic
     job = options.BarsJobOptions.from_settings(settings)
     assert options.parse_args(job.to_args()) == job  # the command line round-trips
     assert (job.feed_source, job.trigger, job.master) == ("gemini-feed", "10 seconds", "local[1]")
+    command = options.submit_command(job, [Path("/jars/a.jar")], spark_submit=Path("/s/submit"))
+    script = command.index(str(REPO / "spark_jobs" / "bars.py"))
+    assert command[:script][:9] == [
+        "/s/submit",
+        "--master",
+        "local[1]",
+        "--driver-memory",
+        "512m",
+        "--name",
+        "bars",
+        "--jars",
+        "/jars/a.jar",
+    ]
+    assert options.parse_args(command[script + 1 :]) == job
 
 
 def test_spark_heartbeat_name_is_the_jobs_own() -> None:

@@ -106,7 +106,7 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
             )
             states = dict(
                 re.findall(
-                    r"^  (simulator|ingest|liquidity|trader) +"
+                    r"^  (simulator|ingest|liquidity|trader|bars) +"
                     r"(healthy|stale|dead|lagging|stopped|unknown) ",
                     status_out,
                     re.M,
@@ -117,7 +117,7 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
                 break
             time.sleep(3)
         assert trader_read, status_out
-        assert set(states) == {"simulator", "ingest", "liquidity", "trader"}, status_out
+        assert set(states) == {"simulator", "ingest", "liquidity", "trader", "bars"}, status_out
         assert healthy, status_out
         status = subprocess.CompletedProcess([], 0, status_out, "")
         for name in ("kafka", "elasticsearch", "airflow", "simulator", "ingest", "liquidity"):
@@ -130,6 +130,7 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
             r"^  ingest +last heartbeat \d+ s ago, processed [1-9]", status.stdout, re.M
         ), status.stdout
         assert re.search(r"^  spark-liquidity +last heartbeat", status.stdout, re.M), status.stdout
+        assert re.search(r"^  spark-bars +last heartbeat", status.stdout, re.M), status.stdout
     finally:
         if up.poll() is None:
             up.terminate()  # stops following; the platform keeps running until `rtc down`

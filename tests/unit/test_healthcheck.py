@@ -183,5 +183,5 @@ def test_main_exits_0_healthy_1_unhealthy_2_unknown(
         "simulator: healthy ("
     )
     assert lines[2] == (
-        "unknown service 'exchange': known are simulator, ingest, liquidity, trader, airflow"
+        "unknown service 'exchange': known are simulator, ingest, liquidity, trader, bars, airflow"
     )

@@ -44,6 +44,7 @@ def spark() -> Iterator[Any]:
     session.stop()
 
 
+@pytest.mark.slow  # a local Spark session: 30-75 s on this box
 def test_spark_bars_equal_the_pure_rules_on_real_data(spark: Any) -> None:
     from rtcrypto.feedbars.streaming import build_bars, parse_records, relevant_records
 

@@ -19,6 +19,7 @@ from rtcrypto.history.store import (
     resolve_history_dir,
     sources,
 )
+from rtcrypto.history.upsert import UpsertReport, upsert_bars
 
 __all__ = [
     "DROP_REASONS",
@@ -33,6 +34,7 @@ __all__ = [
     "ImportReport",
     "SchemaNotRecognisedError",
     "SourceSummary",
+    "UpsertReport",
     "content_fingerprint",
     "detect_schema",
     "import_file",
@@ -40,4 +42,5 @@ __all__ = [
     "resolve_history_dir",
     "sources",
     "summarize",
+    "upsert_bars",
 ]

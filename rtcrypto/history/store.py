@@ -13,6 +13,8 @@ forecast's input) and ``price_basis`` (``weighted_price`` or ``typical_price`` =
 it makes ``pyarrow.parquet.read_table(<folder>)`` fail with "Unable to merge: Field source has
 incompatible types". The manifest is written last, so it is the commit: parts it does not list
 (an import that crashed) are ignored by ``load_history`` and overwritten by the next import.
+A streaming writer adds minutes with ``rtcrypto.history.upsert.upsert_bars`` instead (insert or
+replace by minute, one manifest entry per source; see that module).
 """
 
 from __future__ import annotations

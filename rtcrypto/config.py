@@ -8,6 +8,7 @@ Every setting is read from the environment with the prefix ``RTC_`` (``RTC_KAFKA
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -41,6 +42,13 @@ class KafkaClient(StrEnum):
 
     kafka_python = "kafka-python"
     confluent = "confluent"
+
+
+class SimulatorReplay(StrEnum):
+    """What the offline simulator replays: real minute bars (book modelled) or a recorded capture."""
+
+    history = "history"
+    capture = "capture"
 
 
 class TradingMode(StrEnum):
@@ -142,6 +150,20 @@ class Settings(BaseSettings):
     spark_trigger: str = "1 second"
     spark_starting_offsets: str = "earliest"
 
+    # --- what `rtc up`'s simulator replays (the offline feed) ---------------------------------------
+    # history: real minute bars of one imported source on their own historical clock, book modelled
+    # (rtc simulate --history); capture: the recorded Gemini capture, looped and shifted to now.
+    simulator_replay: SimulatorReplay = SimulatorReplay.history
+    simulator_history_source: str = Field(default="binance", pattern=r"^[A-Za-z0-9_.-]+$")
+    # [start, end) of the replay; None: the `simulator_history_days` days after the first forecast's
+    # training window, chosen once by `rtc up` and kept in <home>/simulator/replay-window.json
+    simulator_history_start: datetime | None = None
+    simulator_history_end: datetime | None = None
+    simulator_history_days: float = Field(default=7.0, gt=0, le=366)
+    # 60x: one replayed hour per wall minute, so the forecast's buy/sell turns (hours apart) trade
+    # within minutes of `make up`, while Spark's 1 s trigger still closes every minute window
+    simulator_history_speed: float = Field(default=60.0, gt=0, le=10_000)
+
     # --- history, strategy and backtest ---------------------------------------------------------
     history_dir: Path | None = Field(
         default=None, description="partitioned Parquet minute bars; None means <home>/history"
@@ -213,6 +235,14 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [part.strip().upper() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("simulator_history_start", "simulator_history_end")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # a time without a zone is UTC, like every time in the project
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
         return value
 
     @field_validator("simulator_speed")

@@ -175,7 +175,7 @@ def load_replay_bars(spec: HistoryReplay) -> ReplayBars:
             f"{iso_utc(spec.end_ms)}: the range falls in a gap of the imported data ({imported}); "
             "`rtc history info` lists the imported files"
         )
-    ts_ms = frame["ts"].to_numpy().astype("datetime64[ms]").astype(np.int64)
+    ts_ms = frame["ts"].dt.tz_localize(None).to_numpy().astype("datetime64[ms]").astype(np.int64)
     return ReplayBars(ts_ms, *(frame[name].to_numpy(dtype=np.float64) for name in columns))
 
 

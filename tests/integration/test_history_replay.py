@@ -108,8 +108,9 @@ def replay(history_dir: Path) -> Iterator[Any]:
             history_dir=history_dir,
             resume_file=resume_file,
         )
+        overrides.setdefault("speed", 0)
         options = SimulatorOptions(
-            capture_paths=(), port=0, speed=0, heartbeat_interval_s=0.2, history=spec, **overrides
+            capture_paths=(), port=0, heartbeat_interval_s=0.2, history=spec, **overrides
         )
         server = SimulatorThread(options)
         started.append(server)
@@ -396,3 +397,16 @@ def _volume(trades: list[dict[str, Any]]) -> Decimal:
 
 def _total(bars: dict[int, dict[str, float]]) -> Decimal:
     return sum((Decimal(str(bar["volume"])) for bar in bars.values()), Decimal(0))
+
+
+def test_at_speed_the_clock_runs_on_bar_time_and_jumps_over_a_halt(replay: Any) -> None:
+    """At 600x, 4 real minutes around the 150-minute halt take well under the 15 s wall the gap
+    would cost without the jump; the clock ends past the first bar after the gap."""
+    server = replay("2021-04-20T01:58", "2021-04-20T04:32", speed=600, start_immediately=True)
+    began = time.monotonic()
+    wait_until(lambda: server.get("/_sim/status")["done"], 10, "the replay to end")
+    status = server.get("/_sim/status")
+    assert time.monotonic() - began < 10
+    assert status["speed"] == 600 and status["history"]["minutes_replayed"] == 4
+    assert status["simulated_time_ms"] >= parse_utc_ms("2021-04-20T04:31:59", "")
+    assert status["history"]["halts"]["count"] == 1

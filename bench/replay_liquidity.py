@@ -42,9 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--day", default="2024-10-28", help="first UTC day")
     parser.add_argument("--days", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--file", type=Path, default=MINUTE_FILE, help="real minute file (Binance)")
     args = parser.parse_args(argv)
     history_dir = Path(tempfile.mkdtemp(prefix="bench-liquidity-")) / "history"
-    import_file(MINUTE_FILE, history_dir=history_dir)
+    import_file(args.file, history_dir=history_dir)
     calibration = load_calibration()
     start_ms = parse_utc_ms(args.day, "--day")
     spec = HistoryReplay(
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         "day": args.day,
         "days": args.days,
         "seed": args.seed,
+        "file": args.file.name,
         "minutes": len(ratio),
         "ratio_quantiles": {f"{q:g}": float(np.quantile(ratio, q)) for q in QUANTILES},
         "share_inside_0.1_2": inside,

@@ -2,7 +2,8 @@
 
 ``Trader.on_liquidity`` is called once per ``liquidity.minute.v1`` record of the traded symbol:
 
-1. skip a record older than ``max_record_age_ms`` (a backlog after downtime is not traded);
+1. skip a record older than ``max_record_age_ms`` on the feed clock (``clock_ms``: the simulator's
+   time with the simulator feed, see :mod:`rtcrypto.feedclock`; a backlog is not traded);
 2. look up the forecast side of the decision minute (the record's window end, moved back by the
    feed's clock offset: the simulator replays an old capture shifted to now);
 3. balances from the exchange -> ``decide_order`` (the one strategy, shared with the backtester);
@@ -327,11 +328,16 @@ class Trader:
         self.recorder.forecast(current.version, frame, self.forecast_offset_ms)
 
     def _risk_state(self, balances: Balances, now_ms: int) -> RiskState:
-        day_start = now_ms - now_ms % DAY_MS
+        day_start = now_ms - now_ms % DAY_MS  # the feed clock's UTC day
         realised = Decimal(0)
         if self.ledger is not None:
             realised = sum(
-                (t.pnl_usd for t in self.ledger.round_trips if t.exit.ts_event_ms >= day_start),
+                (
+                    t.pnl_usd
+                    for t in self.ledger.round_trips
+                    # this day only: a replay started again has later days in its journal
+                    if day_start <= t.exit.ts_event_ms < day_start + DAY_MS
+                ),
                 Decimal(0),
             )
         return RiskState(

@@ -12,6 +12,9 @@ current published forecast from its files. Pure functions turn the rows into ser
   clock offset) against that minute's mid price (ticker, else the liquidity record's);
 - equity: the balances marked at the latest mid price.
 
+The range is counted on the trader's clock (:mod:`rtcrypto.review_clock`: the feed clock, replay
+offset included); ``build_report(clock=...)`` writes which clock into the page and the summary.
+
 It writes ``report.png`` (four stacked panels), ``report.html`` (self-contained: summary, the
 PNG as base64, round trips, orders) and ``summary.json`` into ``out_dir``. The report states
 what happened; it makes no claim about profit to come. Times are epoch milliseconds (UTC),

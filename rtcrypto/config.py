@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -185,6 +185,8 @@ class Settings(BaseSettings):
     )
     forecast_reload_interval_s: float = Field(default=10.0, gt=0)  # how often the pointer is read
     report_hours: float = Field(default=24.0, gt=0)  # trade_report DAG: the feed clock's last N h
+    # rtc report: --since/--until durations in feed time, or in wall time (x the replay's speed)
+    report_durations: Literal["feed", "wall"] = "feed"
     trader_search: bool = True  # index orders, fills, scores... into Elasticsearch (bulk, spooled)
     paper_usd: Decimal = Decimal("10000")  # the paper account's starting balances
     paper_btc: Decimal = Decimal("0")

@@ -120,6 +120,10 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT.parent / "shared/data/orderbook/gemini_2021-04-17__GEMINI.ws.36.0.gz"
     )
     simulator_speed: float = 1.0
+    # the feed clock (rtcrypto/feedclock.py): the simulator's time, re-read this often and
+    # extrapolated at the replay's speed in between; the wall clock with the live feed
+    feed_clock_resync_s: float = Field(default=5.0, gt=0)
+    feed_clock_timeout_s: float = Field(default=2.0, gt=0)  # one read of GET /_sim/status
 
     # --- ingest --------------------------------------------------------------------------------
     heartbeat_interval_s: float = 5.0
@@ -183,10 +187,6 @@ class Settings(BaseSettings):
     report_hours: float = Field(default=24.0, gt=0)  # trade_report DAG: the feed clock's last N h
     # rtc report: --since/--until durations in feed time, or in wall time (x the replay's speed)
     report_durations: Literal["feed", "wall"] = "feed"
-    # the feed clock (rtcrypto/feedclock.py): the simulator's time, re-read this often and
-    # extrapolated at the replay's speed in between; the wall clock with the live feed
-    feed_clock_resync_s: float = Field(default=5.0, gt=0)
-    feed_clock_timeout_s: float = Field(default=2.0, gt=0)  # one read of GET /_sim/status
     trader_search: bool = True  # index orders, fills, scores... into Elasticsearch (bulk, spooled)
     paper_usd: Decimal = Decimal("10000")  # the paper account's starting balances
     paper_btc: Decimal = Decimal("0")

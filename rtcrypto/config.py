@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -133,6 +133,10 @@ class Settings(BaseSettings):
         default=Path(__file__).resolve().parent / "simulator" / "calibration.json",
         description="the modelled book's calibration (`rtc simulate calibrate` writes it)",
     )
+    # the feed clock (rtcrypto/feedclock.py): the simulator's time, re-read this often and
+    # extrapolated at the replay's speed in between; the wall clock with the live feed
+    feed_clock_resync_s: float = Field(default=5.0, gt=0)
+    feed_clock_timeout_s: float = Field(default=2.0, gt=0)  # one read of GET /_sim/status
 
     # --- ingest --------------------------------------------------------------------------------
     heartbeat_interval_s: float = 5.0
@@ -199,7 +203,10 @@ class Settings(BaseSettings):
     trader_symbol: str = "BTCUSD"  # the one symbol the trader trades
     trader_consumer_group: str = "rtc-trader"  # Kafka consumer group on the liquidity topic
     trader_max_record_age_s: float | None = Field(
-        default=300.0, description="ignore liquidity records older than this (None: never)"
+        default=300.0,
+        description="ignore liquidity records that reach the trader more than this many wall "
+        "seconds after their window ended (a replay at X times speed: X times as many feed "
+        "seconds); None: never",
     )
     trader_forecast_offset_ms: int | None = Field(
         default=None,
@@ -207,6 +214,10 @@ class Settings(BaseSettings):
         "simulator (its --shift-to-now shift), 0 for the live feed",
     )
     forecast_reload_interval_s: float = Field(default=10.0, gt=0)  # how often the pointer is read
+    report_hours: float = Field(default=24.0, gt=0)  # trade_report DAG: the feed clock's last N h
+    # rtc report: --since/--until durations in wall time (x the replay's speed: `--since 1h` of a 60x
+    # replay is the 60 replayed hours the user watched in the last hour), or in feed time
+    report_durations: Literal["feed", "wall"] = "wall"
     trader_search: bool = True  # index orders, fills, scores... into Elasticsearch (bulk, spooled)
     paper_usd: Decimal = Decimal("10000")  # the paper account's starting balances
     paper_btc: Decimal = Decimal("0")

@@ -148,6 +148,7 @@ def forecast_retrain() -> None:
             "folder": str(result.folder),
             "promoted": result.promoted,
             "reason": result.reason,
+            "rule": result.metadata.get("gate", {}).get("rule", ""),
             "backtest": result.metadata.get("backtest", {}),
             "training": result.metadata.get("training", {}),
         }
@@ -160,7 +161,7 @@ def forecast_retrain() -> None:
         log = logging.getLogger(__name__)
         status = "current" if result["promoted"] else "candidate (not promoted)"
         log.info("version %s -> %s: %s", result["version"], result["folder"], status)
-        log.info("gate: %s", result["reason"])
+        log.info("gate (%s): %s", result.get("rule", ""), result["reason"])
         log.info("holdout metrics: %s", result["backtest"])
 
     report(train_and_publish(select_window()))

@@ -328,6 +328,7 @@ def test_nightly_retrain_at_0030_on_what_rtc_up_imports_publishes_past_a_stale_v
     assert gate["promoted"] and gate["rule"] == "stale_current", gate
     assert gate["compared_with"] == first and gate["common_minutes"] == 0
     assert f"current version {first} is stale" in gate["reason"]
+    assert "gate (stale_current): current version" in result["output"]  # the report task's log
     services_report(
         f"dag.test forecast_retrain at 00:30 UTC on rtc up's history (30 days, 150k-minute "
         f"horizon, default fit): {seconds:.0f} s"

@@ -198,6 +198,18 @@ class Settings(BaseSettings):
     )
     forecast_horizon_minutes: int = Field(default=150_000, gt=0)  # the book's 150,000 minutes
     forecast_holdout_days: float = Field(default=7.0, gt=0)  # held out for backtest and gate
+    forecast_source: str | None = Field(
+        default=None,
+        description="history source the nightly retrain trains on; None or empty: chosen by "
+        "rtcrypto.forecast.selection (the feed's own bars, else the freshest full import)",
+    )
+    history_feed_source: str = "gemini-feed"  # the platform's own recorded minute bars
+    forecast_min_coverage: float = Field(
+        default=0.9, gt=0, le=1
+    )  # fraction of a training window's minutes that must be present for a source to qualify
+    forecast_stale_after_hours: float = Field(
+        default=24.0, gt=0
+    )  # the current forecast is stale once it does not cover this many hours ahead
 
     # --- trader (paper by default) -------------------------------------------------------------
     trader_symbol: str = "BTCUSD"  # the one symbol the trader trades

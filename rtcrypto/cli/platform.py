@@ -10,9 +10,11 @@ restarts from the journal, pid).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -21,6 +23,7 @@ from rtcrypto import bootstrap, services
 from rtcrypto.bootstrap import BootstrapError
 from rtcrypto.cli import stack as stack_cli
 from rtcrypto.config import Feed, Settings, SimulatorReplay, get_settings
+from rtcrypto.kaggle_credentials import history_download_schedule_note
 from rtcrypto.stack import process
 from rtcrypto.stack.errors import StackError
 
@@ -188,6 +191,7 @@ def register(app: typer.Typer) -> None:
         restarts, pid) and each service's last heartbeat."""
         settings = get_settings()
         stack_cli.status()
+        typer.echo(history_download_schedule_note(os.environ, Path.home()))
         latest = services.read_latest_heartbeats(settings)
         show_services(settings, latest)
         show_heartbeats(settings, latest)

@@ -6,12 +6,14 @@ platform's own recorded bars (``RTC_HISTORY_FEED_SOURCE``) when they hold a full
 ``training_days`` days, else the imported source whose latest full window is newest; a full window
 has >= ``RTC_FORECAST_MIN_COVERAGE`` (90 %) of its training and of its held-out minutes. It never
 picks a source too short: when none qualifies, the run is **skipped** with the reason (not failed
-and retried). The window depends only on the stored minutes, so a rerun trains on the same ones.
+and retried). Only minutes before the trader's clock count (``rtcrypto.feedclock``: the simulator's
+time while it replays history, else the wall clock), so a replay never trains on minutes the trader
+has not reached; given the stored minutes and that clock, a rerun trains on the same ones.
 ``train_and_publish`` calls ``rtcrypto.forecast.publish.publish``: train on the window before its
 held-out days, forecast ``horizon_minutes`` minutes, score the holdout (hit rate, P&L after
 fees, baselines), write a version, and make it ``current`` past the gate
 (``rtcrypto.forecast.publish``: not worse than the current one on the common holdout, or the
-current one is stale).
+current one no longer covers the trader's next hours).
 ``book_parity`` trains stock Prophet on every minute, as the book did (slow).
 ``report`` logs the verdict. Import history first (DAG ``history_download`` or
 ``rtc history import FILE``).
@@ -25,7 +27,9 @@ from typing import Any
 from airflow.sdk import Param, dag, task
 
 DEFAULT_HORIZON_MINUTES = 150_000  # the book's horizon; rtcrypto.forecast has the same default
-DEFAULT_TRAINING_DAYS = 30
+# As `rtc up`'s first forecast (rtcrypto/bootstrap.py): 21 days fit inside every real segment of
+# ../shared/data/minute, so a replay's retrain trains on the days just before the trader's clock.
+DEFAULT_TRAINING_DAYS = 21
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "rtcrypto",
@@ -86,21 +90,28 @@ def forecast_retrain() -> None:
 
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+        from rtcrypto.config import get_settings
         from rtcrypto.forecast.selection import (
             NoSourceQualifies,
             UnknownSourceError,
             select_training_window,
         )
+        from rtcrypto.review_clock import trader_now_ms
 
         params = params or {}
         days = int(params.get("training_days") or DEFAULT_TRAINING_DAYS)
+        # The trader's clock: a replay of history trains only on minutes the trader has passed.
+        now_ms, clock = trader_now_ms(get_settings())
+        logging.getLogger(__name__).info("trader's clock: %s", clock)
         try:
-            choice = select_training_window(training_days=days, param_source=params.get("source"))
+            choice = select_training_window(
+                training_days=days, param_source=params.get("source"), until_ms=now_ms
+            )
         except NoSourceQualifies as error:
             raise AirflowSkipException(f"no retrain: {error}") from None
         except UnknownSourceError as error:
             raise AirflowFailException(str(error)) from None
-        window = choice.to_dict()
+        window = {**choice.to_dict(), "now_ms": now_ms}
         logging.getLogger(__name__).info(
             "training window: %s %s .. %s (%s)",
             window["source"],
@@ -142,6 +153,7 @@ def forecast_retrain() -> None:
             horizon_minutes=int(params.get("horizon_minutes") or DEFAULT_HORIZON_MINUTES),
             book_parity=bool(params.get("book_parity", False)),
             config=BacktestConfig.from_settings(settings),
+            now_ms=window.get("now_ms"),  # staleness of the current version on the trader's clock
         )
         return {
             "version": result.version,

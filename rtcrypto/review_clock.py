@@ -165,3 +165,24 @@ def _recorded_clock(
         f"feed clock: the simulator does not answer at {url} and Elasticsearch holds no "
         f"liquidity or order document under {prefix}-*; wall clock, now {iso_minute(now)}",
     )
+
+
+def trader_now_ms(settings: Settings) -> tuple[int | None, str]:
+    """``(now_ms, why)``: the trader's clock for a retrain, as the review finds it (the wall clock
+    with the live feed; the simulator's time; the newest time the trader recorded), or None when
+    the simulator feed's clock is unknown (the platform is down and recorded nothing)."""
+    from rtcrypto.search.client import search_client
+
+    client = None
+    try:
+        client = search_client(settings, max_retries=0)
+        clock = review_clock(settings, client)
+    except SearchError as error:
+        log.info("trader clock: Elasticsearch does not answer (%s)", error)
+        clock = review_clock(settings, None)
+    finally:
+        if client is not None:
+            client.close()
+    if clock.source == WALL and FeedClock.from_settings(settings).source != WALL:
+        return None, clock.description + " (unknown: the retrain judges by its data)"
+    return clock.now_ms, clock.description

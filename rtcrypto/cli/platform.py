@@ -126,6 +126,28 @@ def describe_feed(settings: Settings) -> str:
     )
 
 
+def replay_progress(settings: Settings) -> str | None:
+    """Where the running history replay is (from ``/_sim/status``); None if it does not answer."""
+    if settings.feed is not Feed.simulator:
+        return None
+    from rtcrypto.feedclock import http_status_reader, iso_minute, status_url
+
+    try:
+        status = http_status_reader(status_url(settings), settings.feed_clock_timeout_s)()
+        history = status.get("history") or {}
+        now = iso_minute(int(status["simulated_time_ms"]))
+    except Exception:  # noqa: BLE001 - not running, or not answering: nothing to add
+        return None
+    if not history:
+        return f"simulator clock {now} ({status.get('mode', 'capture')} replay)"
+    halts = (history.get("halts") or {}).get("count", 0)
+    return (
+        f"simulator clock {now}: {history.get('minutes_replayed', 0):,} of "
+        f"{history.get('minutes_total', 0):,} minutes replayed, {halts} halt(s) jumped; "
+        f"{status.get('prices', 'prices real')}, book {status.get('book', 'modelled')}"
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command("up")
     def up(
@@ -191,6 +213,10 @@ def register(app: typer.Typer) -> None:
         restarts, pid) and each service's last heartbeat."""
         settings = get_settings()
         stack_cli.status()
+        typer.echo(f"market: {describe_feed(settings)}")
+        progress = replay_progress(settings)
+        if progress:
+            typer.echo(f"        {progress}")
         typer.echo(history_download_schedule_note(os.environ, Path.home()))
         latest = services.read_latest_heartbeats(settings)
         show_services(settings, latest)

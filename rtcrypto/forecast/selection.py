@@ -270,18 +270,27 @@ def select_training_window(
     training_days: int,
     param_source: str | None = None,
     history_dir: Path | None = None,
+    until_ms: int | None = None,
 ) -> SourceWindow:
     """``select_source`` on the history store with the settings (``RTC_FORECAST_SOURCE``,
     ``RTC_HISTORY_FEED_SOURCE``, ``RTC_FORECAST_MIN_COVERAGE``, ``RTC_FORECAST_HOLDOUT_DAYS``);
-    ``param_source`` (the DAG run's param) wins over ``RTC_FORECAST_SOURCE``."""
+    ``param_source`` (the DAG run's param) wins over ``RTC_FORECAST_SOURCE``.
+
+    ``until_ms`` (the trader's clock) hides every minute at or after it: a platform replaying
+    history must not train on the minutes its trader has not reached yet."""
     from rtcrypto.config import get_settings
 
     settings = get_settings()
     param = (param_source or "").strip() or None
     setting = (settings.forecast_source or "").strip() or None
     forced, forced_by = (param, "the run's param 'source'") if param else (setting, "")
+    minute_times = load_minute_times(
+        history_dir if history_dir is not None else settings.history_dir
+    )
+    if until_ms is not None:
+        minute_times = {name: times[times < until_ms] for name, times in minute_times.items()}
     return select_source(
-        load_minute_times(history_dir if history_dir is not None else settings.history_dir),
+        minute_times,
         training_days=training_days,
         holdout_days=holdout_days_for(training_days, settings.forecast_holdout_days),
         min_coverage=settings.forecast_min_coverage,

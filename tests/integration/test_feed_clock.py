@@ -205,7 +205,9 @@ def test_trader_and_review_run_on_the_simulators_historical_clock(
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         get_settings.cache_clear()
-        outcome = CliRunner().invoke(app, ["report", "--since", "1h", "--mode", "paper"])
+        outcome = CliRunner().invoke(
+            app, ["report", "--since", "1h", "--durations", "feed", "--mode", "paper"]
+        )
         assert outcome.exit_code == 0, outcome.output
         assert "feed clock: simulator, historical replay at 10x, now 2021-04-17" in outcome.output
         assert "trades (fills): 2 (1 buys, 1 sells)" in outcome.output
@@ -233,7 +235,18 @@ def test_trader_and_review_run_on_the_simulators_historical_clock(
     # the simulator is gone: the review counts back from the newest recorded time
     get_settings.cache_clear()
     outcome = CliRunner().invoke(
-        app, ["report", "--since", "1h", "--mode", "paper", "--out", str(tmp_path / "after")]
+        app,
+        [
+            "report",
+            "--since",
+            "1h",
+            "--durations",
+            "feed",
+            "--mode",
+            "paper",
+            "--out",
+            str(tmp_path / "after"),
+        ],
     )
     get_settings.cache_clear()
     assert outcome.exit_code == 0, outcome.output

@@ -19,6 +19,7 @@ from rtcrypto.forecast.selection import (
     load_minute_times,
     minute_array,
     select_source,
+    select_training_window,
 )
 from rtcrypto.history import import_file
 
@@ -190,3 +191,22 @@ def test_on_what_rtc_up_imports_the_rule_picks_binance_never_bitstamp(
             feed_source="gemini-feed",
             forced="bitstamp",
         )
+
+
+def test_a_replay_never_trains_on_minutes_the_trader_has_not_reached(
+    imported_like_rtc_up: Path,
+) -> None:
+    """`rtc up` replays binance from 2024-10-28: a retrain at replayed 02:00 ends there."""
+    until = int(np.datetime64("2024-10-28T02:00", "ms").astype(np.int64))
+    choice = select_training_window(
+        training_days=21, history_dir=imported_like_rtc_up, until_ms=until
+    )
+    assert choice.source == "binance"
+    assert choice.window.end_ms == until  # the minute before the trader's clock is the last one
+    assert choice.to_dict()["start"] == "2024-10-07T02:00:00+00:00"
+    # 30 days do not fit in the 27 days of the October segment before that clock: the newest
+    # full window is then the one that ends with the Feb-Mar 2024 segment, never a later minute.
+    older = select_training_window(
+        training_days=30, history_dir=imported_like_rtc_up, until_ms=until
+    )
+    assert older.window.end_ms == int(np.datetime64("2024-03-17T20:20", "ms").astype(np.int64))

@@ -122,7 +122,9 @@ def test_buy_and_hold_buys_once_and_is_valued_after_the_exit_fee() -> None:
     quantity = (Decimal("9000") / (first * Decimal("1.0025"))).quantize(
         Decimal("1e-8"), "ROUND_DOWN"
     )
-    usd_left = Decimal("10000") - quantity * first * Decimal("1.0025")
+    # the paper exchange's fee, rounded to 1e-8 USD (trading.orders.taker_fee_usd)
+    entry_fee = (quantity * first * Decimal("0.0025")).quantize(Decimal("1e-8"))
+    usd_left = Decimal("10000") - quantity * first - entry_fee
     expected = usd_left + quantity * last * Decimal("0.9975")
     assert hold.trades == 1 and hold.open_at_end
     assert hold.final_equity_usd == expected
@@ -138,7 +140,7 @@ def test_fees_are_charged() -> None:
     assert taxed.fees_usd == sum(fill.fee_usd for fill in taxed.fills) > 0
     assert taxed.final_equity_usd < free.final_equity_usd
     first = taxed.fills[0]
-    assert first.fee_usd == first.quote_amount * Decimal("0.0025")
+    assert first.fee_usd == (first.quote_amount * Decimal("0.0025")).quantize(Decimal("1e-8"))
 
 
 def test_half_spread_moves_fill_prices_against_the_trader() -> None:

@@ -13,10 +13,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from rtcrypto.exchange.base import OrderRequest, TopOfBook
-from rtcrypto.ledger import Fill, Ledger
+from rtcrypto.ledger import Fill, Ledger, RoundTrip
 from rtcrypto.risk import RiskLimits
 from rtcrypto.strategy import OrderIntent, Side, StrategyParams, decide_order
-from rtcrypto.trading.orders import ioc_fill, risk_state_for, size_order, taker_fee_usd
+from rtcrypto.trading.orders import (
+    day_start_ms,
+    ioc_fill,
+    risk_state_for,
+    size_order,
+    taker_fee_usd,
+)
 
 HUNDRED = Decimal(100)
 
@@ -58,6 +64,8 @@ class SimulatedAccount:
         self.fee_rate = Decimal(taker_fee_pct) / HUNDRED
         self.symbol = symbol
         self.send_times_ms: list[int] = []
+        # the ledger's round trips by the UTC day of their exit: the risk gate reads one day
+        self._round_trips_by_day: dict[int, list[RoundTrip]] = {}
 
     def decide(
         self, side: Side | None, liquidity_ratio: Decimal | float | None
@@ -84,8 +92,8 @@ class SimulatedAccount:
             symbol=self.symbol,
             risk_state=risk_state_for(
                 self.ledger.balances.btc,
-                self.ledger.round_trips,
-                tuple(self.send_times_ms),
+                self._round_trips_by_day.get(day_start_ms(now_ms), ()),
+                tuple(self.send_times_ms[-self.limits.max_orders_per_minute - 1 :]),
                 self.limits,
                 now_ms,
             ),
@@ -100,5 +108,9 @@ class SimulatedAccount:
         if quantity <= 0:
             return Execution(order, "not filled: the book moved past the limit")
         fee = taker_fee_usd(price, quantity, self.fee_rate)
+        trips_before = len(self.ledger.round_trips)
         fill = self.ledger.record(order.side, price, quantity, fee, now_ms)
+        for trip in self.ledger.round_trips[trips_before:]:
+            day = day_start_ms(trip.exit.ts_event_ms)
+            self._round_trips_by_day.setdefault(day, []).append(trip)
         return Execution(order, verdict.reason, fill)

@@ -14,7 +14,7 @@ Money in USD, quantities in BTC, prices in USD per BTC, all ``Decimal``; times i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
@@ -59,33 +59,35 @@ def price_intent(
     )
 
 
-def realised_pnl_since(round_trips: Sequence[RoundTrip], since_ms: int) -> Decimal:
-    """Sum of the P&L (USD) of the round trips whose exit is at or after ``since_ms``.
+def day_start_ms(ts_ms: int) -> int:
+    """Start of the UTC day holding ``ts_ms``."""
+    return ts_ms - ts_ms % DAY_MS
 
-    ``round_trips`` are in exit order (a ledger's): the scan stops at the first older exit.
-    """
-    total = Decimal(0)
-    for trip in reversed(round_trips):
-        if trip.exit.ts_event_ms < since_ms:
-            break
-        total += trip.pnl_usd
-    return total
+
+def realised_pnl_on_day(round_trips: Iterable[RoundTrip], now_ms: int) -> Decimal:
+    """Sum of the P&L (USD) of the round trips whose exit is in the UTC day of ``now_ms`` (that
+    day only: a replay started again has later days in its journal)."""
+    start = day_start_ms(now_ms)
+    return sum(
+        (trip.pnl_usd for trip in round_trips if start <= trip.exit.ts_event_ms < start + DAY_MS),
+        Decimal(0),
+    )
 
 
 def risk_state_for(
     position_btc: Decimal,
-    round_trips: Sequence[RoundTrip],
+    round_trips: Iterable[RoundTrip],
     send_times_ms: tuple[int, ...],
     limits: RiskLimits,
     now_ms: int,
     *,
     kill_switch: bool = False,
 ) -> RiskState:
-    """The risk gate's view of the account at ``now_ms``: today's (UTC) realised P&L and the
-    send times the order-rate check needs."""
+    """The risk gate's view of the account at ``now_ms``: today's (UTC) realised P&L over
+    ``round_trips`` (``realised_pnl_on_day``) and the send times the order-rate check needs."""
     return RiskState(
         position_btc=position_btc,
-        realised_pnl_today_usd=realised_pnl_since(round_trips, now_ms - now_ms % DAY_MS),
+        realised_pnl_today_usd=realised_pnl_on_day(round_trips, now_ms),
         recent_order_times_ms=send_times_ms[-limits.max_orders_per_minute - 1 :],
         kill_switch=kill_switch,
     )

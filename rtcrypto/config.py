@@ -120,6 +120,11 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT.parent / "shared/data/orderbook/gemini_2021-04-17__GEMINI.ws.36.0.gz"
     )
     simulator_speed: float = 1.0
+    simulator_seed: int = 0  # history replay: the modelled book's random seed
+    simulator_calibration: Path = Field(
+        default=Path(__file__).resolve().parent / "simulator" / "calibration.json",
+        description="the modelled book's calibration (`rtc simulate calibrate` writes it)",
+    )
 
     # --- ingest --------------------------------------------------------------------------------
     heartbeat_interval_s: float = 5.0

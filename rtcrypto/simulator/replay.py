@@ -157,35 +157,32 @@ def plan_replay(messages: list[CaptureMessage]) -> ReplayPlan:
     return ReplayPlan(planned, repeats, books)
 
 
-class ReplayEngine:
-    """Replays a :class:`Capture` on a shared simulated clock to subscribed connections."""
+class StreamEngine:
+    """What every replay shares: the simulated clock, one book per symbol, the clients, the REST
+    views. Subclasses produce the messages (:class:`ReplayEngine` from a capture,
+    :class:`rtcrypto.simulator.history_replay.HistoryReplayEngine` from minute bars)."""
 
     def __init__(
         self,
-        capture: Capture,
+        symbols: Iterable[str],
+        origin_ms: int,
         speed: float = 1.0,
-        loop: bool = False,
         wall: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.capture = capture
-        self.plan = plan_replay(capture.messages)
         self.speed = speed
-        self.loop = loop
-        self.clock = SimulatedClock(capture.first_ms, speed, wall)
-        self.loop_shift_ms = capture.span_ms + 1000
-        self.books: dict[str, LevelBook] = {symbol: LevelBook(symbol) for symbol in capture.symbols}
+        self.loop = False
+        self.clock = SimulatedClock(origin_ms, speed, wall)
+        self.books: dict[str, LevelBook] = {symbol: LevelBook(symbol) for symbol in symbols}
         self.tickers: dict[str, TickerState] = defaultdict(TickerState)
         self.subscribers: dict[str, set[MarketDataConnection]] = defaultdict(set)
-        self.loop_index = 0
-        self.loops_completed = 0
         self.lines_replayed = 0
         self.change_events_replayed = 0
         self.done = False
         self._start_requested = asyncio.Event()
         self._has_subscribers = asyncio.Event()
         self._position = 0  # replay position of the last applied message (0: none yet)
-        self._pending_ms: int | None = capture.first_ms  # time of the next message to replay
-        self._last_applied_ms = capture.first_ms - 1
+        self._pending_ms: int | None = origin_ms  # time of the next message to replay
+        self._last_applied_ms = origin_ms - 1
 
     # --- control -------------------------------------------------------------------------------
     @property
@@ -195,40 +192,22 @@ class ReplayEngine:
     def start(self) -> None:
         """Start the replay (idempotent)."""
         if not self._start_requested.is_set():
-            log.info("replay starting messages=%d speed=%s", len(self.plan.messages), self.speed)
+            log.info("replay starting %s speed=%s", self.describe(), self.speed)
             self._start_requested.set()
 
+    def describe(self) -> str:
+        """What is replayed, for the start log line."""
+        return ""
+
     async def run(self) -> None:
-        """Replay until the capture ends (forever with ``loop``), then let the clock run on."""
-        await self._start_requested.wait()
-        self.clock.start()
-        while self.plan.messages:
-            await self._replay_pass()
-            self.loops_completed += 1
-            log.log(
-                logging.DEBUG if self.speed == 0 else logging.INFO,
-                "replay pass done loop=%d lines=%d",
-                self.loop_index,
-                self.lines_replayed,
-            )
-            if not self.loop:
-                break
-            self.loop_index += 1
-        self.done = True
-        self._pending_ms = None
-        self.clock.run_free()
+        """Replay to the end, then let the clock run on (subclasses)."""
+        raise NotImplementedError
 
-    async def _replay_pass(self) -> None:
-        shift_ms = self.loop_index * self.loop_shift_ms
-        base_position = self.loop_index * len(self.plan.messages)
-        for index, planned in enumerate(self.plan.messages):
-            ts_ms = planned.message.ts_receive_ms + shift_ms
-            self._pending_ms = ts_ms
-            await self._pace(planned.message.symbol, ts_ms, index)
-            frame = self._apply(planned, base_position + index + 1, ts_ms)
-            if frame is not None:
-                self._publish(frame)
+    def status(self) -> dict[str, Any]:
+        """What ``GET /_sim/status`` reports (subclasses)."""
+        raise NotImplementedError
 
+    # --- pacing and fan-out ------------------------------------------------------------
     async def _pace(self, symbol: str, ts_ms: int, index: int) -> None:
         if self.speed > 0:
             delay_s = self.clock.wall_delay_s(ts_ms)
@@ -246,64 +225,6 @@ class ReplayEngine:
                 break  # the set may have changed while waiting; the next message checks again
         if index % YIELD_EVERY_MESSAGES == 0:
             await asyncio.sleep(0)
-
-    # --- applying one message ------------------------------------------------------------------
-    def _events_for(self, planned: PlannedMessage) -> PlannedEvents:
-        if self.loop_index == 0:
-            return planned.first
-        if self.loop_index == 1 or self.plan.later_loops_repeat:
-            return planned.later or planned.first
-        message = planned.message  # loops >= 2 of a capture whose passes differ: map live
-        if isinstance(message, BookUpdate):
-            book = self.plan.mapper.setdefault(message.symbol, LevelBook(message.symbol))
-            return planned_events(message, book.apply(message))
-        return planned.first
-
-    def _apply(self, planned: PlannedMessage, position: int, ts_ms: int) -> ReplayFrame | None:
-        message = planned.message
-        events = self._events_for(planned)
-        ticker = self.tickers[message.symbol]
-        trades: tuple[TradePrint, ...] = ()
-        if isinstance(message, TradePrint):
-            trades = (message,)
-        else:
-            self.books.setdefault(message.symbol, LevelBook(message.symbol)).apply_levels(
-                planned.ops, message.is_snapshot
-            )
-            if message.is_snapshot:
-                ticker.remember_history(message.trades)
-            else:
-                trades = message.trades
-        for trade in trades:
-            ticker.record(trade, ts_ms)
-        self._position = position
-        self._last_applied_ms = ts_ms
-        self.clock.advance_to(ts_ms)
-        self.lines_replayed += 1
-        self.change_events_replayed += events.change_count
-        return self._frame(message, events, trades, 2 * position, ts_ms)
-
-    def _frame(
-        self,
-        message: CaptureMessage,
-        events: PlannedEvents,
-        trades: tuple[TradePrint, ...],
-        event_id: int,
-        ts_ms: int,
-    ) -> ReplayFrame | None:
-        protocols = {connection.protocol for connection in self.subscribers.get(message.symbol, ())}
-        if not protocols:
-            return None  # nobody listens: skip serialization (late joiners get the book)
-        v1_tail = v2_text = None
-        if "v1" in protocols:
-            v1_tail = wire.v1_update_tail_json(event_id, ts_ms, events.events_json)
-        if "v2" in protocols:
-            if isinstance(message, TradePrint):
-                v2_text = wire.v2_trade(message, ts_ms)
-            else:
-                v2_trades = _compact([wire.v2_trade_payload(trade, ts_ms) for trade in trades])
-                v2_text = wire.v2_l2_updates_json(message.symbol, events.changes_json, v2_trades)
-        return ReplayFrame(message.symbol, event_id, ts_ms, events.change_count, v1_tail, v2_text)
 
     def _publish(self, frame: ReplayFrame) -> None:
         for connection in list(self.subscribers.get(frame.symbol, ())):
@@ -389,10 +310,122 @@ class ReplayEngine:
             "last": ticker.last_price,
         }
 
+
+class ReplayEngine(StreamEngine):
+    """Replays a :class:`Capture` on a shared simulated clock to subscribed connections."""
+
+    def __init__(
+        self,
+        capture: Capture,
+        speed: float = 1.0,
+        loop: bool = False,
+        wall: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(capture.symbols, capture.first_ms, speed, wall)
+        self.capture = capture
+        self.plan = plan_replay(capture.messages)
+        self.loop = loop
+        self.loop_shift_ms = capture.span_ms + 1000
+        self.loop_index = 0
+        self.loops_completed = 0
+
+    def describe(self) -> str:
+        return f"messages={len(self.plan.messages)}"
+
+    async def run(self) -> None:
+        """Replay until the capture ends (forever with ``loop``), then let the clock run on."""
+        await self._start_requested.wait()
+        self.clock.start()
+        while self.plan.messages:
+            await self._replay_pass()
+            self.loops_completed += 1
+            log.log(
+                logging.DEBUG if self.speed == 0 else logging.INFO,
+                "replay pass done loop=%d lines=%d",
+                self.loop_index,
+                self.lines_replayed,
+            )
+            if not self.loop:
+                break
+            self.loop_index += 1
+        self.done = True
+        self._pending_ms = None
+        self.clock.run_free()
+
+    async def _replay_pass(self) -> None:
+        shift_ms = self.loop_index * self.loop_shift_ms
+        base_position = self.loop_index * len(self.plan.messages)
+        for index, planned in enumerate(self.plan.messages):
+            ts_ms = planned.message.ts_receive_ms + shift_ms
+            self._pending_ms = ts_ms
+            await self._pace(planned.message.symbol, ts_ms, index)
+            frame = self._apply(planned, base_position + index + 1, ts_ms)
+            if frame is not None:
+                self._publish(frame)
+
+    # --- applying one message ------------------------------------------------------------------
+    def _events_for(self, planned: PlannedMessage) -> PlannedEvents:
+        if self.loop_index == 0:
+            return planned.first
+        if self.loop_index == 1 or self.plan.later_loops_repeat:
+            return planned.later or planned.first
+        message = planned.message  # loops >= 2 of a capture whose passes differ: map live
+        if isinstance(message, BookUpdate):
+            book = self.plan.mapper.setdefault(message.symbol, LevelBook(message.symbol))
+            return planned_events(message, book.apply(message))
+        return planned.first
+
+    def _apply(self, planned: PlannedMessage, position: int, ts_ms: int) -> ReplayFrame | None:
+        message = planned.message
+        events = self._events_for(planned)
+        ticker = self.tickers[message.symbol]
+        trades: tuple[TradePrint, ...] = ()
+        if isinstance(message, TradePrint):
+            trades = (message,)
+        else:
+            self.books.setdefault(message.symbol, LevelBook(message.symbol)).apply_levels(
+                planned.ops, message.is_snapshot
+            )
+            if message.is_snapshot:
+                ticker.remember_history(message.trades)
+            else:
+                trades = message.trades
+        for trade in trades:
+            ticker.record(trade, ts_ms)
+        self._position = position
+        self._last_applied_ms = ts_ms
+        self.clock.advance_to(ts_ms)
+        self.lines_replayed += 1
+        self.change_events_replayed += events.change_count
+        return self._frame(message, events, trades, 2 * position, ts_ms)
+
+    def _frame(
+        self,
+        message: CaptureMessage,
+        events: PlannedEvents,
+        trades: tuple[TradePrint, ...],
+        event_id: int,
+        ts_ms: int,
+    ) -> ReplayFrame | None:
+        protocols = {connection.protocol for connection in self.subscribers.get(message.symbol, ())}
+        if not protocols:
+            return None  # nobody listens: skip serialization (late joiners get the book)
+        v1_tail = v2_text = None
+        if "v1" in protocols:
+            v1_tail = wire.v1_update_tail_json(event_id, ts_ms, events.events_json)
+        if "v2" in protocols:
+            if isinstance(message, TradePrint):
+                v2_text = wire.v2_trade(message, ts_ms)
+            else:
+                v2_trades = _compact([wire.v2_trade_payload(trade, ts_ms) for trade in trades])
+                v2_text = wire.v2_l2_updates_json(message.symbol, events.changes_json, v2_trades)
+        return ReplayFrame(message.symbol, event_id, ts_ms, events.change_count, v1_tail, v2_text)
+
     def status(self) -> dict[str, Any]:
         """What ``GET /_sim/status`` reports."""
         connections = self.connections()
         return {
+            "mode": "capture",
             "started": self.started,
             "done": self.done,
             "speed": self.speed,

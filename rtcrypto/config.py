@@ -125,6 +125,10 @@ class Settings(BaseSettings):
         default=Path(__file__).resolve().parent / "simulator" / "calibration.json",
         description="the modelled book's calibration (`rtc simulate calibrate` writes it)",
     )
+    # the feed clock (rtcrypto/feedclock.py): the simulator's time, re-read this often and
+    # extrapolated at the replay's speed in between; the wall clock with the live feed
+    feed_clock_resync_s: float = Field(default=5.0, gt=0)
+    feed_clock_timeout_s: float = Field(default=2.0, gt=0)  # one read of GET /_sim/status
 
     # --- ingest --------------------------------------------------------------------------------
     heartbeat_interval_s: float = 5.0
@@ -185,6 +189,7 @@ class Settings(BaseSettings):
         "simulator (its --shift-to-now shift), 0 for the live feed",
     )
     forecast_reload_interval_s: float = Field(default=10.0, gt=0)  # how often the pointer is read
+    report_hours: float = Field(default=24.0, gt=0)  # trade_report DAG: the feed clock's last N h
     trader_search: bool = True  # index orders, fills, scores... into Elasticsearch (bulk, spooled)
     paper_usd: Decimal = Decimal("10000")  # the paper account's starting balances
     paper_btc: Decimal = Decimal("0")

@@ -2,7 +2,8 @@
 
 ``Trader.on_liquidity`` is called once per ``liquidity.minute.v1`` record of the traded symbol:
 
-1. skip a record older than ``max_record_age_ms`` (a backlog after downtime is not traded);
+1. skip a record older than ``max_record_age_ms`` on the feed clock (``clock_ms``: the simulator's
+   time with the simulator feed, see :mod:`rtcrypto.feedclock`; a backlog is not traded);
 2. look up the forecast side of the decision minute (the record's window end, moved back by the
    feed's clock offset: the simulator replays an old capture shifted to now);
 3. balances from the exchange -> ``decide_order`` (the one strategy, shared with the backtester);
@@ -143,6 +144,7 @@ class Trader:
         self.orders_sent = 0
         self.last_event_ms: int | None = None
         self.last_error: str | None = None
+        self._forecast_indexed_until_ms: int | None = None  # on the forecast's clock
 
     # --- start-up ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -253,7 +255,7 @@ class Trader:
                 self.resolve_pending()
             except ExchangeError as error:
                 return Outcome("skip", f"an earlier order is still unresolved: {error}")
-        if self.forecasts.refresh():
+        if self.forecasts.refresh() or self._forecast_index_due(now):
             self._record_forecast()
         version = self.forecasts.version
         if version is None:
@@ -305,6 +307,15 @@ class Trader:
         )
         frame = current.frame.iloc[window.nonzero()[0]] if window.any() else current.frame.iloc[:0]
         self.recorder.forecast(current.version, frame, self.forecast_offset_ms)
+        self._forecast_indexed_until_ms = now_ms + FORECAST_INDEX_AFTER_MS
+
+    def _forecast_index_due(self, now_ms: int) -> bool:
+        """Half of the indexed forecast day has passed on the feed clock: index the next one (a
+        replay at 60x passes a day in 24 minutes; the documents' ids make overlaps harmless)."""
+        until = self._forecast_indexed_until_ms
+        if until is None:
+            return False
+        return now_ms - self.forecast_offset_ms >= until - FORECAST_INDEX_AFTER_MS // 2
 
     def _risk_state(self, balances: Balances, now_ms: int) -> RiskState:
         return risk_state_for(

@@ -132,9 +132,9 @@ def test_forecast_retrain_trains_backtests_and_publishes(
 def test_trade_report_builds_the_report_of_its_data_interval(
     airflow_env: dict[str, str], run_dag, search_node: str, services_report
 ) -> None:
-    """Known documents (a real Ledger's two round trips) inside the run's data interval and
-    another set just after it: the report holds exactly the ones inside; a rerun of the same
-    interval writes the same files."""
+    """Live feed (the feed clock is the wall clock): known documents (a real Ledger's two round
+    trips) inside the run's data interval and another set just after it: the report holds
+    exactly the ones inside; a rerun of the same interval writes the same files."""
     from rtcrypto.search import search_client
     from rtcrypto.search.indices import ensure_templates
     from tests.trade_documents import drop_prefix, index_actions, trade_scenario
@@ -152,6 +152,7 @@ def test_trade_report_builds_the_report_of_its_data_interval(
         env = {
             "RTC_SEARCH_URL": search_node,
             "RTC_SEARCH_INDEX_PREFIX": prefix,
+            "RTC_FEED": "live",
             # The supervisor DAGs import the project's operators from plugins/ at parse time.
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         }
@@ -186,6 +187,63 @@ def test_trade_report_builds_the_report_of_its_data_interval(
         drop_prefix(client, prefix)
         client.close()
     services_report(f"dag.test trade_report (one day, 2 round trips): {seconds:.0f} s")
+
+
+def test_trade_report_reviews_the_last_hours_of_the_feed_clock(
+    airflow_env: dict[str, str], run_dag, search_node: str
+) -> None:
+    """Simulator feed, simulator stopped: the run's wall-clock data interval (2026-12) holds
+    nothing; the DAG reviews the last RTC_REPORT_HOURS before the newest recorded time (a
+    replayed 2021 day), and its summary says which clock it used."""
+    from rtcrypto.search import search_client
+    from rtcrypto.search.indices import ensure_templates
+    from tests.helpers import free_port
+    from tests.trade_documents import drop_prefix, index_actions, trade_scenario
+
+    logical_date = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+    earlier_ms = int(datetime(2021, 4, 17, 10, 0, tzinfo=UTC).timestamp() * 1000)
+    replayed_ms = int(datetime(2021, 4, 17, 16, 0, tzinfo=UTC).timestamp() * 1000)
+    prefix = f"rtcdagclock{uuid.uuid4().hex[:8]}"
+    client = search_client()
+    ensure_templates(client, prefix)
+    try:
+        earlier = trade_scenario(earlier_ms, prefix=prefix, order_prefix="earlier")
+        replayed = trade_scenario(replayed_ms, prefix=prefix, order_prefix="replayed")
+        index_actions(client, earlier.actions + replayed.actions)
+        newest_ms = max(
+            action.source.get("window_end_ms") or action.source["ts_ms"] + 1
+            for action in replayed.actions
+            if action.index in (f"{prefix}-liquidity", f"{prefix}-orders")
+        )
+        env = {
+            "RTC_SEARCH_URL": search_node,
+            "RTC_SEARCH_INDEX_PREFIX": prefix,
+            "RTC_FEED": "simulator",
+            "RTC_SIMULATOR_PORT": str(free_port()),  # nothing answers there
+            "RTC_REPORT_HOURS": "2",
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        }
+        result = run_dag("trade_report", {"mode": "paper"}, logical_date=logical_date, env=env)
+        assert result["state"] == "success", result["output"][-5000:]
+        end_ms = -(-newest_ms // 60_000) * 60_000
+        start = datetime.fromtimestamp((end_ms - 2 * 3_600_000) / 1000, UTC)
+        end = datetime.fromtimestamp(end_ms / 1000, UTC)
+        folder = (
+            Path(airflow_env["RTC_HOME"])
+            / "reports"
+            / "trade_report"
+            / f"{start:%Y-%m-%dT%H%MZ}--{end:%Y-%m-%dT%H%MZ}"
+        )
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["end_ms"] == end_ms and summary["start"].startswith("2021-04-17 1")
+        assert summary["trades"] == len(replayed.ledger.fills) == 4
+        assert "the simulator does not answer" in summary["clock"]
+        page = (folder / "report.html").read_text()
+        assert "replayed-paper-0-buy" in page and "earlier-paper" not in page
+        assert "newest time the trader recorded" in page
+    finally:
+        drop_prefix(client, prefix)
+        client.close()
 
 
 def test_search_provision_applies_templates_then_imports_kibana_objects_when_configured(

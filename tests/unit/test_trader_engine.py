@@ -53,6 +53,9 @@ class ListRecorder:
     def liquidity(self, record: dict[str, Any]) -> None:
         return None
 
+    def forecast(self, version: str, frame: pd.DataFrame, offset_ms: int) -> None:
+        self.items.setdefault("forecast", []).append((version, frame, offset_ms))
+
     def close(self) -> None:
         return None
 
@@ -172,6 +175,47 @@ def test_forecast_offset_maps_the_replayed_clock_to_the_forecast(tmp_path: Path)
     shifted["window_end_ms"] += shift
     outcome = trader.on_liquidity(parse_liquidity(shifted))
     assert outcome.action == "order"
+
+
+def test_the_indexed_forecast_follows_the_feed_clock(tmp_path: Path) -> None:
+    """A fast replay passes the indexed day in minutes: the next day is indexed on the way."""
+    clock = {"ms": T0}
+    recorder = ListRecorder()
+    trader = make_trader(tmp_path, ["buy"] * 3 * 1440, Book(), recorder=recorder)
+    trader.clock_ms = lambda: clock["ms"]
+    trader._record_forecast()  # what a (re)load does
+    first = recorder.items["forecast"][-1][1]
+    assert pd.Timestamp(first["ds"].max()).value // 1_000_000 == T0 + 1440 * MINUTE - MINUTE
+    clock["ms"] = T0 + 11 * 60 * MINUTE
+    trader.on_liquidity(parse_liquidity(record(11 * 60)))
+    assert len(recorder.items["forecast"]) == 1, "not due before half the day"
+    clock["ms"] = T0 + 12 * 60 * MINUTE
+    trader.on_liquidity(parse_liquidity(record(12 * 60)))
+    assert len(recorder.items["forecast"]) == 2
+    second = recorder.items["forecast"][-1][1]
+    assert pd.Timestamp(second["ds"].max()).value // 1_000_000 == T0 + 36 * 60 * MINUTE - MINUTE
+
+
+def test_the_daily_loss_counts_the_feed_clocks_day_only(tmp_path: Path) -> None:
+    """Round trips of another day on the feed clock (a replay started again) do not count."""
+    book = Book()
+    clock = {"ms": T0 + 2 * MINUTE}
+    trader = make_trader(tmp_path, ["buy", "buy", "sell"], book)
+    trader.clock_ms = lambda: clock["ms"]
+    assert trader.on_liquidity(parse_liquidity(record(1))).action == "order"
+    book.bid = Decimal("50000")  # a loss of about 1,500 USD
+    assert trader.on_liquidity(parse_liquidity(record(2))).action == "order"
+    assert trader.ledger is not None and trader.ledger.realised_pnl_usd < -1000
+    balances = trader.exchange.balances()
+    from rtcrypto.strategy import Balances
+
+    holding = Balances(usd=balances["usd"], btc=balances["btc"])
+    today = trader._risk_state(holding, T0 + 3 * MINUTE)
+    assert today.realised_pnl_today_usd == trader.ledger.realised_pnl_usd
+    day_before = trader._risk_state(holding, T0 - 60 * MINUTE)
+    assert day_before.realised_pnl_today_usd == 0, "a later day's loss is not this day's"
+    next_day = trader._risk_state(holding, T0 + 1440 * MINUTE)
+    assert next_day.realised_pnl_today_usd == 0
 
 
 class Crash(BaseException):

@@ -41,9 +41,6 @@ log = logging.getLogger(__name__)
 HUNDRED = Decimal(100)
 
 
-simulate_ioc_fill = ioc_fill  # the fill model lives in rtcrypto.trading.orders (shared)
-
-
 def matched_books_by_client_order_id(account_path: Path) -> dict[str, TopOfBook]:
     """The book each order of a paper account file was matched against, by client order id."""
     data = json.loads(Path(account_path).read_text())

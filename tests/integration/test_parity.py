@@ -248,7 +248,8 @@ def test_streaming_trader_and_record_backtest_send_the_same_orders(
         f"{status['history']['minutes_replayed']} minutes): {len(readings)} liquidity records, "
         f"{len(trader_orders)} orders ({sides.count(Side.buy)} buys, {sides.count(Side.sell)} "
         f"sells, {filled} filled at least partly) equal in the trader and the record backtest; balances equal "
-        f"(usd {balances['usd']:.2f}, btc {balances['btc']}); day replayed in {replayed_s:.0f} s, "
+        f"(usd {balances['usd']:.2f}, btc {balances['btc']}); the records were in Kafka after "
+        f"{replayed_s:.0f} s, "
         f"test {elapsed_s:.0f} s"
     )
     print("\n" + summary)

@@ -63,6 +63,7 @@ def report_folder_name(start: datetime, end: datetime) -> str:
     schedule=SCHEDULE,
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
+    is_paused_upon_creation=False,  # runs on its schedule without a click
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["rtcrypto", "trader", "report"],

@@ -297,15 +297,18 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_MS = {"s": 1_000, "m": MINUTE_MS, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 
-def parse_time_bound(text: str, now_ms: int) -> int:
-    """``"24h"`` / ``"90m"`` / ``"7d"`` (that long before ``now_ms``), ``"now"``, or an ISO date
-    or date-time (``2026-11-27``, ``2026-11-27T12:00``; UTC when it names no zone) -> epoch ms."""
+def parse_time_bound(text: str, now_ms: int, duration_scale: float = 1.0) -> int:
+    """``"24h"`` / ``"90m"`` / ``"7d"`` (that long before ``now_ms``, times ``duration_scale``),
+    ``"now"``, or an ISO date or date-time (``2026-11-27``, ``2026-11-27T12:00``; UTC when it
+    names no zone) -> epoch ms."""
     value = text.strip()
     if value.lower() == "now":
         return now_ms
     duration = _DURATION.match(value.lower())
     if duration:
-        return now_ms - round(float(duration.group(1)) * _UNIT_MS[duration.group(2)])
+        return now_ms - round(
+            float(duration.group(1)) * _UNIT_MS[duration.group(2)] * duration_scale
+        )
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

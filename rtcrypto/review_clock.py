@@ -44,6 +44,7 @@ class ReviewClock:
     forecast_offset_ms: int
     source: str  # wall | simulator | elasticsearch
     description: str  # "feed clock: simulator, historical replay at 60x, now 2024-10-28 13:00 UTC"
+    speed: float = 1.0  # feed seconds per wall second (the replay's speed; 1 when unknown)
 
 
 def _iso_ms(text: Any) -> int | None:
@@ -127,7 +128,9 @@ def review_clock(
     else:
         now = feed_clock.now_ms()
         offset = feed_clock.shift_ms if explicit_offset is None else explicit_offset
-        return ReviewClock(now, offset, SIMULATOR, f"feed clock: {feed_clock.describe()}")
+        reading = feed_clock.reading
+        speed = reading.speed if reading is not None and reading.speed > 0 else 1.0
+        return ReviewClock(now, offset, SIMULATOR, f"feed clock: {feed_clock.describe()}", speed)
     return _recorded_clock(settings, client, symbol, explicit_offset, feed_clock.url)
 
 

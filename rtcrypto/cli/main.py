@@ -13,6 +13,7 @@ from rtcrypto.cli import (
     platform,
     prepare,
     report,
+    service,
     stack,
     trader,
 )
@@ -24,6 +25,7 @@ app.add_typer(
     forecast.app, name="forecast", help="Train, backtest and publish the Prophet forecast."
 )
 app.add_typer(liquidity.app, name="liquidity", help="The Spark liquidity job and its output.")
+app.add_typer(service.app, name="service", help="Run one streaming service in the foreground.")
 market.register(app)  # rtc simulate
 ingest.register(app)  # rtc ingest
 platform.register(app)  # rtc up, rtc down, rtc status

@@ -10,9 +10,11 @@ restarts from the journal, pid).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -20,7 +22,8 @@ import typer
 from rtcrypto import bootstrap, services
 from rtcrypto.bootstrap import BootstrapError
 from rtcrypto.cli import stack as stack_cli
-from rtcrypto.config import Settings, get_settings
+from rtcrypto.config import Feed, Settings, SimulatorReplay, get_settings
+from rtcrypto.kaggle_credentials import history_download_schedule_note
 from rtcrypto.stack import process
 from rtcrypto.stack.errors import StackError
 
@@ -89,6 +92,7 @@ def print_summary(settings: Settings) -> None:
     typer.echo(
         "\nThe platform is running (paper trading against the "
         f"{'simulator' if settings.feed.value == 'simulator' else 'live Gemini feed'}).\n"
+        f"  market         {describe_feed(settings)}\n"
         f"  Airflow UI     {settings.airflow_url}  user admin, password in {paths.password_file}\n"
         f"                 (ready about a minute after start; streaming_supervisor runs every "
         "5 minutes)\n"
@@ -98,6 +102,27 @@ def print_summary(settings: Settings) -> None:
         "  stop           rtc down (or make down): stops every process it started\n"
         "Spark needs ~20 s to start; the first minute window closes about a minute after the "
         "replay starts."
+    )
+
+
+def describe_feed(settings: Settings) -> str:
+    """One line: what the simulator replays, on which clock and at what speed."""
+    if settings.feed is not Feed.simulator:
+        return f"live Gemini market data from {settings.market_data_ws_url}"
+    if settings.simulator_replay is SimulatorReplay.capture:
+        return (
+            f"the recorded capture {settings.simulator_capture.name}, looped, shifted to now, "
+            f"at {settings.simulator_speed:g}x"
+        )
+    try:
+        window = bootstrap.replay_window(settings)
+    except BootstrapError as error:
+        return f"history replay not possible: {error}"
+    return (
+        f"real {window.source} minute bars {window.start:%Y-%m-%d %H:%M} .. "
+        f"{window.end:%Y-%m-%d %H:%M} UTC on their own (historical) clock at "
+        f"{settings.simulator_history_speed:g}x; prices real, order book modelled "
+        "(RTC_SIMULATOR_REPLAY=capture replays the recorded Gemini capture instead)"
     )
 
 
@@ -166,6 +191,7 @@ def register(app: typer.Typer) -> None:
         restarts, pid) and each service's last heartbeat."""
         settings = get_settings()
         stack_cli.status()
+        typer.echo(history_download_schedule_note(os.environ, Path.home()))
         latest = services.read_latest_heartbeats(settings)
         show_services(settings, latest)
         show_heartbeats(settings, latest)

@@ -33,6 +33,14 @@ def register(app: typer.Typer) -> None:
         symbol: Annotated[
             str | None, typer.Option(help="Symbol (default: RTC_TRADER_SYMBOL).")
         ] = None,
+        durations: Annotated[
+            str | None,
+            typer.Option(
+                help="feed: durations are feed-clock time; wall: wall time, multiplied by the "
+                "replay's speed (--since 1h at 60x covers 60 replayed hours). Default: "
+                "RTC_REPORT_DURATIONS (feed)."
+            ),
+        ] = None,
     ) -> None:
         """Orders, fills, round trips, P&L after fees, liquidity and the forecast of a range.
 
@@ -45,6 +53,9 @@ def register(app: typer.Typer) -> None:
 
         settings = get_settings()
         chosen_symbol = symbol or settings.trader_symbol
+        in_wall_time = (durations or settings.report_durations) == "wall"
+        if durations not in (None, "feed", "wall"):
+            raise typer.BadParameter(f"--durations must be feed or wall, got {durations!r}")
         try:  # bad input first, before any service is asked for the time
             parse_time_bound(since, parse_time_bound(until, 0))
         except ReportError as error:
@@ -52,9 +63,10 @@ def register(app: typer.Typer) -> None:
         client = search_client(settings)
         try:
             clock = review_clock(settings, client, symbol=chosen_symbol)
-            end_ms = parse_time_bound(until, clock.now_ms)
+            scale = clock.speed if in_wall_time else 1.0
+            end_ms = parse_time_bound(until, clock.now_ms, scale)
             # A duration in --since counts back from --until, so "--since 24h --until X" is a day.
-            start_ms = parse_time_bound(since, end_ms)
+            start_ms = parse_time_bound(since, end_ms, scale)
             folder = out or default_out_dir(settings.home, end_ms)
             result = build_report(
                 client,
@@ -66,7 +78,8 @@ def register(app: typer.Typer) -> None:
                 mode=mode,
                 symbol=chosen_symbol,
                 forecast_offset_ms=clock.forecast_offset_ms,
-                clock=clock.description,
+                clock=clock.description
+                + (f"; durations in wall time x{scale:g}" if in_wall_time else ""),
             )
         except (ReportError, SearchError) as error:
             typer.echo(f"rtc report: {error}", err=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from rtcrypto.config import Feed, Settings, get_settings
 from rtcrypto.exchange.base import ExchangeAdapter, ExchangeError
-from rtcrypto.feedclock import FeedClock, FeedClockError
+from rtcrypto.feedclock import FeedClock, FeedClockError, SimulatorTime
 from rtcrypto.kafka_io import KafkaUnavailable, RecordProducer, make_producer
 from rtcrypto.risk import RiskLimits
 from rtcrypto.schemas import DeadLetter, Heartbeat
@@ -224,6 +224,19 @@ class TraderService:
         self.producer.send(self.settings.topics.heartbeat, SERVICE.encode(), beat.to_bytes())
 
 
+def record_age_budget_ms(max_age_s: float | None, reading: SimulatorTime | None) -> int | None:
+    """How old (feed ms) a liquidity record may be when the trader reads it.
+
+    ``trader_max_record_age_s`` is the delay a user tolerates between a window's end and the
+    decision, in wall seconds; a replay at X times speed moves the feed clock X times as far in that
+    wall time, so the budget on the feed clock is X times larger (speed 0 and the live feed: 1x).
+    """
+    if max_age_s is None:
+        return None
+    speed = reading.speed if reading is not None and reading.speed > 1 else 1.0
+    return int(max_age_s * 1000 * speed)
+
+
 def build_trader(settings: Settings, clock: FeedClock | None = None) -> Trader:
     """The trader wired from settings (exchange, journal, forecast, recorder, limits), on the
     feed clock: staleness, risk windows, journal, order and fill times are the feed's time."""
@@ -261,7 +274,7 @@ def build_trader(settings: Settings, clock: FeedClock | None = None) -> Trader:
         clock_ms=clock.now_ms,
         kill_switch=kill_switch,
         forecast_offset_ms=forecast_offset_ms(settings, clock),
-        max_record_age_ms=None if max_age is None else int(max_age * 1000),
+        max_record_age_ms=record_age_budget_ms(max_age, clock.reading),
         after_send=crash_after_send if fault_exit else None,
     )
 

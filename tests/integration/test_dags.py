@@ -55,6 +55,7 @@ def run_dag(airflow_env: dict[str, str]) -> Callable[..., dict[str, Any]]:
         *,
         logical_date: datetime | None = None,
         env: dict[str, str] | None = None,
+        timeout_s: float = 300,
     ) -> dict[str, Any]:
         dates = [] if logical_date is None else [logical_date.isoformat()]
         completed = subprocess.run(
@@ -63,7 +64,7 @@ def run_dag(airflow_env: dict[str, str]) -> Callable[..., dict[str, Any]]:
             cwd=REPO,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=timeout_s,
         )
         output = completed.stdout + completed.stderr
         lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_MARK)]
@@ -327,3 +328,98 @@ def test_search_provision_applies_templates_then_imports_kibana_objects_when_con
             )
         client.close()
     services_report(f"dag.test search_provision (templates, Kibana skipped): {seconds:.0f} s")
+
+
+NIGHTLY = datetime(2026, 12, 7, 0, 30, tzinfo=UTC)  # the schedule's 00:30 UTC
+
+
+def _rtc_up_history(root: Path, files: list[Path]) -> dict[str, str]:
+    """``files`` imported as `rtc up` imports them, into a fresh home; its RTC_* overrides."""
+    from rtcrypto.bootstrap import import_history
+    from rtcrypto.config import Settings
+
+    settings = Settings(home=root / "rtc", history_dir=root / "history")
+    import_history(settings, files)
+    return {"RTC_HOME": str(root / "rtc"), "RTC_HISTORY_DIR": str(root / "history")}
+
+
+def test_nightly_retrain_at_0030_on_what_rtc_up_imports_publishes_past_a_stale_version(
+    run_dag, tmp_path: Path, services_report
+) -> None:
+    """The scheduled logic at a 00:30 UTC logical date with the DAG's default params, on exactly
+    the files `rtc up` imports (every file of ../shared/data/minute: sources binance,
+    kaggle_bitstamp and bitstamp, whose 10 rows were picked before and failed the run) and the
+    first forecast `rtc up` publishes (trained on the 21 days before the replayed 2021 capture).
+    The rule picks binance's last 30 days; the 2021 forecast does not cover the 24 h after that
+    data, so the gate promotes the new version (rule stale_current) instead of refusing it for
+    want of a common holdout."""
+    from rtcrypto.bootstrap import ensure_forecast, shared_minute_files
+    from rtcrypto.config import Settings
+
+    env = _rtc_up_history(tmp_path, shared_minute_files())
+    forecast_dir = tmp_path / "rtc" / "forecast"
+    first, published, _ = ensure_forecast(
+        Settings(home=tmp_path / "rtc", history_dir=tmp_path / "history", forecast_dir=forecast_dir)
+    )
+    assert published and (forecast_dir / "current").read_text().strip() == first
+    started = time.monotonic()
+    result = run_dag("forecast_retrain", {}, logical_date=NIGHTLY, env=env, timeout_s=600)
+    seconds = time.monotonic() - started
+    assert result["state"] == "success", result["output"][-5000:]
+    assert result["tasks"] == {
+        "select_window": "success",
+        "train_and_publish": "success",
+        "report": "success",
+    }, result["output"][-5000:]
+    assert (
+        "training window: binance 2024-10-05T20:20:00+00:00 .. 2024-11-04T20:20:00"
+        in (result["output"])
+    )
+    version = (forecast_dir / "current").read_text().strip()
+    assert version != first
+    metadata = json.loads((forecast_dir / "versions" / version / "metadata.json").read_text())
+    assert metadata["source"] == "binance"
+    assert metadata["training"]["last"] == "2024-10-28T20:19:00+00:00"  # 7 days held out
+    assert metadata["train_options"]["max_fit_rows"] == 50_000  # the measured default
+    assert metadata["training"]["bucket_minutes"] == 1  # 30 days fit minute by minute
+    gate = metadata["gate"]
+    assert gate["promoted"] and gate["rule"] == "stale_current", gate
+    assert gate["compared_with"] == first and gate["common_minutes"] == 0
+    assert f"current version {first} is stale" in gate["reason"]
+    assert "gate (stale_current): current version" in result["output"]  # the report task's log
+    services_report(
+        f"dag.test forecast_retrain at 00:30 UTC on rtc up's history (30 days, 150k-minute "
+        f"horizon, default fit): {seconds:.0f} s"
+    )
+
+
+def test_nightly_retrain_with_only_the_10_bitstamp_rows_is_skipped_with_the_reason(
+    run_dag, tmp_path: Path
+) -> None:
+    from rtcrypto.bootstrap import shared_minute_files
+
+    bitstamp = [path for path in shared_minute_files() if path.name.startswith("bitstamp_")]
+    assert len(bitstamp) == 2
+    env = _rtc_up_history(tmp_path, bitstamp)
+    result = run_dag("forecast_retrain", {}, logical_date=NIGHTLY, env=env)
+    assert result["state"] == "success", result["output"][-5000:]  # not failed, not retried
+    assert set(result["tasks"].values()) == {"skipped"}, result["tasks"]
+    output = result["output"]
+    assert "no retrain: no history source holds a full 30-day window" in output
+    assert "bitstamp: 10 minutes 2025-01-06T23:56 .. 2025-01-07T00:05" in output
+    assert "split into training" not in output  # the old failure
+    assert not (tmp_path / "rtc" / "forecast" / "current").exists()
+
+    # a forced source that is not imported is a configuration error: failed at once, no retry
+    forced = run_dag(
+        "forecast_retrain",
+        {},
+        logical_date=NIGHTLY,
+        env={**env, "RTC_FORECAST_SOURCE": "gemini-feed"},
+    )
+    assert forced["state"] == "failed"
+    assert forced["tasks"]["select_window"] == "failed"
+    assert (
+        "RTC_FORECAST_SOURCE names source 'gemini-feed', which is not imported"
+        in (forced["output"])
+    )

@@ -215,6 +215,16 @@ def test_trader_and_review_run_on_the_simulators_historical_clock(
         assert summary["forecast"]["version"] == VERSION
         assert summary["forecast"]["minutes_compared"] >= 1, summary["forecast"]
         assert "does not cover" not in summary["forecast"]["note"]
+        # durations in wall time: 6 wall minutes at 10x are the replay's last hour
+        outcome = CliRunner().invoke(
+            app,
+            ["report", "--since", "6m", "--durations", "wall", "--out", str(tmp_path / "wall")],
+        )
+        assert outcome.exit_code == 0, outcome.output
+        assert "durations in wall time x10" in outcome.output
+        assert "trades (fills): 2 (1 buys, 1 sells)" in outcome.output
+        wall = json.loads((tmp_path / "wall" / "summary.json").read_text())
+        assert wall["end_ms"] - wall["start_ms"] == 6 * MINUTE * SPEED
         assert trader.stop() == 0
     finally:
         simulator.stop()

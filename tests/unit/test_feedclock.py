@@ -231,3 +231,18 @@ def test_the_clock_never_goes_backwards_and_follows_each_reading() -> None:
             assert now >= previous
             assert now == max(previous, extrapolate_ms(state.reading, state.read_at_s, wall_s))
             previous = now
+
+
+def test_record_age_budget_scales_with_the_replay_speed() -> None:
+    from rtcrypto.feedclock import SimulatorTime
+    from rtcrypto.trader.service import record_age_budget_ms
+
+    def at(speed: float) -> SimulatorTime:
+        return SimulatorTime(0, speed, started=True, done=False, shift_ms=0)
+
+    assert record_age_budget_ms(None, at(60)) is None
+    assert record_age_budget_ms(300, None) == 300_000  # the live feed: wall seconds
+    assert record_age_budget_ms(300, at(1)) == 300_000
+    assert record_age_budget_ms(300, at(0)) == 300_000  # as fast as possible: no scaling
+    assert record_age_budget_ms(300, at(0.5)) == 300_000  # slower than real time: never less
+    assert record_age_budget_ms(300, at(60)) == 18_000_000  # 300 wall s = 5 replayed hours

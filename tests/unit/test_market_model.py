@@ -118,6 +118,27 @@ def test_calibration_figures_match_an_independent_count_of_the_capture() -> None
     assert result.change_distance_bps[50] < result.level_distance_bps[50]  # changes hug the mid
 
 
+def test_calibrate_command_writes_the_committed_file_and_refuses_other_venues(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from rtcrypto.cli.main import app
+
+    out = tmp_path / "calibration.json"
+    done = CliRunner().invoke(
+        app, ["simulate", "calibrate", "--capture", str(GEMINI_CAPTURE), "--out", str(out)]
+    )
+    assert done.exit_code == 0, done.output
+    assert "51/53 levels within 50 bps" in done.output
+    assert json.loads(out.read_text()) == json.loads(PACKAGED_CALIBRATION.read_text())
+    kraken = GEMINI_CAPTURE.parent / "kraken_2021-04-05__KRAKEN-c197c0.0_book.gz"
+    refused = CliRunner().invoke(
+        app, ["simulate", "calibrate", "--capture", str(kraken), "--out", str(out)]
+    )
+    assert refused.exit_code == 2 and "kraken capture: calibrate on Gemini v2" in refused.output
+
+
 def test_missing_corrupt_and_other_version_files_name_the_file_and_the_command(
     tmp_path: Path,
 ) -> None:

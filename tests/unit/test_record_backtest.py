@@ -4,12 +4,14 @@ names the first minute that differs."""
 
 from __future__ import annotations
 
-import random
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rtcrypto.exchange.base import TopOfBook
 from rtcrypto.exchange.paper import PaperExchange, matched_books_by_client_order_id
@@ -115,18 +117,27 @@ def test_backtest_fed_the_traders_inputs_sends_the_traders_orders(tmp_path: Path
     assert backtest_orders == trader_orders
 
 
-@pytest.mark.parametrize("seed", range(25))
-def test_backtest_equals_the_trader_on_seeded_random_inputs(tmp_path: Path, seed: int) -> None:
-    """Property, seeded (no hypothesis here): random sides, ratios, moving books and sizes."""
-    rng = random.Random(seed)
-    minutes = rng.randint(1, 25)
-    sides = [rng.choice(["buy", "sell"]) for _ in range(minutes)]
-    ratios = [rng.choice([None, 0.05, 0.5, 1.0, 1.99, 2.5]) for _ in range(minutes)]
-    mids = [Decimal(rng.randint(50_000, 70_000)) for _ in range(rng.randint(1, 9))]
-    ask_size = rng.choice([Decimal("0.01"), Decimal("0.1"), Decimal("5")])
-    trader, records = run_trader(tmp_path, sides, ratios, MovingBook(mids, ask_size))
-    trader_orders = orders_from_journal(trader.journal.state)
-    assert first_difference(trader_orders, replay(trader, records, tmp_path)) is None
+@settings(max_examples=30, deadline=None)
+@given(
+    sides=st.lists(st.sampled_from(["buy", "sell"]), min_size=1, max_size=25),
+    ratio_choices=st.lists(st.sampled_from([None, 0.05, 0.5, 1.0, 1.99, 2.5]), min_size=25),
+    mids=st.lists(st.integers(50_000, 70_000).map(Decimal), min_size=1, max_size=9),
+    ask_size=st.sampled_from([Decimal("0.01"), Decimal("0.1"), Decimal("5")]),
+)
+def test_backtest_equals_the_trader_on_any_inputs(
+    sides: list[str],
+    ratio_choices: list[float | None],
+    mids: list[Decimal],
+    ask_size: Decimal,
+) -> None:
+    """Property: random sides, ratios, moving books and top-of-book sizes."""
+    with tempfile.TemporaryDirectory() as folder:
+        tmp_path = Path(folder)
+        ratios = ratio_choices[: len(sides)]
+        trader, records = run_trader(tmp_path, sides, ratios, MovingBook(mids, ask_size))
+        trader_orders = orders_from_journal(trader.journal.state)
+        assert first_difference(trader_orders, replay(trader, records, tmp_path)) is None
+        trader.journal.close()
 
 
 # --- first_difference --------------------------------------------------------------------
@@ -187,19 +198,22 @@ def test_the_first_differing_minute_is_named(
     assert f"trader sent {trader_text}" in text and f"backtest sent {backtest_text}" in text
 
 
-@pytest.mark.parametrize("seed", range(30))
-def test_a_changed_order_is_found_at_its_position(seed: int) -> None:
-    """Property, seeded: change one order (or cut the list there): that position is named."""
-    rng = random.Random(seed)
-    quantities = [
-        Decimal(rng.randint(10_000, 200_000_000)) / 10**8 for _ in range(rng.randint(1, 30))
-    ]
+@given(
+    quantities=st.lists(
+        st.integers(10_000, 200_000_000).map(lambda sats: Decimal(sats) / 10**8),
+        min_size=1,
+        max_size=30,
+    ),
+    data=st.data(),
+)
+def test_a_changed_order_is_found_at_its_position(quantities: list[Decimal], data: Any) -> None:
+    """Property: change one order (or cut the list there): that position is named."""
     orders = [
         PlacedOrder(T0 + i * MINUTE, Side.buy if i % 2 else Side.sell, q, Decimal(1))
         for i, q in enumerate(quantities)
     ]
     assert first_difference(orders, orders) is None
-    index = rng.randrange(len(orders))
+    index = data.draw(st.integers(0, len(orders) - 1))
     changed = list(orders)
     changed[index] = PlacedOrder(
         orders[index].minute_ms, orders[index].side, quantities[index] + Decimal("0.00000002")

@@ -9,7 +9,8 @@
 3. balances from the exchange -> ``decide_order`` (the one strategy, shared with the backtester);
 4. deterministic ``client_order_id`` (forecast version, minute, side): an id the journal already
    has is never sent again;
-5. price it from the top of the book, pass the risk gate;
+5. price it from the top of the book, pass the risk gate (``trading.orders.size_order``, the
+   same functions the backtests use);
 6. journal ``sent`` (fsync) -> exchange -> journal ``result`` -> ledger -> recorder.
 
 ``reconcile`` runs once at start: every pending order is looked up on the exchange by its
@@ -23,7 +24,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from rtcrypto.exchange.base import (
@@ -32,19 +33,19 @@ from rtcrypto.exchange.base import (
     ExchangeUnavailableError,
     OrderRequest,
     OrderStatus,
-    TopOfBook,
 )
 from rtcrypto.ledger import Ledger
-from rtcrypto.risk import RiskLimits, RiskState, check_order
-from rtcrypto.strategy import Balances, OrderIntent, Side, StrategyParams, decide_order
+from rtcrypto.risk import RiskLimits, RiskState
+from rtcrypto.strategy import Balances, Side, StrategyParams, decide_order
 from rtcrypto.trader.forecasts import ForecastSource
 from rtcrypto.trader.journal import OrderJournal, SentOrder
 from rtcrypto.trader.recorder import TradeContext, TradeRecorder
+from rtcrypto.trading.orders import price_intent, risk_state_for, size_order
 
 log = logging.getLogger(__name__)
 
-SATOSHI = Decimal("0.00000001")
-DAY_MS = 86_400_000
+__all__ = ["LiquidityReading", "MalformedRecordError", "Outcome", "Trader", "price_intent"]
+
 HUNDRED = Decimal(100)
 FORECAST_INDEX_BEFORE_MS = 3_600_000  # forecast minutes indexed around now: 1 h back,
 FORECAST_INDEX_AFTER_MS = 86_400_000  # one day ahead
@@ -91,34 +92,6 @@ def parse_liquidity(record: Any) -> LiquidityReading:
 def client_order_id(forecast_version: str, minute_ms: int, side: Side) -> str:
     """Deterministic: the same decision always gets the same id, so it is never sent twice."""
     return f"rtc-{forecast_version}-{minute_ms}-{side.value}"
-
-
-def price_intent(
-    intent: OrderIntent, book: TopOfBook, fee_rate: Decimal, client_id: str, symbol: str
-) -> OrderRequest | None:
-    """An IOC limit order for ``intent``: a buy at the ask sized so cost plus fee fits the quote
-    amount; a sell of the whole quantity at the bid. None if the book has no price or size is 0."""
-    if intent.side is Side.buy:
-        if book.ask <= 0 or intent.quote_amount is None:
-            return None
-        quantity = (intent.quote_amount / (book.ask * (1 + fee_rate))).quantize(
-            SATOSHI, rounding=ROUND_DOWN
-        )
-        limit = book.ask
-    else:
-        if book.bid <= 0 or intent.base_quantity is None:
-            return None
-        quantity = intent.base_quantity.quantize(SATOSHI, rounding=ROUND_DOWN)
-        limit = book.bid
-    if quantity <= 0:
-        return None
-    return OrderRequest(
-        client_order_id=client_id,
-        symbol=symbol.lower(),
-        side=intent.side,
-        quantity=quantity,
-        limit_price=limit,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,13 +279,20 @@ class Trader:
             return Outcome("skip", "already sent this minute's order", cid)
         book = self.exchange.top_of_book(self.symbol)
         self.recorder.ticker(book)
-        order = price_intent(intent, book, self.fee_rate, cid, self.symbol)
-        if order is None:
-            return Outcome("skip", "nothing to order at this price", cid)
-        verdict = check_order(order, self._risk_state(balances, now), self.limits, now)
+        verdict = size_order(
+            intent,
+            book,
+            fee_rate=self.fee_rate,
+            client_order_id=cid,
+            symbol=self.symbol,
+            risk_state=self._risk_state(balances, now),
+            limits=self.limits,
+            now_ms=now,
+        )
         if verdict.order is None:
-            log.warning("risk gate refused client_order_id=%s: %s", cid, verdict.reason)
-            return Outcome("skip", f"risk: {verdict.reason}", cid)
+            if verdict.refused_by_risk:
+                log.warning("risk gate refused client_order_id=%s: %s", cid, verdict.reason)
+            return Outcome("skip", verdict.reason, cid)
         return self._send(verdict.order, version, minute_ms, now)
 
     def _record_forecast(self) -> None:
@@ -338,24 +318,12 @@ class Trader:
         return now_ms - self.forecast_offset_ms >= until - FORECAST_INDEX_AFTER_MS // 2
 
     def _risk_state(self, balances: Balances, now_ms: int) -> RiskState:
-        day_start = now_ms - now_ms % DAY_MS  # the feed clock's UTC day
-        realised = Decimal(0)
-        if self.ledger is not None:
-            realised = sum(
-                (
-                    t.pnl_usd
-                    for t in self.ledger.round_trips
-                    # this day only: a replay started again has later days in its journal
-                    if day_start <= t.exit.ts_event_ms < day_start + DAY_MS
-                ),
-                Decimal(0),
-            )
-        return RiskState(
-            position_btc=balances.btc,
-            realised_pnl_today_usd=realised,
-            recent_order_times_ms=self.journal.send_times_ms()[
-                -self.limits.max_orders_per_minute - 1 :
-            ],
+        return risk_state_for(
+            balances.btc,
+            self.ledger.round_trips if self.ledger is not None else (),
+            self.journal.send_times_ms(),
+            self.limits,
+            now_ms,
             kill_switch=self.kill_switch(),
         )
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
-from rtcrypto.exchange.paper import PaperExchange, simulate_ioc_fill
+from rtcrypto.exchange.paper import PaperExchange, matched_books_by_client_order_id
 from rtcrypto.ledger import Fill, RoundTrip
 from rtcrypto.risk import RiskLimits
 from rtcrypto.strategy import Side, StrategyParams
@@ -24,6 +24,7 @@ from rtcrypto.trader.engine import (
 from rtcrypto.trader.forecasts import ForecastSides, ForecastSource
 from rtcrypto.trader.journal import OrderJournal
 from rtcrypto.trader.recorder import TradeContext
+from rtcrypto.trading.orders import ioc_fill
 
 T0 = 1_618_617_600_000  # 2021-04-17 00:00 UTC
 MINUTE = 60_000
@@ -280,11 +281,11 @@ def test_malformed_records_raise_a_clear_error(bad: Any) -> None:
 def test_paper_fills_partially_at_the_top_of_the_book() -> None:
     book = TopOfBook("btcusd", Decimal("100"), Decimal("0.5"), Decimal("101"), Decimal("0.2"), T0)
     buy = OrderRequest("a", "btcusd", Side.buy, Decimal("1"), Decimal("101"))
-    assert simulate_ioc_fill(buy, book) == (Decimal("0.2"), Decimal("101"))
+    assert ioc_fill(buy, book) == (Decimal("0.2"), Decimal("101"))
     too_low = OrderRequest("b", "btcusd", Side.buy, Decimal("1"), Decimal("100.5"))
-    assert simulate_ioc_fill(too_low, book) == (Decimal(0), Decimal(0))
+    assert ioc_fill(too_low, book) == (Decimal(0), Decimal(0))
     sell = OrderRequest("c", "btcusd", Side.sell, Decimal("1"), Decimal("100"))
-    assert simulate_ioc_fill(sell, book) == (Decimal("0.5"), Decimal("100"))
+    assert ioc_fill(sell, book) == (Decimal("0.5"), Decimal("100"))
 
 
 def test_paper_account_survives_a_restart(tmp_path: Path) -> None:
@@ -294,6 +295,8 @@ def test_paper_account_survives_a_restart(tmp_path: Path) -> None:
     second = PaperExchange(tmp_path / "p.json", book, usd=Decimal("999999"))
     assert second.balances() == first.balances()
     assert second.order_status("x") == first.order_status("x")
+    # the book the order was matched against is kept, for the record backtest
+    assert matched_books_by_client_order_id(tmp_path / "p.json") == {"x": book("btcusd")}
 
 
 def test_a_newer_published_version_is_hot_reloaded_between_decisions(tmp_path: Path) -> None:

@@ -108,6 +108,11 @@ class ForecastModel:
 
 
 def _quiet_stan() -> None:
+    # cmdstanpy sets its logger to DEBUG on first use when no handler is configured above it:
+    # let it do that first, then quiet it (its per-chain INFO lines are not news)
+    from cmdstanpy.utils import get_logger
+
+    get_logger()
     for name in ("cmdstanpy", "prophet", "prophet.plot"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -717,7 +717,12 @@ def render_chart(
     FigureCanvasAgg(figure)
     pnl_axes, price_axes, ratio_axes, equity_axes = figure.subplots(4, 1, sharex=True)
     figure.suptitle(title)
-    left, right = _moment(start_ms), _moment(end_ms)
+    # The axis starts at the first recorded minute: a range reaching back before the replay (or the
+    # platform's start) would otherwise squeeze every recorded minute into its right edge.
+    firsts = [series[0].minute_ms for series in (prices, ratios) if series]
+    firsts += [equity[0].ts_ms] if equity else []
+    first_recorded_ms = min(firsts, default=start_ms)
+    left, right = _moment(max(start_ms, first_recorded_ms)), _moment(end_ms)
 
     pnl_axes.set_title("Cumulative realised P&L after fees (USD, closed round trips)", loc="left")
     pnl_axes.axhline(0, color="0.6", linewidth=0.8)

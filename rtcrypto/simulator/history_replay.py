@@ -462,7 +462,6 @@ class HistoryReplayEngine(StreamEngine):
     # --- state ---------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """What ``GET /_sim/status`` reports in history mode."""
-        connections = self.connections()
         current = self.current_minute_ms
         return {
             "mode": "history",
@@ -475,11 +474,7 @@ class HistoryReplayEngine(StreamEngine):
             "lines_replayed": self.lines_replayed,
             "change_events_replayed": self.change_events_replayed,
             "simulated_time_ms": self.stream_time_ms(),
-            "clients": {
-                "total": len(connections),
-                "v1": sum(connection.protocol == "v1" for connection in connections),
-                "v2": sum(connection.protocol == "v2" for connection in connections),
-            },
+            "clients": self.client_counts(),
             "history": {
                 "source": self.spec.source,
                 "symbol": self.symbol,

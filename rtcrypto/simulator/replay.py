@@ -256,6 +256,15 @@ class StreamEngine:
     def connections(self) -> set[MarketDataConnection]:
         return {connection for group in self.subscribers.values() for connection in group}
 
+    def client_counts(self) -> dict[str, int]:
+        """Open market-data clients in total and per protocol (for ``/_sim/status``)."""
+        connections = self.connections()
+        return {
+            "total": len(connections),
+            "v1": sum(connection.protocol == "v1" for connection in connections),
+            "v2": sum(connection.protocol == "v2" for connection in connections),
+        }
+
     def snapshot_frame(self, symbol: str, protocol: WireProtocol) -> ReplayFrame:
         """The current book of ``symbol`` as one ``initial`` update (v1) or full ``l2_updates`` (v2)."""
         ts_ms = self.stream_time_ms()
@@ -423,7 +432,6 @@ class ReplayEngine(StreamEngine):
 
     def status(self) -> dict[str, Any]:
         """What ``GET /_sim/status`` reports."""
-        connections = self.connections()
         return {
             "mode": "capture",
             "started": self.started,
@@ -437,11 +445,7 @@ class ReplayEngine(StreamEngine):
             "messages_per_loop": len(self.plan.messages),
             "later_loops_repeat": self.plan.later_loops_repeat,
             "simulated_time_ms": self.stream_time_ms(),
-            "clients": {
-                "total": len(connections),
-                "v1": sum(connection.protocol == "v1" for connection in connections),
-                "v2": sum(connection.protocol == "v2" for connection in connections),
-            },
+            "clients": self.client_counts(),
             "capture": {
                 "venue": self.capture.venue,
                 "sources": list(self.capture.sources),

@@ -22,7 +22,7 @@ RUN pip install --no-cache-dir -r requirements.txt -c constraints.txt
 COPY --chown=rtc:rtc . .
 RUN pip install --no-cache-dir --no-deps -e . \
     && mkdir -p /app/.rtc/history /app/.rtc/forecast /app/.rtc/trader /app/.rtc/airflow \
-         /app/.rtc/run/checkpoints \
+         /app/.rtc/run/checkpoints /app/.rtc/simulator \
     && chown -R rtc:rtc /app/.rtc
 # Outside RTC_HOME, so no volume mounted under /app/.rtc ever hides them.
 COPY --from=jars /jars/spark-kafka /opt/rtc/jars/spark-kafka

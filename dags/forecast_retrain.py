@@ -1,11 +1,19 @@
 """forecast_retrain: nightly Prophet retrain on the imported history, backtest, gated publish.
 
-``select_window`` picks the history source (param ``source``, else the one reaching furthest) and
-the last ``training_days`` days of its imported minutes; the window depends only on what was
-imported, so a rerun on the same history trains on the same minutes. ``train_and_publish`` calls
-``rtcrypto.forecast.publish.publish``: train on the window before its held-out days, forecast
-``horizon_minutes`` minutes, score the holdout (hit rate, P&L after fees, baselines), write a
-version, and make it ``current`` only if it is not worse than the current one (the gate).
+``select_window`` picks the history source and window by the rule of
+``rtcrypto.forecast.selection``: the param ``source``, else ``RTC_FORECAST_SOURCE``, else the
+platform's own recorded bars (``RTC_HISTORY_FEED_SOURCE``) when they hold a full window of
+``training_days`` days, else the imported source whose latest full window is newest; a full window
+has >= ``RTC_FORECAST_MIN_COVERAGE`` (90 %) of its training and of its held-out minutes. It never
+picks a source too short: when none qualifies, the run is **skipped** with the reason (not failed
+and retried). Only minutes before the trader's clock count (``rtcrypto.feedclock``: the simulator's
+time while it replays history, else the wall clock), so a replay never trains on minutes the trader
+has not reached; given the stored minutes and that clock, a rerun trains on the same ones.
+``train_and_publish`` calls ``rtcrypto.forecast.publish.publish``: train on the window before its
+held-out days, forecast ``horizon_minutes`` minutes, score the holdout (hit rate, P&L after
+fees, baselines), write a version, and make it ``current`` past the gate
+(``rtcrypto.forecast.publish``: not worse than the current one on the common holdout, or the
+current one no longer covers the trader's next hours).
 ``book_parity`` trains stock Prophet on every minute, as the book did (slow).
 ``report`` logs the verdict. Import history first (DAG ``history_download`` or
 ``rtc history import FILE``).
@@ -19,7 +27,9 @@ from typing import Any
 from airflow.sdk import Param, dag, task
 
 DEFAULT_HORIZON_MINUTES = 150_000  # the book's horizon; rtcrypto.forecast has the same default
-DEFAULT_TRAINING_DAYS = 30
+# As `rtc up`'s first forecast (rtcrypto/bootstrap.py): 21 days fit inside every real segment of
+# ../shared/data/minute, so a replay's retrain trains on the days just before the trader's clock.
+DEFAULT_TRAINING_DAYS = 21
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "rtcrypto",
@@ -66,39 +76,50 @@ DEFAULT_ARGS: dict[str, Any] = {
             None,
             type=["null", "string"],  # optional: an empty field must not block the trigger form
             title="History source",
-            description="Imported source (kaggle_bitstamp, binance, ...); empty: the most recent.",
+            description="Imported source (kaggle_bitstamp, binance, ...); empty: the rule "
+            "(RTC_FORECAST_SOURCE, else the feed's bars, else the newest full window).",
         ),
     },
 )
 def forecast_retrain() -> None:
     @task(execution_timeout=timedelta(minutes=10))
     def select_window(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Source and ``[start, end)`` of the training window (ISO UTC), from the manifest."""
-        from airflow.sdk.exceptions import AirflowFailException
+        """Source and ``[start, end)`` of the training window (ISO UTC), by the rule of
+        ``rtcrypto.forecast.selection``; skipped (with the reason) when no source qualifies."""
+        import logging
 
-        from rtcrypto.history import resolve_history_dir, summarize
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        from rtcrypto.config import get_settings
+        from rtcrypto.forecast.selection import (
+            NoSourceQualifies,
+            UnknownSourceError,
+            select_training_window,
+        )
+        from rtcrypto.review_clock import trader_now_ms
 
         params = params or {}
-        summaries = [entry for entry in summarize() if entry.last_ts_ms is not None]
-        wanted = str(params.get("source") or "").strip()
-        if wanted:
-            summaries = [entry for entry in summaries if entry.source == wanted]
-        if not summaries:
-            which = f"source {wanted!r}" if wanted else "any source"
-            raise AirflowFailException(
-                f"no imported history for {which} in {resolve_history_dir()}: run the DAG "
-                "history_download or `rtc history import FILE` first"
-            )
-        chosen = max(summaries, key=lambda entry: (entry.last_ts_ms or 0, entry.source))
-        end_ms = int(chosen.last_ts_ms or 0) + 60_000  # exclusive: the minute after the last
         days = int(params.get("training_days") or DEFAULT_TRAINING_DAYS)
-        start_ms = max(int(chosen.first_ts_ms or 0), end_ms - days * 86_400_000)
-        return {
-            "source": chosen.source,
-            "start": datetime.fromtimestamp(start_ms / 1000, UTC).isoformat(),
-            "end": datetime.fromtimestamp(end_ms / 1000, UTC).isoformat(),
-            "training_days": days,
-        }
+        # The trader's clock: a replay of history trains only on minutes the trader has passed.
+        now_ms, clock = trader_now_ms(get_settings())
+        logging.getLogger(__name__).info("trader's clock: %s", clock)
+        try:
+            choice = select_training_window(
+                training_days=days, param_source=params.get("source"), until_ms=now_ms
+            )
+        except NoSourceQualifies as error:
+            raise AirflowSkipException(f"no retrain: {error}") from None
+        except UnknownSourceError as error:
+            raise AirflowFailException(str(error)) from None
+        window = {**choice.to_dict(), "now_ms": now_ms}
+        logging.getLogger(__name__).info(
+            "training window: %s %s .. %s (%s)",
+            window["source"],
+            window["start"],
+            window["end"],
+            window["why"],
+        )
+        return window
 
     @task(execution_timeout=timedelta(hours=2))
     def train_and_publish(
@@ -116,7 +137,7 @@ def forecast_retrain() -> None:
         params = params or {}
         settings = get_settings()
         bars = load_history(window["source"], window["start"], window["end"])
-        holdout_days = min(settings.forecast_holdout_days, window["training_days"] / 2)
+        holdout_days = float(window["holdout_days"])
         log.info(
             "training on %s minutes of %s from %s to %s (holdout %.1f days)",
             f"{len(bars):,}",
@@ -132,12 +153,14 @@ def forecast_retrain() -> None:
             horizon_minutes=int(params.get("horizon_minutes") or DEFAULT_HORIZON_MINUTES),
             book_parity=bool(params.get("book_parity", False)),
             config=BacktestConfig.from_settings(settings),
+            now_ms=window.get("now_ms"),  # staleness of the current version on the trader's clock
         )
         return {
             "version": result.version,
             "folder": str(result.folder),
             "promoted": result.promoted,
             "reason": result.reason,
+            "rule": result.metadata.get("gate", {}).get("rule", ""),
             "backtest": result.metadata.get("backtest", {}),
             "training": result.metadata.get("training", {}),
         }
@@ -150,7 +173,7 @@ def forecast_retrain() -> None:
         log = logging.getLogger(__name__)
         status = "current" if result["promoted"] else "candidate (not promoted)"
         log.info("version %s -> %s: %s", result["version"], result["folder"], status)
-        log.info("gate: %s", result["reason"])
+        log.info("gate (%s): %s", result.get("rule", ""), result["reason"])
         log.info("holdout metrics: %s", result["backtest"])
 
     report(train_and_publish(select_window()))

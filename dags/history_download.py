@@ -16,6 +16,7 @@ Offline: ``rtc history import FILE`` does the same from a shell, or trigger this
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -52,19 +53,14 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def kaggle_credential_files(environ: Mapping[str, str], home: Path) -> list[Path]:
-    """Where the official client looks for credential files of its own, in its order.
-
-    ``$KAGGLE_CONFIG_DIR/kaggle.json`` when that is set, else ``~/.kaggle/kaggle.json`` and the
-    XDG ``kaggle/kaggle.json``; then the access-token files ``~/.kaggle/access_token[.txt]``.
-    """
-    config_dir = environ.get("KAGGLE_CONFIG_DIR")
-    if config_dir:
-        files = [Path(config_dir) / "kaggle.json"]
-    else:
-        xdg = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
-        files = [home / ".kaggle" / "kaggle.json", xdg / "kaggle" / "kaggle.json"]
-    return [*files, home / ".kaggle" / "access_token", home / ".kaggle" / "access_token.txt"]
+def paused_upon_creation(environ: Mapping[str, str], home: Path) -> bool:
+    """Paused unless Kaggle credentials are in the environment or a file (read at parse time:
+    names and file presence only, no network, no database; see rtcrypto.kaggle_credentials)."""
+    try:
+        from rtcrypto.kaggle_credentials import kaggle_credentials_location
+    except ImportError:  # the project is not importable here: stay paused, as before
+        return True
+    return kaggle_credentials_location(environ, home) is None
 
 
 def _kaggle_credentials() -> dict[str, str]:
@@ -122,6 +118,8 @@ def _download_from_kaggle(target_dir: str) -> str:
 
     from airflow.sdk.exceptions import AirflowFailException
     from airflow.sdk.log import mask_secret
+
+    from rtcrypto.kaggle_credentials import kaggle_credential_files
 
     log = logging.getLogger(__name__)
     if importlib.util.find_spec("kaggle") is None:
@@ -184,6 +182,8 @@ def _download_from_kaggle(target_dir: str) -> str:
     schedule="@weekly",
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
+    # Runs on its own only where it can succeed: with Kaggle credentials (rtc status says why not).
+    is_paused_upon_creation=paused_upon_creation(os.environ, Path.home()),
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["rtcrypto", "history", "forecast"],

@@ -58,6 +58,7 @@ def _elasticsearch_hosts() -> tuple[list[str], dict[str, Any], str]:
     schedule="@daily",
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
+    is_paused_upon_creation=False,  # runs on its schedule without a click
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["rtcrypto", "search", "kibana"],

@@ -1,18 +1,25 @@
-"""Backtest core: the live strategy (``strategy.decide_order``) and ledger run over minute bars.
+"""Backtest core: the trader's decision path (``trading.account``) run over minute bars.
 
 Inputs are per-minute arrays: ``prices`` (the execution reference, USD per BTC; the bar's close
 is the natural choice) and ``sides`` (+1 buy, -1 sell, 0 no forecast), optionally ``ts_ms``
-(epoch milliseconds, UTC) to skip gaps when scoring. Each minute the strategy gets that minute's
-side and the ledger's balances; an intent fills at that minute's price (plus an optional
-half-spread for the ask/bid the bars do not have), with the taker fee.
+(epoch milliseconds, UTC) to skip gaps when scoring. Each minute goes through the same functions
+as the trader: ``strategy.decide_order`` on the account's balances, then ``trading.orders``
+(``price_intent`` sizing from the top of the book, ``risk.check_order`` with ``config.risk``, the
+paper exchange's IOC fill and fee). The bar stands in for the book: bid and ask are the price
+minus / plus an optional half-spread, with unlimited size; the risk gate's clock is the bar's time.
 
 History has no order book, so the liquidity gate is always off here; every report says so.
+(``trading.record_backtest`` runs the same path on a streaming run's liquidity records and quotes.)
 
-Speed: the strategy's answer depends only on (side, balances), because the liquidity ratio is
-constant (None) in a backtest. Within a run of equal sides, once it answers None it answers None
-until the side changes, since nothing it reads changes. ``simulate`` therefore calls it at each
-side change and keeps stepping minute by minute only while it keeps acting: the fills are
-identical to calling it every minute (``per_minute=True``; tests compare both on real data).
+Speed: ``decide_order``'s answer depends only on (side, balances), because the liquidity ratio is
+constant (None) in a bar backtest. Within a run of equal sides, once it answers None it answers
+None until the side changes, since nothing it reads changes (balances change only by a fill).
+``simulate`` therefore steps minute by minute from each side change only while the strategy
+wants an order. An order the sizing or the risk gate refuses depends on the price and the clock,
+so those minutes are stepped too, except after a daily-loss refusal: in a run of buys nothing
+sells, so today's realised P&L stays and the refusal holds until the next UTC day, where the
+loop jumps. The orders are identical to stepping every minute (``per_minute=True``; tests
+compare both on real data).
 """
 
 from __future__ import annotations
@@ -27,21 +34,39 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from rtcrypto.ledger import Fill, Ledger, RoundTrip, equity_curve
-from rtcrypto.strategy import Balances, OrderIntent, Side, StrategyParams, decide_order
+from rtcrypto.exchange.base import TopOfBook
+from rtcrypto.ledger import Fill, RoundTrip, equity_curve
+from rtcrypto.risk import RiskLimits
+from rtcrypto.strategy import Balances, Side, StrategyParams
+from rtcrypto.trading.account import SimulatedAccount
 
 if TYPE_CHECKING:
     from rtcrypto.config import Settings
 
 BUY, SELL, NO_FORECAST = 1, -1, 0
 MINUTE_MS = 60_000
+DAY_MS = 86_400_000
 HUNDRED = Decimal(100)
 NO_LIQUIDITY_GATE_NOTE = (
     "no liquidity gate applied: minute-bar history has no order book, so buys ignore the "
     "ask/bid ratio rule that the live trader applies"
 )
+UNLIMITED_BTC = Decimal(10) ** 12  # a bar's book has no size limit
 # Index with side code + 1: -1 -> sell, 0 -> no forecast, +1 -> buy.
 _SIDE_BY_CODE = np.array([Side.sell, None, Side.buy], dtype=object)
+
+
+def default_risk_limits() -> RiskLimits:
+    """The risk limits of ``Settings``' defaults (``RTC_RISK_*`` unset)."""
+    from rtcrypto.config import Settings
+
+    fields = Settings.model_fields
+    return RiskLimits(
+        max_position_btc=fields["risk_max_position_btc"].default,
+        max_order_notional_usd=fields["risk_max_order_notional_usd"].default,
+        max_daily_loss_usd=fields["risk_max_daily_loss_usd"].default,
+        max_orders_per_minute=fields["risk_max_orders_per_minute"].default,
+    )
 
 
 @dataclass(frozen=True)
@@ -52,6 +77,7 @@ class BacktestConfig:
     taker_fee_pct: Decimal = Decimal("0.25")
     half_spread_pct: Decimal = Decimal("0")  # buys fill this much above the price, sells below
     strategy: StrategyParams = field(default_factory=lambda: StrategyParams(liquidity_gate=False))
+    risk: RiskLimits = field(default_factory=default_risk_limits)  # the trader's risk gate
     random_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     # Chance per minute that a random side flips; None matches the tested sides' turnover, so
     # the baseline pays about the same fees and only the timing is random. 0.5 is a fair coin.
@@ -59,10 +85,12 @@ class BacktestConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> BacktestConfig:
-        """Fee and strategy knobs from ``RTC_TAKER_FEE_PCT``, ``RTC_TRADE_PCT``; gate off."""
+        """Fee, strategy and risk knobs from ``RTC_TAKER_FEE_PCT``, ``RTC_TRADE_PCT``,
+        ``RTC_RISK_*``; liquidity gate off."""
         values: dict[str, Any] = {
             "taker_fee_pct": settings.taker_fee_pct,
             "strategy": StrategyParams.from_settings(settings, liquidity_gate=False),
+            "risk": RiskLimits.from_settings(settings),
         }
         return cls(**{**values, **overrides})
 
@@ -272,37 +300,58 @@ def simulate(
     )
     if times.shape != (minutes,):
         raise ValueError(f"need one timestamp per minute: {times.shape} for {minutes} prices")
-    ledger = Ledger(config.initial_usd, taker_fee_pct=config.taker_fee_pct)
-    params = config.strategy
+    account = SimulatedAccount(
+        config.initial_usd,
+        params=config.strategy,
+        limits=config.risk,
+        taker_fee_pct=config.taker_fee_pct,
+    )
+    ledger = account.ledger
     spread = config.half_spread_pct / HUNDRED
     fill_minutes: list[int] = []
 
-    def execute(minute: int, intent: OrderIntent) -> None:
+    # After a daily-loss refusal nothing changes until the next UTC day (no sell in a buy run),
+    # so the fast path may jump there; only on increasing times.
+    increasing = bool(np.all(np.diff(times) > 0))
+
+    def step(minute: int, side: Side | None) -> int | None:
+        """The trader's path for one minute; the next minute to look at, None for no intent."""
+        intent = account.decide(side, None)
+        if intent is None:
+            return None
         price = _decimal(float(price_array[minute]))
-        if spread:
-            price *= (1 + spread) if intent.side is Side.buy else (1 - spread)
-        if ledger.execute(intent, price, int(times[minute])) is not None:
+        now_ms = int(times[minute])
+        book = TopOfBook(
+            "btcusd",
+            price * (1 - spread),
+            UNLIMITED_BTC,
+            price * (1 + spread),
+            UNLIMITED_BTC,
+            now_ms,
+        )
+        execution = account.execute(intent, book, client_order_id=f"bt-{minute}", now_ms=now_ms)
+        if execution.fill is not None:
             fill_minutes.append(minute)
+        if execution.risk_rule == "daily_loss" and increasing:
+            next_day_ms = now_ms - now_ms % DAY_MS + DAY_MS
+            return max(minute + 1, int(np.searchsorted(times, next_day_ms)))
+        return minute + 1
 
     calls = 0
     if per_minute:
-        for minute, side in enumerate(_SIDE_BY_CODE[codes + 1].tolist()):
-            intent = decide_order(side, ledger.balances, None, params)
-            if intent is not None:
-                execute(minute, intent)
+        for index, side in enumerate(_SIDE_BY_CODE[codes + 1].tolist()):
+            step(index, side)
         calls = minutes
     elif minutes:
         starts = np.concatenate(([0], np.flatnonzero(codes[1:] != codes[:-1]) + 1))
         ends = np.concatenate((starts[1:], [minutes]))
         run_sides = _SIDE_BY_CODE[codes[starts] + 1].tolist()
         for start, end, side in zip(starts.tolist(), ends.tolist(), run_sides, strict=True):
-            # Step on only while the strategy keeps acting: after a None nothing it reads changes.
-            for minute in range(start, end):
+            # Step on only while the strategy wants an order: after a None nothing it reads changes.
+            next_minute: int | None = start
+            while next_minute is not None and next_minute < end:
                 calls += 1
-                intent = decide_order(side, ledger.balances, None, params)
-                if intent is None:
-                    break
-                execute(minute, intent)
+                next_minute = step(next_minute, side)
 
     last_price = _decimal(float(price_array[-1])) if minutes else Decimal(0)
     return RunResult(

@@ -8,11 +8,12 @@ Every setting is read from the environment with the prefix ``RTC_`` (``RTC_KAFKA
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -41,6 +42,13 @@ class KafkaClient(StrEnum):
 
     kafka_python = "kafka-python"
     confluent = "confluent"
+
+
+class SimulatorReplay(StrEnum):
+    """What the offline simulator replays: real minute bars (book modelled) or a recorded capture."""
+
+    history = "history"
+    capture = "capture"
 
 
 class TradingMode(StrEnum):
@@ -120,6 +128,15 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT.parent / "shared/data/orderbook/gemini_2021-04-17__GEMINI.ws.36.0.gz"
     )
     simulator_speed: float = 1.0
+    simulator_seed: int = 0  # history replay: the modelled book's random seed
+    simulator_calibration: Path = Field(
+        default=Path(__file__).resolve().parent / "simulator" / "calibration.json",
+        description="the modelled book's calibration (`rtc simulate calibrate` writes it)",
+    )
+    # the feed clock (rtcrypto/feedclock.py): the simulator's time, re-read this often and
+    # extrapolated at the replay's speed in between; the wall clock with the live feed
+    feed_clock_resync_s: float = Field(default=5.0, gt=0)
+    feed_clock_timeout_s: float = Field(default=2.0, gt=0)  # one read of GET /_sim/status
 
     # --- ingest --------------------------------------------------------------------------------
     heartbeat_interval_s: float = 5.0
@@ -142,8 +159,22 @@ class Settings(BaseSettings):
     spark_trigger: str = "1 second"
     spark_starting_offsets: str = "earliest"
 
+    # --- what `rtc up`'s simulator replays (the offline feed) ---------------------------------------
+    # history: real minute bars of one imported source on their own historical clock, book modelled
+    # (rtc simulate --history); capture: the recorded Gemini capture, looped and shifted to now.
+    simulator_replay: SimulatorReplay = SimulatorReplay.history
+    simulator_history_source: str = Field(default="binance", pattern=r"^[A-Za-z0-9_.-]+$")
+    # [start, end) of the replay; None: the `simulator_history_days` days after the first forecast's
+    # training window, chosen once by `rtc up` and kept in <home>/simulator/replay-window.json
+    simulator_history_start: datetime | None = None
+    simulator_history_end: datetime | None = None
+    simulator_history_days: float = Field(default=7.0, gt=0, le=366)
+    # 60x: one replayed hour per wall minute, so the forecast's buy/sell turns (hours apart) trade
+    # within minutes of `make up`, while Spark's 1 s trigger still closes every minute window
+    simulator_history_speed: float = Field(default=60.0, gt=0, le=10_000)
+
     # --- the platform's own minute bars (spark_jobs/bars.py: trades -> history store) -----------
-    history_feed_source: str = "gemini-feed"  # history source of the traded symbol's own bars
+    # history_feed_source (below): the source these bars go to
     bars_trigger: str = "10 seconds"  # micro-batch interval of the bars job (a light default)
     bars_watermark: str = "30 seconds"  # event-time lateness allowed across its two input topics
     bars_master: str = "local[1]"  # one core: a few trades per second need no more
@@ -174,12 +205,27 @@ class Settings(BaseSettings):
     )
     forecast_horizon_minutes: int = Field(default=150_000, gt=0)  # the book's 150,000 minutes
     forecast_holdout_days: float = Field(default=7.0, gt=0)  # held out for backtest and gate
+    forecast_source: str | None = Field(
+        default=None,
+        description="history source the nightly retrain trains on; None or empty: chosen by "
+        "rtcrypto.forecast.selection (the feed's own bars, else the freshest full import)",
+    )
+    history_feed_source: str = "gemini-feed"  # the platform's own recorded minute bars
+    forecast_min_coverage: float = Field(
+        default=0.9, gt=0, le=1
+    )  # fraction of a training window's minutes that must be present for a source to qualify
+    forecast_stale_after_hours: float = Field(
+        default=24.0, gt=0
+    )  # the current forecast is stale once it does not cover this many hours ahead
 
     # --- trader (paper by default) -------------------------------------------------------------
     trader_symbol: str = "BTCUSD"  # the one symbol the trader trades
     trader_consumer_group: str = "rtc-trader"  # Kafka consumer group on the liquidity topic
     trader_max_record_age_s: float | None = Field(
-        default=300.0, description="ignore liquidity records older than this (None: never)"
+        default=300.0,
+        description="ignore liquidity records that reach the trader more than this many wall "
+        "seconds after their window ended (a replay at X times speed: X times as many feed "
+        "seconds); None: never",
     )
     trader_forecast_offset_ms: int | None = Field(
         default=None,
@@ -187,6 +233,10 @@ class Settings(BaseSettings):
         "simulator (its --shift-to-now shift), 0 for the live feed",
     )
     forecast_reload_interval_s: float = Field(default=10.0, gt=0)  # how often the pointer is read
+    report_hours: float = Field(default=24.0, gt=0)  # trade_report DAG: the feed clock's last N h
+    # rtc report: --since/--until durations in wall time (x the replay's speed: `--since 1h` of a 60x
+    # replay is the 60 replayed hours the user watched in the last hour), or in feed time
+    report_durations: Literal["feed", "wall"] = "wall"
     trader_search: bool = True  # index orders, fills, scores... into Elasticsearch (bulk, spooled)
     paper_usd: Decimal = Decimal("10000")  # the paper account's starting balances
     paper_btc: Decimal = Decimal("0")
@@ -220,6 +270,14 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [part.strip().upper() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("simulator_history_start", "simulator_history_end")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # a time without a zone is UTC, like every time in the project
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
         return value
 
     @field_validator("simulator_speed")

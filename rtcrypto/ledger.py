@@ -1,8 +1,8 @@
 """The P&L ledger: fills with taker fees, balances, round trips scored against the last buy.
 
-Pure bookkeeping in Decimal (no I/O, no clock): the paper trader and the backtester execute
-strategy intents through ``Ledger.execute``; the live trader records the exchange's fills with
-``Ledger.record``. Money is in USD, quantities in BTC, prices in USD per BTC, times in epoch
+Pure bookkeeping in Decimal (no I/O, no clock): the trader records the exchange's fills and
+the backtests the paper fill model's (``trading.account``) with ``Ledger.record``.
+``Ledger.execute`` (fill an intent whole at one price, unrounded fee) only builds test scenarios. Money is in USD, quantities in BTC, prices in USD per BTC, times in epoch
 milliseconds (UTC). Fees are a percentage of the notional (``taker_fee_pct=0.25`` is 0.25 %):
 a buy pays its fee on top, out of the quote amount the intent allows; a sell's fee comes out of
 the proceeds. BTC quantities are rounded down to ``base_increment`` (1 satoshi by default).

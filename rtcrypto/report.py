@@ -12,6 +12,9 @@ current published forecast from its files. Pure functions turn the rows into ser
   clock offset) against that minute's mid price (ticker, else the liquidity record's);
 - equity: the balances marked at the latest mid price.
 
+The range is counted on the trader's clock (:mod:`rtcrypto.review_clock`: the feed clock, replay
+offset included); ``build_report(clock=...)`` writes which clock into the page and the summary.
+
 It writes ``report.png`` (four stacked panels), ``report.html`` (self-contained: summary, the
 PNG as base64, round trips, orders) and ``summary.json`` into ``out_dir``. The report states
 what happened; it makes no claim about profit to come. Times are epoch milliseconds (UTC),
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import dataclasses
 import html
 import json
 import math
@@ -163,6 +167,7 @@ class ReportSummary:
     modes_seen: tuple[str, ...]
     forecast_versions_seen: tuple[str, ...]
     forecast: ForecastComparison
+    clock: str | None = None  # which clock the range was counted on (rtcrypto.review_clock)
 
     @property
     def hit_rate(self) -> float | None:
@@ -204,6 +209,8 @@ class ReportSummary:
             f"fees paid: {usd_text(self.fees_paid_usd)} USD (exact {exact_text(self.fees_paid_usd)})",
             f"forecast: {self.forecast.note}",
         ]
+        if self.clock:
+            lines.append(self.clock)
         if len(self.modes_seen) > 1:
             lines.append(
                 f"several trading modes in range ({', '.join(self.modes_seen)}): use --mode"
@@ -240,6 +247,7 @@ class ReportSummary:
                 "side_agreed": forecast.side_agreed,
             },
             "verdict": self.verdict(),
+            "clock": self.clock,
         }
 
 
@@ -289,15 +297,18 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_MS = {"s": 1_000, "m": MINUTE_MS, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 
-def parse_time_bound(text: str, now_ms: int) -> int:
-    """``"24h"`` / ``"90m"`` / ``"7d"`` (that long before ``now_ms``), ``"now"``, or an ISO date
-    or date-time (``2026-11-27``, ``2026-11-27T12:00``; UTC when it names no zone) -> epoch ms."""
+def parse_time_bound(text: str, now_ms: int, duration_scale: float = 1.0) -> int:
+    """``"24h"`` / ``"90m"`` / ``"7d"`` (that long before ``now_ms``, times ``duration_scale``),
+    ``"now"``, or an ISO date or date-time (``2026-11-27``, ``2026-11-27T12:00``; UTC when it
+    names no zone) -> epoch ms."""
     value = text.strip()
     if value.lower() == "now":
         return now_ms
     duration = _DURATION.match(value.lower())
     if duration:
-        return now_ms - round(float(duration.group(1)) * _UNIT_MS[duration.group(2)])
+        return now_ms - round(
+            float(duration.group(1)) * _UNIT_MS[duration.group(2)] * duration_scale
+        )
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -706,7 +717,12 @@ def render_chart(
     FigureCanvasAgg(figure)
     pnl_axes, price_axes, ratio_axes, equity_axes = figure.subplots(4, 1, sharex=True)
     figure.suptitle(title)
-    left, right = _moment(start_ms), _moment(end_ms)
+    # The axis starts at the first recorded minute: a range reaching back before the replay (or the
+    # platform's start) would otherwise squeeze every recorded minute into its right edge.
+    firsts = [series[0].minute_ms for series in (prices, ratios) if series]
+    firsts += [equity[0].ts_ms] if equity else []
+    first_recorded_ms = min(firsts, default=start_ms)
+    left, right = _moment(max(start_ms, first_recorded_ms)), _moment(end_ms)
 
     pnl_axes.set_title("Cumulative realised P&L after fees (USD, closed round trips)", loc="left")
     pnl_axes.axhline(0, color="0.6", linewidth=0.8)
@@ -872,6 +888,7 @@ def render_html(
             html.escape(", ".join(summary.forecast_versions_seen) or "none"),
         ),
         ("Forecast against realised price", html.escape(forecast.note)),
+        ("Clock", html.escape(summary.clock or "as given (absolute times)")),
     ]
     summary_table = "\n".join(
         f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in summary_rows
@@ -998,12 +1015,15 @@ def build_report(
     symbol: str | None = None,
     forecast_offset_ms: int = 0,
     ratio_band: tuple[Decimal, Decimal] | None = None,
+    clock: str | None = None,
 ) -> ReportResult:
     """Fetch the range's documents, build the series, write PNG, HTML and JSON into ``out_dir``.
 
     ``mode`` (paper, sandbox, live) and ``symbol`` restrict the documents; None takes all.
     ``forecast_dir`` None means the configured one; ``ratio_band`` None means the settings'
-    ``(liquidity_ratio_low, liquidity_ratio_high)``. Raises :class:`ReportError` for a bad
+    ``(liquidity_ratio_low, liquidity_ratio_high)``. ``clock`` says which clock the range was
+    counted on (:attr:`rtcrypto.review_clock.ReviewClock.description`); the report states it,
+    and ``forecast_offset_ms`` is that clock's offset. Raises :class:`ReportError` for a bad
     range or mode and ``SearchUnavailableError`` when Elasticsearch does not answer.
     """
     from rtcrypto.forecast.publish import resolve_forecast_dir  # pandas and friends: on use
@@ -1039,6 +1059,8 @@ def build_report(
     summary = summarize(
         rows, start_ms=start_ms, end_ms=end_ms, mode=mode, symbol=symbol, forecast=comparison
     )
+    if clock:
+        summary = dataclasses.replace(summary, clock=clock)
     buys, sells = trade_markers(rows.fills)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -71,10 +71,13 @@ class RiskState:
 
 @dataclass(frozen=True, slots=True)
 class RiskVerdict:
-    """``order`` is what may be sent (None: nothing); ``reason`` says why it was cut or refused."""
+    """``order`` is what may be sent (None: nothing); ``reason`` says why it was cut or refused;
+    ``rule`` names the check that refused it (``kill_switch``, ``order_rate``, ``daily_loss``,
+    ``size``) or is empty."""
 
     order: OrderRequest | None
     reason: str
+    rule: str = ""
 
     @property
     def allowed(self) -> bool:
@@ -91,18 +94,20 @@ def check_order(
 ) -> RiskVerdict:
     """Let ``order`` through, cut it, or refuse it (see the module's docstring)."""
     if state.kill_switch:
-        return RiskVerdict(None, "kill switch is on: no orders")
+        return RiskVerdict(None, "kill switch is on: no orders", "kill_switch")
     sent = orders_in_last_minute(state.recent_order_times_ms, now_ms)
     if sent >= limits.max_orders_per_minute:
         return RiskVerdict(
             None,
             f"order rate: {sent} orders in the last minute (max {limits.max_orders_per_minute})",
+            "order_rate",
         )
     if order.side is Side.buy and state.realised_pnl_today_usd <= -limits.max_daily_loss_usd:
         return RiskVerdict(
             None,
             f"daily loss limit: realised {state.realised_pnl_today_usd} USD today "
             f"(max loss {limits.max_daily_loss_usd}); only sells until the next UTC day",
+            "daily_loss",
         )
     quantity = order.quantity
     reasons: list[str] = []
@@ -119,7 +124,7 @@ def check_order(
         reasons.append(f"notional limit {limits.max_order_notional_usd} USD")
     quantity = quantity.quantize(SATOSHI, rounding=ROUND_DOWN)
     if quantity <= 0:
-        return RiskVerdict(None, "cut to nothing by the " + " and ".join(reasons))
+        return RiskVerdict(None, "cut to nothing by the " + " and ".join(reasons), "size")
     if quantity == order.quantity:
         return RiskVerdict(order, "within limits")
     return RiskVerdict(

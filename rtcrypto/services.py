@@ -46,7 +46,7 @@ from typing import Any
 
 from pydantic import SecretBytes, SecretStr
 
-from rtcrypto.config import PROJECT_ROOT, Feed, Settings, Topics
+from rtcrypto.config import PROJECT_ROOT, Feed, Settings, SimulatorReplay, Topics
 from rtcrypto.stack import process
 from rtcrypto.stack.errors import ServiceStartError, StackError
 
@@ -188,21 +188,48 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 def _simulator_launch(settings: Settings) -> Launch:
-    if not settings.simulator_capture.exists():
-        raise StackError(
-            f"simulator capture {settings.simulator_capture} not found: set RTC_SIMULATOR_CAPTURE "
-            "to a cryptofeed capture file (for example ../shared/data/orderbook/*.gz)"
+    """History mode (default): the replay window's real minute bars on their own clock, resumed
+    where the last run stopped; capture mode: the capture looped and shifted to now."""
+    if settings.simulator_replay is SimulatorReplay.history:
+        from rtcrypto.bootstrap import BootstrapError, replay_window, replay_window_path
+
+        try:
+            window = replay_window(settings)
+        except BootstrapError as error:
+            raise StackError(f"simulator: {error}") from None
+        feed_args: tuple[str, ...] = (
+            "--history",
+            window.source,
+            "--start",
+            window.start.isoformat(),
+            "--end",
+            window.end.isoformat(),
+            "--speed",
+            str(settings.simulator_history_speed),
+            # the supervisor's restart continues from the last replayed minute, never going back
+            "--resume-file",
+            str(replay_window_path(settings).with_name("history-resume.json")),
+        )
+    else:
+        if not settings.simulator_capture.exists():
+            raise StackError(
+                f"simulator capture {settings.simulator_capture} not found: set "
+                "RTC_SIMULATOR_CAPTURE to a cryptofeed capture file (for example "
+                "../shared/data/orderbook/*.gz)"
+            )
+        feed_args = (
+            "--capture",
+            str(settings.simulator_capture),
+            "--loop",
+            "--shift-to-now",  # a restart never replays minutes Spark's watermark has passed
+            "--speed",
+            str(settings.simulator_speed),
         )
     command = (
         sys.executable,
         "-m",
         "streaming.simulator",
-        "--capture",
-        str(settings.simulator_capture),
-        "--loop",
-        "--shift-to-now",  # a restart never replays minutes Spark's watermark has passed
-        "--speed",
-        str(settings.simulator_speed),
+        *feed_args,
         "--host",
         settings.simulator_host,
         "--port",
@@ -256,7 +283,7 @@ def _module_exists(module: str) -> bool:
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         name=SIMULATOR,
-        description="exchange simulator replaying a Gemini capture (offline feed only)",
+        description="exchange simulator: real minute bars (book modelled) or a Gemini capture, offline",
         build_command=_simulator_launch,
         heartbeat_service=None,  # judged by its process; the ingest's heartbeat shows its feed
         compose_service="simulator",

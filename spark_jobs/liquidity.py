@@ -575,6 +575,22 @@ class Heartbeats:
         self._interval_s = options.heartbeat_interval_s
         self._instance = f"{socket.gethostname()}:{os.getpid()}"
         self._next_at = 0.0
+        from rtcrypto.feedclock import FeedClock
+
+        self._feed_clock = FeedClock.from_settings(settings)  # the lag is on the feed's clock
+        self._feed_clock_retry_at = 0.0
+
+    def _feed_now_ms(self, wall_ms: int) -> int:
+        """The feed's clock (a historical replay's time), or the wall clock if it cannot be read."""
+        from rtcrypto.feedclock import FeedClockError
+
+        if time.monotonic() < self._feed_clock_retry_at:
+            return wall_ms
+        try:
+            return self._feed_clock.now_ms()
+        except FeedClockError:
+            self._feed_clock_retry_at = time.monotonic() + 60.0  # the simulator is not up yet
+            return wall_ms
 
     def maybe_send(self, progress: ProgressLog) -> None:
         from rtcrypto.schemas import Heartbeat
@@ -591,7 +607,7 @@ class Heartbeats:
             ts_ms=now_ms,
             processed=progress.input_rows,
             last_event_ms=watermark,
-            lag_ms=None if watermark is None else max(0, now_ms - watermark),
+            lag_ms=None if watermark is None else max(0, self._feed_now_ms(now_ms) - watermark),
             dead_letters=progress.dead_letters,
         )
         self._producer.send(self._topic, SERVICE.encode(), beat.to_bytes())

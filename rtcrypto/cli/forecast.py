@@ -168,11 +168,25 @@ def publish_command(
     book_parity: ParityOption = False,
     fee: FeeOption = None,
     forecast_dir: Annotated[Path | None, typer.Option(help="Default <home>/forecast.")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Make it current whatever the gate says (--reason).")
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option(help="Why --force: recorded in the version's metadata.json.")
+    ] = None,
 ) -> None:
-    """Train, backtest on the holdout, write a version; it becomes current only past the gate."""
+    """Train, backtest on the holdout, write a version; it becomes current only past the gate
+    (or with --force --reason TEXT, recorded with the user and time)."""
     from rtcrypto.config import get_settings
     from rtcrypto.forecast.publish import publish
 
+    if force and not (reason or "").strip():
+        raise typer.BadParameter(
+            "--force needs --reason TEXT: say why the gate is overridden (it is recorded)",
+            param_hint="--reason",
+        )
+    if reason is not None and not force:
+        raise typer.BadParameter("--reason goes with --force", param_hint="--reason")
     settings = get_settings()
     result = publish(
         _bars(source, file, start, end),
@@ -182,6 +196,7 @@ def publish_command(
         book_parity=book_parity,
         forecast_dir=forecast_dir,
         config=_config(fee),
+        force_reason=reason if force else None,
     )
     backtest_metrics = result.metadata["backtest"]
     typer.echo(f"version {result.version} -> {result.folder}")

@@ -14,6 +14,7 @@ from rtcrypto.cli import (
     platform,
     prepare,
     report,
+    service,
     stack,
     trader,
 )
@@ -26,6 +27,7 @@ app.add_typer(
 )
 app.add_typer(liquidity.app, name="liquidity", help="The Spark liquidity job and its output.")
 app.add_typer(bars.app, name="bars", help="The Spark job recording the feed's own minute bars.")
+app.add_typer(service.app, name="service", help="Run one streaming service in the foreground.")
 market.register(app)  # rtc simulate
 ingest.register(app)  # rtc ingest
 platform.register(app)  # rtc up, rtc down, rtc status

@@ -16,7 +16,11 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Start: a duration before --until (24h, 90m, 7d) or an ISO date."),
         ] = "24h",
         until: Annotated[
-            str, typer.Option(help="End (exclusive): 'now', a duration before now, or ISO.")
+            str,
+            typer.Option(
+                help="End (exclusive): 'now', a duration before now, or ISO. 'now' is the feed "
+                "clock's: the simulator's time with the simulator feed (historical in a replay)."
+            ),
         ] = "now",
         out: Annotated[
             Path | None,
@@ -29,25 +33,41 @@ def register(app: typer.Typer) -> None:
         symbol: Annotated[
             str | None, typer.Option(help="Symbol (default: RTC_TRADER_SYMBOL).")
         ] = None,
+        durations: Annotated[
+            str | None,
+            typer.Option(
+                help="feed: durations are feed-clock time; wall: wall time, multiplied by the "
+                "replay's speed (--since 1h at 60x covers 60 replayed hours). Default: "
+                "RTC_REPORT_DURATIONS (feed)."
+            ),
+        ] = None,
     ) -> None:
-        """Orders, fills, round trips, P&L after fees, liquidity and the forecast of a range."""
-        import time
+        """Orders, fills, round trips, P&L after fees, liquidity and the forecast of a range.
 
+        Durations count back from the feed clock's now (the trader's clock: the simulator's time
+        with the simulator feed; the newest recorded time once the simulator is gone)."""
         from rtcrypto.config import get_settings
         from rtcrypto.report import ReportError, build_report, default_out_dir, parse_time_bound
+        from rtcrypto.review_clock import review_clock
         from rtcrypto.search import SearchError, search_client
 
         settings = get_settings()
-        now_ms = time.time_ns() // 1_000_000
-        try:
-            end_ms = parse_time_bound(until, now_ms)
-            # A duration in --since counts back from --until, so "--since 24h --until X" is a day.
-            start_ms = parse_time_bound(since, end_ms)
+        chosen_symbol = symbol or settings.trader_symbol
+        in_wall_time = (durations or settings.report_durations) == "wall"
+        if durations not in (None, "feed", "wall"):
+            raise typer.BadParameter(f"--durations must be feed or wall, got {durations!r}")
+        try:  # bad input first, before any service is asked for the time
+            parse_time_bound(since, parse_time_bound(until, 0))
         except ReportError as error:
             raise typer.BadParameter(str(error)) from None
-        folder = out or default_out_dir(settings.home, end_ms)
         client = search_client(settings)
         try:
+            clock = review_clock(settings, client, symbol=chosen_symbol)
+            scale = clock.speed if in_wall_time else 1.0
+            end_ms = parse_time_bound(until, clock.now_ms, scale)
+            # A duration in --since counts back from --until, so "--since 24h --until X" is a day.
+            start_ms = parse_time_bound(since, end_ms, scale)
+            folder = out or default_out_dir(settings.home, end_ms)
             result = build_report(
                 client,
                 start_ms=start_ms,
@@ -56,8 +76,10 @@ def register(app: typer.Typer) -> None:
                 forecast_dir=settings.forecast_dir,
                 out_dir=folder,
                 mode=mode,
-                symbol=symbol or settings.trader_symbol,
-                forecast_offset_ms=settings.trader_forecast_offset_ms or 0,
+                symbol=chosen_symbol,
+                forecast_offset_ms=clock.forecast_offset_ms,
+                clock=clock.description
+                + (f"; durations in wall time x{scale:g}" if in_wall_time else ""),
             )
         except (ReportError, SearchError) as error:
             typer.echo(f"rtc report: {error}", err=True)

@@ -1,11 +1,11 @@
-"""JSON forms of ``OrderRequest`` and ``OrderStatus`` (Decimals as strings, exact), for files."""
+"""JSON forms of ``OrderRequest``, ``OrderStatus`` and ``TopOfBook`` (Decimals as strings, exact), for files."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
-from rtcrypto.exchange.base import OrderRequest, OrderStatus
+from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
 from rtcrypto.strategy import Side
 
 DECIMAL_FIELDS = frozenset(
@@ -50,3 +50,27 @@ def status_to_json(status: OrderStatus) -> dict[str, Any]:
 
 def status_from_json(data: dict[str, Any]) -> OrderStatus:
     return OrderStatus(**_decode(data))
+
+
+def book_to_json(book: TopOfBook) -> dict[str, str | int]:
+    """A top of book as JSON (Decimals as strings)."""
+    return {
+        "symbol": book.symbol,
+        "bid": str(book.bid),
+        "bid_quantity": str(book.bid_quantity),
+        "ask": str(book.ask),
+        "ask_quantity": str(book.ask_quantity),
+        "ts_ms": book.ts_ms,
+    }
+
+
+def book_from_json(data: dict[str, Any]) -> TopOfBook:
+    """The inverse of ``book_to_json``."""
+    return TopOfBook(
+        symbol=str(data["symbol"]),
+        bid=Decimal(data["bid"]),
+        bid_quantity=Decimal(data["bid_quantity"]),
+        ask=Decimal(data["ask"]),
+        ask_quantity=Decimal(data["ask_quantity"]),
+        ts_ms=int(data["ts_ms"]),
+    )

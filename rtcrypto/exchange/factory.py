@@ -12,19 +12,29 @@ from rtcrypto.exchange.paper import PaperExchange
 PAPER_ACCOUNT_FILE = "paper-account.json"
 
 
-def public_top_of_book(base_url: str) -> Callable[[str], TopOfBook]:
-    """Best bid and ask from ``base_url``'s public ``/v1/book`` (the simulator or Gemini)."""
-    return GeminiAdapter(base_url, "", "", public_only=True).top_of_book
+def public_top_of_book(
+    base_url: str, clock_ms: Callable[[], int] | None = None
+) -> Callable[[str], TopOfBook]:
+    """Best bid and ask from ``base_url``'s public ``/v1/book`` (the simulator or Gemini),
+    stamped with ``clock_ms`` (the feed clock; wall clock when None)."""
+    return GeminiAdapter(base_url, "", "", public_only=True, clock_ms=clock_ms).top_of_book
 
 
-def exchange_from_settings(settings: Settings) -> ExchangeAdapter:
-    """Paper against the feed's public book, or Gemini (sandbox / the simulator / live)."""
+def exchange_from_settings(
+    settings: Settings, clock_ms: Callable[[], int] | None = None
+) -> ExchangeAdapter:
+    """Paper against the feed's public book, or Gemini (sandbox / the simulator / live).
+
+    ``clock_ms`` (the feed clock, :mod:`rtcrypto.feedclock`) times the book reads and the paper
+    fills; the wall clock when None. Gemini's own order times come from the exchange (the
+    simulator's sandbox uses its simulated clock)."""
     if settings.trading_mode is TradingMode.paper:
         return PaperExchange(
             settings.trader_dir / PAPER_ACCOUNT_FILE,
-            public_top_of_book(settings.gemini_rest_base_url),
+            public_top_of_book(settings.gemini_rest_base_url, clock_ms),
             usd=settings.paper_usd,
             btc=settings.paper_btc,
             taker_fee_pct=settings.taker_fee_pct,
+            clock_ms=clock_ms,
         )
-    return gemini_adapter_from_settings(settings)
+    return gemini_adapter_from_settings(settings, clock_ms)

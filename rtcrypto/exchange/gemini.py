@@ -284,8 +284,11 @@ class GeminiAdapter:
         timeout_s: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
         session: requests.Session | None = None,
         public_only: bool = False,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # when a book was read, on the feed's clock (rtcrypto/feedclock.py); wall clock by default
+        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.public_only = public_only
         self._api_key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         self._api_secret = (
@@ -380,7 +383,8 @@ class GeminiAdapter:
 
     # --- public data ----------------------------------------------------------------------------
     def top_of_book(self, symbol: str) -> TopOfBook:
-        """Best bid and ask from ``/v1/book`` (one level each); ``ts_ms`` is when it was read."""
+        """Best bid and ask from ``/v1/book`` (one level each); ``ts_ms`` is when it was read
+        (on the adapter's clock: the feed clock in the trader)."""
         book = self._read(
             "book",
             lambda: self._public(f"/v1/book/{symbol.lower()}", {"limit_bids": 1, "limit_asks": 1}),
@@ -398,7 +402,7 @@ class GeminiAdapter:
             bid_quantity=_decimal(bids[0]["amount"], "bid amount"),
             ask=_decimal(asks[0]["price"], "ask price"),
             ask_quantity=_decimal(asks[0]["amount"], "ask amount"),
-            ts_ms=time.time_ns() // 1_000_000,
+            ts_ms=self._clock_ms(),
         )
 
     def ticker(self, symbol: str) -> Ticker:
@@ -523,7 +527,9 @@ class GeminiAdapter:
 # --- from the settings --------------------------------------------------------------------------
 
 
-def gemini_adapter_from_settings(settings: Settings) -> GeminiAdapter:
+def gemini_adapter_from_settings(
+    settings: Settings, clock_ms: Callable[[], int] | None = None
+) -> GeminiAdapter:
     """A :class:`GeminiAdapter` for ``settings.trading_mode`` sandbox or live.
 
     Refuses (:class:`GeminiConfigError`): paper mode (the paper adapter trades there), missing
@@ -570,4 +576,5 @@ def gemini_adapter_from_settings(settings: Settings) -> GeminiAdapter:
         settings.gemini_api_secret,
         private_rate_per_min=settings.gemini_private_rate_per_min,
         fallback_fee_pct=settings.taker_fee_pct,
+        clock_ms=clock_ms,
     )

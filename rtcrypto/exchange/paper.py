@@ -8,7 +8,8 @@ order would.
 
 The account (balances and every order) is kept in a JSON file, rewritten atomically before
 ``place_order`` returns, like a remote exchange that remembers orders across a trader crash: the
-restarted trader finds the order by its ``client_order_id``.
+restarted trader finds the order by its ``client_order_id``. Each order also keeps the top of the
+book it was matched against (``matched_books``), so a backtest can be fed the exact quotes.
 """
 
 from __future__ import annotations
@@ -31,23 +32,24 @@ from rtcrypto.exchange.base import (
     OrderStatus,
     TopOfBook,
 )
-from rtcrypto.exchange.codec import status_from_json, status_to_json
+from rtcrypto.exchange.codec import book_from_json, book_to_json, status_from_json, status_to_json
 from rtcrypto.strategy import Side
+from rtcrypto.trading.orders import ioc_fill, taker_fee_usd
 
 log = logging.getLogger(__name__)
 
 HUNDRED = Decimal(100)
 
 
-def simulate_ioc_fill(order: OrderRequest, book: TopOfBook) -> tuple[Decimal, Decimal]:
-    """(quantity filled, price) of an IOC limit order against the top of ``book``; pure."""
-    if order.side is Side.buy:
-        if book.ask <= 0 or book.ask > order.limit_price:
-            return Decimal(0), Decimal(0)
-        return min(order.quantity, book.ask_quantity), book.ask
-    if book.bid <= 0 or book.bid < order.limit_price:
-        return Decimal(0), Decimal(0)
-    return min(order.quantity, book.bid_quantity), book.bid
+def matched_books_by_client_order_id(account_path: Path) -> dict[str, TopOfBook]:
+    """The book each order of a paper account file was matched against, by client order id."""
+    data = json.loads(Path(account_path).read_text())
+    orders = data.get("orders", {})
+    return {
+        str(orders[order_id]["client_order_id"]): book_from_json(book)
+        for order_id, book in data.get("matched_books", {}).items()
+        if order_id in orders
+    }
 
 
 class PaperExchange:
@@ -72,6 +74,7 @@ class PaperExchange:
         self._lock = threading.Lock()
         self._balances: dict[str, Decimal]
         self._orders: dict[str, OrderStatus] = {}
+        self._matched_books: dict[str, TopOfBook] = {}  # by order id
         if self.account_path.exists():
             self._load()
             log.info(
@@ -93,12 +96,19 @@ class PaperExchange:
             currency: Decimal(amount) for currency, amount in data["balances"].items()
         }
         self._orders = {order_id: status_from_json(o) for order_id, o in data["orders"].items()}
+        self._matched_books = {
+            order_id: book_from_json(book)
+            for order_id, book in data.get("matched_books", {}).items()
+        }
 
     def _save(self) -> None:
         self.account_path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "balances": {currency: str(amount) for currency, amount in self._balances.items()},
             "orders": {order_id: status_to_json(o) for order_id, o in self._orders.items()},
+            "matched_books": {
+                order_id: book_to_json(book) for order_id, book in self._matched_books.items()
+            },
         }
         descriptor, temporary = tempfile.mkstemp(prefix=".paper-", dir=self.account_path.parent)
         with os.fdopen(descriptor, "w") as handle:
@@ -117,9 +127,9 @@ class PaperExchange:
 
     def place_order(self, order: OrderRequest) -> OrderStatus:
         book = self._top_of_book(order.symbol)
-        quantity, price = simulate_ioc_fill(order, book)
+        quantity, price = ioc_fill(order, book)
         with self._lock:
-            fee = (price * quantity * self.fee_rate).quantize(Decimal("0.00000001"))
+            fee = taker_fee_usd(price, quantity, self.fee_rate)
             usd, btc = self._balances["usd"], self._balances["btc"]
             if order.side is Side.buy:
                 if order.quantity * order.limit_price * (1 + self.fee_rate) > usd:
@@ -153,6 +163,7 @@ class PaperExchange:
             )
             self._balances = {"usd": usd, "btc": btc}
             self._orders[order_id] = status
+            self._matched_books[order_id] = book
             self._save()
         log.info(
             "paper order %s client_order_id=%s side=%s limit=%s filled=%s/%s at=%s fee=%s",

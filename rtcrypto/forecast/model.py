@@ -1,30 +1,32 @@
 """Prophet on log price: prepare, train (fast default or the book's stock settings), forecast.
 
-Fast path (the default, ``book_parity=False``), and why (evidence: ``bench/forecast_train.py``,
-2-core machine shared with other work, 2026-11-27; real Binance minutes, last 7 days held out):
+Default fit, chosen by measurement (``python -m bench.forecast_train --segments``, 2026-12-07,
+2-core machine shared with other work; the full table is in the README's forecast section):
+walk-forward over the 7 real Binance segments of ../shared/data/minute (each: train on the
+segment minus its last 7 days, score those 7 days: RMSE of log price, hit rate), stock Prophet
+against 9 fast variants, plus each variant's fit on 1,000,000 minutes. The rule: held-out RMSE no
+worse than stock Prophet's on **every** segment, and the fit at most 3 min on 1M minutes.
 
-- Fit on bucket means instead of every minute: the minutes are averaged into buckets of
-  ``bucket_minutes`` (default: the smallest of 1, 5, 15, 30, 60 that leaves at most
-  ``max_fit_rows`` = 10,000 rows). Trend, daily and weekly seasonality live at scales of hours and
-  days, so 15- or 60-minute means keep them, while Stan's cost grows with the row count.
-  Seasonality is chosen by Prophet's own rules on the same time span, so it matches the stock
-  model's. Measured:
-
-  | training data | stock fit | fast fit | RMSE log price stock / fast | hit rate stock / fast |
-  |---|---|---|---|---|
-  | 100k minutes (2024-02/03 + 2024-10) | 214.4 s | 9.5 s (15-min) | 0.03466 / 0.03528 | 0.4992 / 0.4985 |
-  | 7 segments, 20k-40k minutes each | 187.1 s total | 33.2 s total | 0.09851 / 0.09824 (mean) | 0.4954 / 0.4952 (pooled) |
-  | 1,000,000 minutes (real returns tiled, see the bench) | not run (> 15 min) | 8.6 s (60-min; 12.5 s with prepare and residuals) | | |
-
-  Hit-rate differences are within noise (one standard error is about 0.005 on 10k minutes):
-  neither model has a directional edge. At 100k, 60-minute buckets fit in 1.6 s with RMSE
-  0.03088; over the 7 segments 2.6 s in total, RMSE 0.08994, hit 0.4945: kept as an option
-  (``TrainOptions(bucket_minutes=60)``), not the default, because the default tracks the stock
-  model most closely segment by segment.
-- ``algorithm="LBFGS"``; a looser ``tol_rel_grad=1e9`` cuts the fit to 2.0 s at 100k (RMSE 0.02334)
-  and 1.2 s over the segments (RMSE 0.07777): it stops early, leaving a flatter trend that
-  happened to extrapolate better on these weeks; too little evidence to make it the default.
-- ``n_changepoints=10``: 3.1 s at 100k, RMSE 0.02452, hit 0.4949 (option only).
+- Only one variant meets it: **every minute up to** ``max_fit_rows = 50,000`` rows, then bucket
+  means (the smallest bucket of 1, 5, 15, 30, 60 minutes within 50,000 rows). Below 50,000
+  minutes (the nightly 30-day window is 43,200) this *is* stock Prophet's fit (same LBFGS, same
+  10,000 iterations, same 25 changepoints: identical RMSE on all 7 segments); on 1M minutes it
+  fits 30-minute means (33,334 rows) in 25 s. Cost: 181 s of fitting over the 7 segments instead
+  of 23 s.
+- The old default (buckets within 10,000 rows, i.e. 5-minute means here): mean RMSE 0.09824 vs
+  stock 0.09851, but worse than stock on 5 of 7 segments (up to +13 %).
+- 10 changepoints (any bucket size): mean RMSE about 0.073-0.075, far better on average (-46 %
+  on 2021, -42 % on 2023-01), but worse than stock on 2 segments (2024-01 +19 %, 2024-10 +14 %):
+  an option (``TrainOptions(n_changepoints=10)``), not the default, under the rule above.
+- Larger buckets (15, 60 minutes) with 25 changepoints: worse than stock on 4-5 segments.
+  Hit rates of every variant are 0.47-0.51 (one standard error is about 0.005 on 10k minutes):
+  no model has a directional edge.
+- Trend, daily and weekly seasonality live at scales of hours and days, so bucket means keep
+  them while Stan's cost grows with the row count; seasonality is chosen by Prophet's own rules
+  on the same time span, so it matches the stock model's.
+- ``algorithm="LBFGS"`` (Prophet's own choice above 100 rows); earlier measurement (2026-11-27,
+  100k minutes): a looser ``tol_rel_grad=1e9`` fits in 2.0 s (RMSE 0.02334 vs stock 0.03466)
+  by stopping early with a flatter trend; too little evidence to make it the default.
 - Warm start: ``train(..., warm_start=previous)`` passes the previous model's MAP parameters as
   Stan's ``init`` (Prophet keeps its own start where shapes differ): 0.3 s instead of 9.5 s at
   100k, measured refitting the same data (same RMSE and hit rate); the intended nightly case, a
@@ -76,7 +78,7 @@ class TrainOptions:
     """How a model is fitted; ``book_parity`` overrides everything with stock Prophet."""
 
     book_parity: bool = False
-    max_fit_rows: int = 10_000  # the fast path averages minutes into buckets to stay below this
+    max_fit_rows: int = 50_000  # above this, minutes are averaged into buckets (module doc)
     bucket_minutes: int | None = None  # None: the smallest of BUCKET_CHOICES within max_fit_rows
     n_changepoints: int = 25  # Prophet's default
     tol_rel_grad: float | None = None  # None: cmdstan's LBFGS default (1e7); larger is looser
@@ -106,6 +108,11 @@ class ForecastModel:
 
 
 def _quiet_stan() -> None:
+    # cmdstanpy sets its logger to DEBUG on first use when no handler is configured above it:
+    # let it do that first, then quiet it (its per-chain INFO lines are not news)
+    from cmdstanpy.utils import get_logger
+
+    get_logger()
     for name in ("cmdstanpy", "prophet", "prophet.plot"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

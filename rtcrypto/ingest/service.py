@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import websocket
 
 from rtcrypto.config import Settings, get_settings
+from rtcrypto.feedclock import FeedClock, FeedClockError
 from rtcrypto.ingest.processor import FrameProcessor, FrameResult, Outgoing, Route
 from rtcrypto.kafka_io import KafkaUnavailable, RecordProducer, make_producer
 from rtcrypto.schemas import Heartbeat
@@ -94,6 +95,7 @@ class IngestService:
         self.stats = IngestStats()
         self._stop = threading.Event()
         self._clock_ms = clock_ms
+        self._feed_clock = FeedClock.from_settings(self.settings)  # the heartbeat lag's clock
         self._producer = producer or make_producer(self.settings, "rtc-ingest", self._on_send_error)
         topics = self.settings.topics
         self._topic = {
@@ -276,8 +278,18 @@ class IngestService:
             self.stats.last_error = f"kafka send failed: {error}"
         log.error("ingest kafka send failed topic=%s key=%r error=%s", topic, key, error)
 
+    def _feed_now_ms(self) -> int:
+        """Now on the feed's clock (:mod:`rtcrypto.feedclock`), for the event-time lag: a history
+        replay's events are years old on the wall clock but current on the simulator's. The wall
+        clock while the simulator's time cannot be read."""
+        try:
+            return self._feed_clock.now_ms()
+        except FeedClockError:
+            return self._clock_ms()
+
     def _send_heartbeat(self) -> None:
         stats = self.stats
+        feed_now = self._feed_now_ms()  # before the lock: it may ask the simulator
         with stats.lock:
             now = self._clock_ms()
             beat = Heartbeat(
@@ -286,7 +298,9 @@ class IngestService:
                 ts_ms=now,
                 processed=stats.processed,
                 last_event_ms=stats.last_event_ms,
-                lag_ms=None if stats.last_event_ms is None else max(0, now - stats.last_event_ms),
+                lag_ms=(
+                    None if stats.last_event_ms is None else max(0, feed_now - stats.last_event_ms)
+                ),
                 reconnects=stats.reconnects,
                 gaps=stats.gaps,
                 dead_letters=stats.dead_letters,

@@ -56,6 +56,16 @@ class SimulatedClock:
         if self.speed == 0 and self._free_since is None:
             self._free_since = self._wall()
 
+    def jump_to(self, ts_ms: int) -> None:
+        """Resume from ``ts_ms`` now (an exchange halt was skipped): the clock reads ``ts_ms``
+        at this wall instant and runs on from there at its speed. Never moves backwards."""
+        ts_ms = max(ts_ms, self.now_ms())
+        self.origin_ms = ts_ms
+        self._anchor_ms = ts_ms
+        if self._wall_origin is not None:
+            self._wall_origin = self._wall()
+        self._free_since = None
+
     def wall_delay_s(self, ts_ms: int) -> float:
         """Wall seconds until the simulated clock reaches ``ts_ms`` (0 if reached or speed 0)."""
         if self.speed == 0 or self._wall_origin is None:

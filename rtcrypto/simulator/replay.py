@@ -157,35 +157,32 @@ def plan_replay(messages: list[CaptureMessage]) -> ReplayPlan:
     return ReplayPlan(planned, repeats, books)
 
 
-class ReplayEngine:
-    """Replays a :class:`Capture` on a shared simulated clock to subscribed connections."""
+class StreamEngine:
+    """What every replay shares: the simulated clock, one book per symbol, the clients, the REST
+    views. Subclasses produce the messages (:class:`ReplayEngine` from a capture,
+    :class:`rtcrypto.simulator.history_replay.HistoryReplayEngine` from minute bars)."""
 
     def __init__(
         self,
-        capture: Capture,
+        symbols: Iterable[str],
+        origin_ms: int,
         speed: float = 1.0,
-        loop: bool = False,
         wall: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.capture = capture
-        self.plan = plan_replay(capture.messages)
         self.speed = speed
-        self.loop = loop
-        self.clock = SimulatedClock(capture.first_ms, speed, wall)
-        self.loop_shift_ms = capture.span_ms + 1000
-        self.books: dict[str, LevelBook] = {symbol: LevelBook(symbol) for symbol in capture.symbols}
+        self.loop = False
+        self.clock = SimulatedClock(origin_ms, speed, wall)
+        self.books: dict[str, LevelBook] = {symbol: LevelBook(symbol) for symbol in symbols}
         self.tickers: dict[str, TickerState] = defaultdict(TickerState)
         self.subscribers: dict[str, set[MarketDataConnection]] = defaultdict(set)
-        self.loop_index = 0
-        self.loops_completed = 0
         self.lines_replayed = 0
         self.change_events_replayed = 0
         self.done = False
         self._start_requested = asyncio.Event()
         self._has_subscribers = asyncio.Event()
         self._position = 0  # replay position of the last applied message (0: none yet)
-        self._pending_ms: int | None = capture.first_ms  # time of the next message to replay
-        self._last_applied_ms = capture.first_ms - 1
+        self._pending_ms: int | None = origin_ms  # time of the next message to replay
+        self._last_applied_ms = origin_ms - 1
 
     # --- control -------------------------------------------------------------------------------
     @property
@@ -195,8 +192,154 @@ class ReplayEngine:
     def start(self) -> None:
         """Start the replay (idempotent)."""
         if not self._start_requested.is_set():
-            log.info("replay starting messages=%d speed=%s", len(self.plan.messages), self.speed)
+            log.info("replay starting %s speed=%s", self.describe(), self.speed)
             self._start_requested.set()
+
+    def describe(self) -> str:
+        """What is replayed, for the start log line."""
+        return ""
+
+    async def run(self) -> None:
+        """Replay to the end, then let the clock run on (subclasses)."""
+        raise NotImplementedError
+
+    def status(self) -> dict[str, Any]:
+        """What ``GET /_sim/status`` reports (subclasses)."""
+        raise NotImplementedError
+
+    # --- pacing and fan-out ------------------------------------------------------------
+    async def _pace(self, symbol: str, ts_ms: int, index: int) -> None:
+        if self.speed > 0:
+            delay_s = self.clock.wall_delay_s(ts_ms)
+            if delay_s > 0:
+                await asyncio.sleep(delay_s)
+            elif index % YIELD_EVERY_MESSAGES == 0:
+                await asyncio.sleep(0)  # running behind (high speed): still let others run
+            return
+        # As fast as possible, but only as fast as the clients read, and not for nobody.
+        if not self._has_subscribers.is_set():
+            await self._has_subscribers.wait()
+        for connection in self.subscribers.get(symbol, ()):
+            if not connection.drained.is_set():
+                await connection.drained.wait()
+                break  # the set may have changed while waiting; the next message checks again
+        if index % YIELD_EVERY_MESSAGES == 0:
+            await asyncio.sleep(0)
+
+    def _publish(self, frame: ReplayFrame) -> None:
+        for connection in list(self.subscribers.get(frame.symbol, ())):
+            connection.push(frame)
+            if self.speed > 0 and connection.backlog > MAX_BACKLOG_FRAMES:
+                log.warning(
+                    "dropping slow client peer=%s backlog=%d", connection.peer, connection.backlog
+                )
+                self.unsubscribe(connection)
+                asyncio.get_running_loop().create_task(connection.close("slow consumer"))
+
+    # --- clients -------------------------------------------------------------------------------
+    def subscribe(self, connection: MarketDataConnection, symbol: str) -> None:
+        """Add a client to a symbol's stream, first queueing the current book if there is one."""
+        book = self.books.get(symbol)
+        if book is not None and book.initialized:
+            connection.push(self.snapshot_frame(symbol, connection.protocol))
+        self.subscribers[symbol].add(connection)
+        connection.symbols.add(symbol)
+        self._has_subscribers.set()
+        self.start()
+
+    def unsubscribe(self, connection: MarketDataConnection) -> None:
+        for symbol in connection.symbols:
+            self.subscribers[symbol].discard(connection)
+        if not any(self.subscribers.values()):
+            self._has_subscribers.clear()
+
+    def connections(self) -> set[MarketDataConnection]:
+        return {connection for group in self.subscribers.values() for connection in group}
+
+    def client_counts(self) -> dict[str, int]:
+        """Open market-data clients in total and per protocol (for ``/_sim/status``)."""
+        connections = self.connections()
+        return {
+            "total": len(connections),
+            "v1": sum(connection.protocol == "v1" for connection in connections),
+            "v2": sum(connection.protocol == "v2" for connection in connections),
+        }
+
+    def snapshot_frame(self, symbol: str, protocol: WireProtocol) -> ReplayFrame:
+        """The current book of ``symbol`` as one ``initial`` update (v1) or full ``l2_updates`` (v2)."""
+        ts_ms = self.stream_time_ms()
+        events = self.books[symbol].snapshot_events()
+        event_id = 2 * self._position + 1
+        if protocol == "v1":
+            return ReplayFrame(
+                symbol,
+                event_id,
+                ts_ms,
+                len(events),
+                wire.v1_update_tail(event_id, ts_ms, events),
+                None,
+            )
+        v2_text = wire.v2_l2_updates(symbol, wire.v1_events_to_v2_changes(events))
+        return ReplayFrame(symbol, event_id, ts_ms, len(events), None, v2_text)
+
+    # --- time ----------------------------------------------------------------------------------
+    def stream_time_ms(self) -> int:
+        """Simulated now, but never past a message not yet replayed: every message with an
+        earlier time has been queued to every client (heartbeats and snapshots use this)."""
+        now_ms = self.clock.now_ms()
+        if self._pending_ms is not None:
+            now_ms = min(now_ms, self._pending_ms - 1)
+        return max(now_ms, self._last_applied_ms)
+
+    def heartbeat_time_ms(self, connection: MarketDataConnection) -> int:
+        """A heartbeat time for ``connection``: the stream time, never before what it was sent."""
+        stream_ms = self.stream_time_ms()
+        if connection.last_pushed_ms is not None and connection.last_pushed_ms > stream_ms:
+            return connection.last_pushed_ms
+        return stream_ms
+
+    # --- REST views ----------------------------------------------------------------------------
+    def pubticker(self, symbol: str) -> dict[str, Any]:
+        """Gemini ``GET /v1/pubticker/<symbol>`` from the current book and trades."""
+        book = self.books.get(symbol)
+        best_bid = book.best_bid() if book else None
+        best_ask = book.best_ask() if book else None
+        now_ms = self.stream_time_ms()
+        ticker = self.tickers[symbol]
+        base_volume, quote_volume = ticker.volume(now_ms)
+        base, quote = wire.split_symbol(symbol)
+        return {
+            "bid": best_bid.price if best_bid else None,
+            "ask": best_ask.price if best_ask else None,
+            "volume": {
+                base: decimal_text(base_volume),
+                quote: decimal_text(quote_volume),
+                "timestamp": now_ms,
+            },
+            "last": ticker.last_price,
+        }
+
+
+class ReplayEngine(StreamEngine):
+    """Replays a :class:`Capture` on a shared simulated clock to subscribed connections."""
+
+    def __init__(
+        self,
+        capture: Capture,
+        speed: float = 1.0,
+        loop: bool = False,
+        wall: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(capture.symbols, capture.first_ms, speed, wall)
+        self.capture = capture
+        self.plan = plan_replay(capture.messages)
+        self.loop = loop
+        self.loop_shift_ms = capture.span_ms + 1000
+        self.loop_index = 0
+        self.loops_completed = 0
+
+    def describe(self) -> str:
+        return f"messages={len(self.plan.messages)}"
 
     async def run(self) -> None:
         """Replay until the capture ends (forever with ``loop``), then let the clock run on."""
@@ -228,24 +371,6 @@ class ReplayEngine:
             frame = self._apply(planned, base_position + index + 1, ts_ms)
             if frame is not None:
                 self._publish(frame)
-
-    async def _pace(self, symbol: str, ts_ms: int, index: int) -> None:
-        if self.speed > 0:
-            delay_s = self.clock.wall_delay_s(ts_ms)
-            if delay_s > 0:
-                await asyncio.sleep(delay_s)
-            elif index % YIELD_EVERY_MESSAGES == 0:
-                await asyncio.sleep(0)  # running behind (high speed): still let others run
-            return
-        # As fast as possible, but only as fast as the clients read, and not for nobody.
-        if not self._has_subscribers.is_set():
-            await self._has_subscribers.wait()
-        for connection in self.subscribers.get(symbol, ()):
-            if not connection.drained.is_set():
-                await connection.drained.wait()
-                break  # the set may have changed while waiting; the next message checks again
-        if index % YIELD_EVERY_MESSAGES == 0:
-            await asyncio.sleep(0)
 
     # --- applying one message ------------------------------------------------------------------
     def _events_for(self, planned: PlannedMessage) -> PlannedEvents:
@@ -305,94 +430,10 @@ class ReplayEngine:
                 v2_text = wire.v2_l2_updates_json(message.symbol, events.changes_json, v2_trades)
         return ReplayFrame(message.symbol, event_id, ts_ms, events.change_count, v1_tail, v2_text)
 
-    def _publish(self, frame: ReplayFrame) -> None:
-        for connection in list(self.subscribers.get(frame.symbol, ())):
-            connection.push(frame)
-            if self.speed > 0 and connection.backlog > MAX_BACKLOG_FRAMES:
-                log.warning(
-                    "dropping slow client peer=%s backlog=%d", connection.peer, connection.backlog
-                )
-                self.unsubscribe(connection)
-                asyncio.get_running_loop().create_task(connection.close("slow consumer"))
-
-    # --- clients -------------------------------------------------------------------------------
-    def subscribe(self, connection: MarketDataConnection, symbol: str) -> None:
-        """Add a client to a symbol's stream, first queueing the current book if there is one."""
-        book = self.books.get(symbol)
-        if book is not None and book.initialized:
-            connection.push(self.snapshot_frame(symbol, connection.protocol))
-        self.subscribers[symbol].add(connection)
-        connection.symbols.add(symbol)
-        self._has_subscribers.set()
-        self.start()
-
-    def unsubscribe(self, connection: MarketDataConnection) -> None:
-        for symbol in connection.symbols:
-            self.subscribers[symbol].discard(connection)
-        if not any(self.subscribers.values()):
-            self._has_subscribers.clear()
-
-    def connections(self) -> set[MarketDataConnection]:
-        return {connection for group in self.subscribers.values() for connection in group}
-
-    def snapshot_frame(self, symbol: str, protocol: WireProtocol) -> ReplayFrame:
-        """The current book of ``symbol`` as one ``initial`` update (v1) or full ``l2_updates`` (v2)."""
-        ts_ms = self.stream_time_ms()
-        events = self.books[symbol].snapshot_events()
-        event_id = 2 * self._position + 1
-        if protocol == "v1":
-            return ReplayFrame(
-                symbol,
-                event_id,
-                ts_ms,
-                len(events),
-                wire.v1_update_tail(event_id, ts_ms, events),
-                None,
-            )
-        v2_text = wire.v2_l2_updates(symbol, wire.v1_events_to_v2_changes(events))
-        return ReplayFrame(symbol, event_id, ts_ms, len(events), None, v2_text)
-
-    # --- time ----------------------------------------------------------------------------------
-    def stream_time_ms(self) -> int:
-        """Simulated now, but never past a message not yet replayed: every message with an
-        earlier time has been queued to every client (heartbeats and snapshots use this)."""
-        now_ms = self.clock.now_ms()
-        if self._pending_ms is not None:
-            now_ms = min(now_ms, self._pending_ms - 1)
-        return max(now_ms, self._last_applied_ms)
-
-    def heartbeat_time_ms(self, connection: MarketDataConnection) -> int:
-        """A heartbeat time for ``connection``: the stream time, never before what it was sent."""
-        stream_ms = self.stream_time_ms()
-        if connection.last_pushed_ms is not None and connection.last_pushed_ms > stream_ms:
-            return connection.last_pushed_ms
-        return stream_ms
-
-    # --- REST views ----------------------------------------------------------------------------
-    def pubticker(self, symbol: str) -> dict[str, Any]:
-        """Gemini ``GET /v1/pubticker/<symbol>`` from the current book and trades."""
-        book = self.books.get(symbol)
-        best_bid = book.best_bid() if book else None
-        best_ask = book.best_ask() if book else None
-        now_ms = self.stream_time_ms()
-        ticker = self.tickers[symbol]
-        base_volume, quote_volume = ticker.volume(now_ms)
-        base, quote = wire.split_symbol(symbol)
-        return {
-            "bid": best_bid.price if best_bid else None,
-            "ask": best_ask.price if best_ask else None,
-            "volume": {
-                base: decimal_text(base_volume),
-                quote: decimal_text(quote_volume),
-                "timestamp": now_ms,
-            },
-            "last": ticker.last_price,
-        }
-
     def status(self) -> dict[str, Any]:
         """What ``GET /_sim/status`` reports."""
-        connections = self.connections()
         return {
+            "mode": "capture",
             "started": self.started,
             "done": self.done,
             "speed": self.speed,
@@ -404,11 +445,7 @@ class ReplayEngine:
             "messages_per_loop": len(self.plan.messages),
             "later_loops_repeat": self.plan.later_loops_repeat,
             "simulated_time_ms": self.stream_time_ms(),
-            "clients": {
-                "total": len(connections),
-                "v1": sum(connection.protocol == "v1" for connection in connections),
-                "v2": sum(connection.protocol == "v2" for connection in connections),
-            },
+            "clients": self.client_counts(),
             "capture": {
                 "venue": self.capture.venue,
                 "sources": list(self.capture.sources),

@@ -38,7 +38,7 @@ from aiohttp import web
 
 from rtcrypto.captures import LevelBook, decimal_text
 from rtcrypto.exchange.signing import SignedRequestError, verify_private_request
-from rtcrypto.simulator.replay import ReplayEngine
+from rtcrypto.simulator.replay import StreamEngine
 from rtcrypto.simulator.wire import invalid_symbol_body, split_symbol
 
 log = logging.getLogger("simulator")
@@ -224,7 +224,7 @@ class Sandbox:
 
     def __init__(
         self,
-        engine: ReplayEngine,
+        engine: StreamEngine,
         accounts: Sequence[SandboxAccount],
         valid_symbols: set[str],
         taker_fee_pct: Decimal = DEFAULT_FEE_PCT,

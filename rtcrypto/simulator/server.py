@@ -35,13 +35,20 @@ from rtcrypto.captures import (
     shift_capture,
     whole_minutes_until,
 )
+from rtcrypto.simulator.calibration import load_calibration
 from rtcrypto.simulator.connections import (
     HeartbeatItem,
     MarketDataConnection,
     RawFrame,
     WireProtocol,
 )
-from rtcrypto.simulator.replay import ReplayEngine
+from rtcrypto.simulator.history_replay import (
+    HistoryReplay,
+    HistoryReplayEngine,
+    iso_utc,
+    load_replay_bars,
+)
+from rtcrypto.simulator.replay import ReplayEngine, StreamEngine
 from rtcrypto.simulator.sandbox import (
     DEFAULT_FEE_PCT,
     Sandbox,
@@ -72,8 +79,18 @@ class SimulatorOptions:
     shift_to_now: bool = False  # move the capture's times to now, by whole minutes
     sandbox_accounts: tuple[SandboxAccount, ...] = ()  # API keys of the private endpoints
     sandbox_fee_pct: Decimal = DEFAULT_FEE_PCT  # taker fee of sandbox fills, percent
+    history: HistoryReplay | None = None  # replay minute bars instead of a capture
 
     def __post_init__(self) -> None:
+        if self.history is not None:
+            if self.capture_paths:
+                raise ValueError("--capture and --history are mutually exclusive: choose one")
+            if self.loop:
+                raise ValueError("--loop replays a capture again; a --history replay ends at --end")
+            if self.shift_to_now:
+                raise ValueError(
+                    "--shift-to-now applies to --capture; a --history replay keeps the bars' time"
+                )
         if self.speed < 0:
             raise ValueError(f"--speed must be >= 0 (0 = as fast as possible), got {self.speed}")
         if self.heartbeat_interval_s <= 0:
@@ -91,18 +108,18 @@ class Simulator:
 
     def __init__(self, options: SimulatorOptions, capture: Capture | None = None) -> None:
         self.options = options
-        self.capture = capture if capture is not None else load_capture(*options.capture_paths)
         self.shift_ms = 0  # how far the replay's clock is ahead of the capture's (whole minutes)
-        if options.shift_to_now and self.capture.messages:
-            shift_ms = whole_minutes_until(self.capture.first_ms, time.time_ns() // 1_000_000)
-            self.capture = shift_capture(self.capture, shift_ms)
-            self.shift_ms = shift_ms
-            log.info("capture times shifted to now by %d whole minutes", shift_ms // 60_000)
-        self.engine = ReplayEngine(self.capture, speed=options.speed, loop=options.loop)
-        self.rest_symbols = self._rest_symbols()
-        self.valid_symbols = {symbol.upper() for symbol in self.rest_symbols} | set(
-            self.capture.symbols
-        )
+        self.capture: Capture | None = None
+        self.engine: StreamEngine
+        if options.history is not None:
+            self.engine = self._history_engine(options.history)
+            symbols = [options.history.symbol]
+        else:
+            capture_engine = self._capture_engine(capture)
+            symbols = capture_engine.capture.symbols
+            self.engine = capture_engine
+        self.rest_symbols = self._rest_symbols(symbols)
+        self.valid_symbols = {symbol.upper() for symbol in self.rest_symbols} | set(symbols)
         self.drop_armed = options.drop_after is not None  # --drop-after fires once, then disarms
         self.connections: set[MarketDataConnection] = set()  # every open market-data socket
         self._replay_task: asyncio.Task[None] | None = None
@@ -111,6 +128,15 @@ class Simulator:
             self.engine, options.sandbox_accounts, self.valid_symbols, options.sandbox_fee_pct
         )
         self.request_counts: Counter[str] = Counter()  # per route, for /_sim/status
+
+    def _capture_engine(self, capture: Capture | None) -> ReplayEngine:
+        options = self.options
+        self.capture = capture if capture is not None else load_capture(*options.capture_paths)
+        if options.shift_to_now and self.capture.messages:
+            shift_ms = whole_minutes_until(self.capture.first_ms, time.time_ns() // 1_000_000)
+            self.capture = shift_capture(self.capture, shift_ms)
+            self.shift_ms = shift_ms
+            log.info("capture times shifted to now by %d whole minutes", shift_ms // 60_000)
         log.info(
             "capture loaded venue=%s messages=%d symbols=%s skipped_lines=%d span_s=%.1f",
             self.capture.venue,
@@ -119,13 +145,32 @@ class Simulator:
             self.capture.lines_skipped,
             self.capture.span_ms / 1000,
         )
+        return ReplayEngine(self.capture, speed=options.speed, loop=options.loop)
 
-    def _rest_symbols(self) -> list[str]:
+    def _history_engine(self, spec: HistoryReplay) -> HistoryReplayEngine:
+        calibration = load_calibration(spec.calibration_path)
+        bars = load_replay_bars(spec)
+        gaps = bars.gaps()
+        log.info(
+            "history replay: prices real (minute bars of %s), book modelled (calibration %s, "
+            "%s) minutes=%d first=%s halts=%d seed=%d symbol=%s",
+            spec.source,
+            calibration.label,
+            spec.calibration_path,
+            len(bars),
+            iso_utc(int(bars.ts_ms[0])),
+            len(gaps),
+            spec.seed,
+            spec.symbol,
+        )
+        return HistoryReplayEngine(spec, bars, calibration, speed=self.options.speed)
+
+    def _rest_symbols(self, symbols: list[str]) -> list[str]:
         if self.options.symbols_file is not None:
             return load_rest_symbols(self.options.symbols_file)
-        if self.capture.rest_symbols is not None:
+        if self.capture is not None and self.capture.rest_symbols is not None:
             return [symbol.lower() for symbol in self.capture.rest_symbols]
-        return [symbol.lower() for symbol in self.capture.symbols]
+        return [symbol.lower() for symbol in symbols]
 
     # --- application ---------------------------------------------------------------------------
     def create_app(self) -> web.Application:

@@ -2,13 +2,15 @@
 
 ``Trader.on_liquidity`` is called once per ``liquidity.minute.v1`` record of the traded symbol:
 
-1. skip a record older than ``max_record_age_ms`` (a backlog after downtime is not traded);
+1. skip a record older than ``max_record_age_ms`` on the feed clock (``clock_ms``: the simulator's
+   time with the simulator feed, see :mod:`rtcrypto.feedclock`; a backlog is not traded);
 2. look up the forecast side of the decision minute (the record's window end, moved back by the
    feed's clock offset: the simulator replays an old capture shifted to now);
 3. balances from the exchange -> ``decide_order`` (the one strategy, shared with the backtester);
 4. deterministic ``client_order_id`` (forecast version, minute, side): an id the journal already
    has is never sent again;
-5. price it from the top of the book, pass the risk gate;
+5. price it from the top of the book, pass the risk gate (``trading.orders.size_order``, the
+   same functions the backtests use);
 6. journal ``sent`` (fsync) -> exchange -> journal ``result`` -> ledger -> recorder.
 
 ``reconcile`` runs once at start: every pending order is looked up on the exchange by its
@@ -22,7 +24,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from rtcrypto.exchange.base import (
@@ -31,19 +33,19 @@ from rtcrypto.exchange.base import (
     ExchangeUnavailableError,
     OrderRequest,
     OrderStatus,
-    TopOfBook,
 )
 from rtcrypto.ledger import Ledger
-from rtcrypto.risk import RiskLimits, RiskState, check_order
-from rtcrypto.strategy import Balances, OrderIntent, Side, StrategyParams, decide_order
+from rtcrypto.risk import RiskLimits, RiskState
+from rtcrypto.strategy import Balances, Side, StrategyParams, decide_order
 from rtcrypto.trader.forecasts import ForecastSource
 from rtcrypto.trader.journal import OrderJournal, SentOrder
 from rtcrypto.trader.recorder import TradeContext, TradeRecorder
+from rtcrypto.trading.orders import price_intent, risk_state_for, size_order
 
 log = logging.getLogger(__name__)
 
-SATOSHI = Decimal("0.00000001")
-DAY_MS = 86_400_000
+__all__ = ["LiquidityReading", "MalformedRecordError", "Outcome", "Trader", "price_intent"]
+
 HUNDRED = Decimal(100)
 FORECAST_INDEX_BEFORE_MS = 3_600_000  # forecast minutes indexed around now: 1 h back,
 FORECAST_INDEX_AFTER_MS = 86_400_000  # one day ahead
@@ -90,34 +92,6 @@ def parse_liquidity(record: Any) -> LiquidityReading:
 def client_order_id(forecast_version: str, minute_ms: int, side: Side) -> str:
     """Deterministic: the same decision always gets the same id, so it is never sent twice."""
     return f"rtc-{forecast_version}-{minute_ms}-{side.value}"
-
-
-def price_intent(
-    intent: OrderIntent, book: TopOfBook, fee_rate: Decimal, client_id: str, symbol: str
-) -> OrderRequest | None:
-    """An IOC limit order for ``intent``: a buy at the ask sized so cost plus fee fits the quote
-    amount; a sell of the whole quantity at the bid. None if the book has no price or size is 0."""
-    if intent.side is Side.buy:
-        if book.ask <= 0 or intent.quote_amount is None:
-            return None
-        quantity = (intent.quote_amount / (book.ask * (1 + fee_rate))).quantize(
-            SATOSHI, rounding=ROUND_DOWN
-        )
-        limit = book.ask
-    else:
-        if book.bid <= 0 or intent.base_quantity is None:
-            return None
-        quantity = intent.base_quantity.quantize(SATOSHI, rounding=ROUND_DOWN)
-        limit = book.bid
-    if quantity <= 0:
-        return None
-    return OrderRequest(
-        client_order_id=client_id,
-        symbol=symbol.lower(),
-        side=intent.side,
-        quantity=quantity,
-        limit_price=limit,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +144,7 @@ class Trader:
         self.orders_sent = 0
         self.last_event_ms: int | None = None
         self.last_error: str | None = None
+        self._forecast_indexed_until_ms: int | None = None  # on the forecast's clock
 
     # --- start-up ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -280,7 +255,7 @@ class Trader:
                 self.resolve_pending()
             except ExchangeError as error:
                 return Outcome("skip", f"an earlier order is still unresolved: {error}")
-        if self.forecasts.refresh():
+        if self.forecasts.refresh() or self._forecast_index_due(now):
             self._record_forecast()
         version = self.forecasts.version
         if version is None:
@@ -304,13 +279,20 @@ class Trader:
             return Outcome("skip", "already sent this minute's order", cid)
         book = self.exchange.top_of_book(self.symbol)
         self.recorder.ticker(book)
-        order = price_intent(intent, book, self.fee_rate, cid, self.symbol)
-        if order is None:
-            return Outcome("skip", "nothing to order at this price", cid)
-        verdict = check_order(order, self._risk_state(balances, now), self.limits, now)
+        verdict = size_order(
+            intent,
+            book,
+            fee_rate=self.fee_rate,
+            client_order_id=cid,
+            symbol=self.symbol,
+            risk_state=self._risk_state(balances, now),
+            limits=self.limits,
+            now_ms=now,
+        )
         if verdict.order is None:
-            log.warning("risk gate refused client_order_id=%s: %s", cid, verdict.reason)
-            return Outcome("skip", f"risk: {verdict.reason}", cid)
+            if verdict.refused_by_risk:
+                log.warning("risk gate refused client_order_id=%s: %s", cid, verdict.reason)
+            return Outcome("skip", verdict.reason, cid)
         return self._send(verdict.order, version, minute_ms, now)
 
     def _record_forecast(self) -> None:
@@ -325,21 +307,23 @@ class Trader:
         )
         frame = current.frame.iloc[window.nonzero()[0]] if window.any() else current.frame.iloc[:0]
         self.recorder.forecast(current.version, frame, self.forecast_offset_ms)
+        self._forecast_indexed_until_ms = now_ms + FORECAST_INDEX_AFTER_MS
+
+    def _forecast_index_due(self, now_ms: int) -> bool:
+        """Half of the indexed forecast day has passed on the feed clock: index the next one (a
+        replay at 60x passes a day in 24 minutes; the documents' ids make overlaps harmless)."""
+        until = self._forecast_indexed_until_ms
+        if until is None:
+            return False
+        return now_ms - self.forecast_offset_ms >= until - FORECAST_INDEX_AFTER_MS // 2
 
     def _risk_state(self, balances: Balances, now_ms: int) -> RiskState:
-        day_start = now_ms - now_ms % DAY_MS
-        realised = Decimal(0)
-        if self.ledger is not None:
-            realised = sum(
-                (t.pnl_usd for t in self.ledger.round_trips if t.exit.ts_event_ms >= day_start),
-                Decimal(0),
-            )
-        return RiskState(
-            position_btc=balances.btc,
-            realised_pnl_today_usd=realised,
-            recent_order_times_ms=self.journal.send_times_ms()[
-                -self.limits.max_orders_per_minute - 1 :
-            ],
+        return risk_state_for(
+            balances.btc,
+            self.ledger.round_trips if self.ledger is not None else (),
+            self.journal.send_times_ms(),
+            self.limits,
+            now_ms,
             kill_switch=self.kill_switch(),
         )
 

@@ -18,10 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import requests
-
 from rtcrypto.config import Feed, Settings, get_settings
 from rtcrypto.exchange.base import ExchangeAdapter, ExchangeError
+from rtcrypto.feedclock import FeedClock, FeedClockError, SimulatorTime
 from rtcrypto.kafka_io import KafkaUnavailable, RecordProducer, make_producer
 from rtcrypto.risk import RiskLimits
 from rtcrypto.schemas import DeadLetter, Heartbeat
@@ -44,29 +43,34 @@ class TraderConfigError(ValueError):
     """The trader cannot start with these settings; the message names the setting."""
 
 
-def forecast_offset_ms(settings: Settings) -> int:
-    """How far the feed's clock is ahead of the forecast's: the simulator's replay shift."""
+def forecast_offset_ms(settings: Settings, clock: FeedClock | None = None) -> int:
+    """How far the feed's clock is ahead of the forecast's: the simulator's replay shift.
+
+    ``RTC_TRADER_FORECAST_OFFSET_MS`` if set; 0 for the live feed; else the simulator's
+    ``shift_ms`` (a capture replay shifted to now; 0 for a history replay on its own time)."""
     if settings.trader_forecast_offset_ms is not None:
         return settings.trader_forecast_offset_ms
     if settings.feed is Feed.live:
         return 0
-    url = f"http://{settings.simulator_host}:{settings.simulator_port}/_sim/status"
+    return (clock or start_feed_clock(settings)).shift_ms
+
+
+def start_feed_clock(settings: Settings) -> FeedClock:
+    """The feed clock, read once: the simulator must answer (``TraderConfigError`` names how)."""
     try:
-        response = requests.get(url, timeout=5)
-        response.raise_for_status()
-        return int(response.json().get("shift_ms", 0))
-    except (requests.RequestException, ValueError) as error:
-        raise TraderConfigError(
-            f"cannot read the simulator's replay shift from {url} ({error}): start the simulator "
-            "or set RTC_TRADER_FORECAST_OFFSET_MS"
-        ) from None
+        return FeedClock.from_settings(settings).start()
+    except FeedClockError as error:
+        raise TraderConfigError(str(error)) from None
 
 
-def build_exchange(settings: Settings) -> ExchangeAdapter:
-    """``paper`` (default) against the feed's public book, or ``gemini`` (sandbox / live)."""
+def build_exchange(
+    settings: Settings, clock_ms: Callable[[], int] | None = None
+) -> ExchangeAdapter:
+    """``paper`` (default) against the feed's public book, or ``gemini`` (sandbox / live);
+    book reads and paper fills are timed on ``clock_ms`` (the feed clock)."""
     from rtcrypto.exchange import factory
 
-    return factory.exchange_from_settings(settings)
+    return factory.exchange_from_settings(settings, clock_ms)
 
 
 def build_recorder(settings: Settings, exchange_name: str) -> TradeRecorder:
@@ -204,26 +208,43 @@ class TraderService:
             self._send_heartbeat()
 
     def _send_heartbeat(self) -> None:
-        now = self._clock_ms()
+        now = self._clock_ms()  # the heartbeat's own time: wall clock (the supervisor's)
         last = self.trader.last_event_ms
+        lag_ms = None if last is None else max(0, self.trader.clock_ms() - last)  # feed clock
         beat = Heartbeat(
             service=SERVICE,
             instance=self.instance,
             ts_ms=now,
             processed=self.trader.processed,
             last_event_ms=last,
-            lag_ms=None if last is None else max(0, now - last),
+            lag_ms=lag_ms,
             dead_letters=self.stats.dead_letters,
             last_error=self.trader.last_error,
         )
         self.producer.send(self.settings.topics.heartbeat, SERVICE.encode(), beat.to_bytes())
 
 
-def build_trader(settings: Settings) -> Trader:
-    """The trader wired from settings (exchange, journal, forecast, recorder, limits)."""
+def record_age_budget_ms(max_age_s: float | None, reading: SimulatorTime | None) -> int | None:
+    """How old (feed ms) a liquidity record may be when the trader reads it.
+
+    ``trader_max_record_age_s`` is the delay a user tolerates between a window's end and the
+    decision, in wall seconds; a replay at X times speed moves the feed clock X times as far in that
+    wall time, so the budget on the feed clock is X times larger (speed 0 and the live feed: 1x).
+    """
+    if max_age_s is None:
+        return None
+    speed = reading.speed if reading is not None and reading.speed > 1 else 1.0
+    return int(max_age_s * 1000 * speed)
+
+
+def build_trader(settings: Settings, clock: FeedClock | None = None) -> Trader:
+    """The trader wired from settings (exchange, journal, forecast, recorder, limits), on the
+    feed clock: staleness, risk windows, journal, order and fill times are the feed's time."""
     from rtcrypto.forecast.publish import resolve_forecast_dir
 
-    exchange = build_exchange(settings)
+    clock = clock or start_feed_clock(settings)
+    log.info("trader clock: %s", clock.describe())
+    exchange = build_exchange(settings, clock.now_ms)
     kill_path = settings.kill_switch_path
 
     def kill_switch() -> bool:
@@ -250,10 +271,10 @@ def build_trader(settings: Settings) -> Trader:
         symbol=settings.trader_symbol,
         mode=settings.trading_mode.value,
         taker_fee_pct=settings.taker_fee_pct,
-        clock_ms=now_ms,
+        clock_ms=clock.now_ms,
         kill_switch=kill_switch,
-        forecast_offset_ms=forecast_offset_ms(settings),
-        max_record_age_ms=None if max_age is None else int(max_age * 1000),
+        forecast_offset_ms=forecast_offset_ms(settings, clock),
+        max_record_age_ms=record_age_budget_ms(max_age, clock.reading),
         after_send=crash_after_send if fault_exit else None,
     )
 

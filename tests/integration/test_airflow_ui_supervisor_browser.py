@@ -61,6 +61,7 @@ def supervised(tmp_path: Path, kafka_broker: str, fresh_topics: Topics) -> Itera
         topics=fresh_topics,
         feed=Feed.simulator,
         simulator_capture=GEMINI_CAPTURE,
+        simulator_replay="capture",  # this test replays the recorded capture, looped
         simulator_port=free_port(),
         heartbeat_interval_s=1.0,
         reconnect_initial_s=0.2,

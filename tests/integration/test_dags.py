@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import REPO, SHARED_DATA, isolated_airflow_env
+from tests.helpers import REPO, SHARED_DATA, free_port, isolated_airflow_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -55,6 +55,7 @@ def run_dag(airflow_env: dict[str, str]) -> Callable[..., dict[str, Any]]:
         *,
         logical_date: datetime | None = None,
         env: dict[str, str] | None = None,
+        timeout_s: float = 300,
     ) -> dict[str, Any]:
         dates = [] if logical_date is None else [logical_date.isoformat()]
         completed = subprocess.run(
@@ -63,7 +64,7 @@ def run_dag(airflow_env: dict[str, str]) -> Callable[..., dict[str, Any]]:
             cwd=REPO,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=timeout_s,
         )
         output = completed.stdout + completed.stderr
         lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_MARK)]
@@ -132,9 +133,9 @@ def test_forecast_retrain_trains_backtests_and_publishes(
 def test_trade_report_builds_the_report_of_its_data_interval(
     airflow_env: dict[str, str], run_dag, search_node: str, services_report
 ) -> None:
-    """Known documents (a real Ledger's two round trips) inside the run's data interval and
-    another set just after it: the report holds exactly the ones inside; a rerun of the same
-    interval writes the same files."""
+    """Live feed (the feed clock is the wall clock): known documents (a real Ledger's two round
+    trips) inside the run's data interval and another set just after it: the report holds
+    exactly the ones inside; a rerun of the same interval writes the same files."""
     from rtcrypto.search import search_client
     from rtcrypto.search.indices import ensure_templates
     from tests.trade_documents import drop_prefix, index_actions, trade_scenario
@@ -152,6 +153,7 @@ def test_trade_report_builds_the_report_of_its_data_interval(
         env = {
             "RTC_SEARCH_URL": search_node,
             "RTC_SEARCH_INDEX_PREFIX": prefix,
+            "RTC_FEED": "live",
             # The supervisor DAGs import the project's operators from plugins/ at parse time.
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         }
@@ -186,6 +188,63 @@ def test_trade_report_builds_the_report_of_its_data_interval(
         drop_prefix(client, prefix)
         client.close()
     services_report(f"dag.test trade_report (one day, 2 round trips): {seconds:.0f} s")
+
+
+def test_trade_report_reviews_the_last_hours_of_the_feed_clock(
+    airflow_env: dict[str, str], run_dag, search_node: str
+) -> None:
+    """Simulator feed, simulator stopped: the run's wall-clock data interval (2026-12) holds
+    nothing; the DAG reviews the last RTC_REPORT_HOURS before the newest recorded time (a
+    replayed 2021 day), and its summary says which clock it used."""
+    from rtcrypto.search import search_client
+    from rtcrypto.search.indices import ensure_templates
+    from tests.helpers import free_port
+    from tests.trade_documents import drop_prefix, index_actions, trade_scenario
+
+    logical_date = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+    earlier_ms = int(datetime(2021, 4, 17, 10, 0, tzinfo=UTC).timestamp() * 1000)
+    replayed_ms = int(datetime(2021, 4, 17, 16, 0, tzinfo=UTC).timestamp() * 1000)
+    prefix = f"rtcdagclock{uuid.uuid4().hex[:8]}"
+    client = search_client()
+    ensure_templates(client, prefix)
+    try:
+        earlier = trade_scenario(earlier_ms, prefix=prefix, order_prefix="earlier")
+        replayed = trade_scenario(replayed_ms, prefix=prefix, order_prefix="replayed")
+        index_actions(client, earlier.actions + replayed.actions)
+        newest_ms = max(
+            action.source.get("window_end_ms") or action.source["ts_ms"] + 1
+            for action in replayed.actions
+            if action.index in (f"{prefix}-liquidity", f"{prefix}-orders")
+        )
+        env = {
+            "RTC_SEARCH_URL": search_node,
+            "RTC_SEARCH_INDEX_PREFIX": prefix,
+            "RTC_FEED": "simulator",
+            "RTC_SIMULATOR_PORT": str(free_port()),  # nothing answers there
+            "RTC_REPORT_HOURS": "2",
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        }
+        result = run_dag("trade_report", {"mode": "paper"}, logical_date=logical_date, env=env)
+        assert result["state"] == "success", result["output"][-5000:]
+        end_ms = -(-newest_ms // 60_000) * 60_000
+        start = datetime.fromtimestamp((end_ms - 2 * 3_600_000) / 1000, UTC)
+        end = datetime.fromtimestamp(end_ms / 1000, UTC)
+        folder = (
+            Path(airflow_env["RTC_HOME"])
+            / "reports"
+            / "trade_report"
+            / f"{start:%Y-%m-%dT%H%MZ}--{end:%Y-%m-%dT%H%MZ}"
+        )
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["end_ms"] == end_ms and summary["start"].startswith("2021-04-17 1")
+        assert summary["trades"] == len(replayed.ledger.fills) == 4
+        assert "the simulator does not answer" in summary["clock"]
+        page = (folder / "report.html").read_text()
+        assert "replayed-paper-0-buy" in page and "earlier-paper" not in page
+        assert "newest time the trader recorded" in page
+    finally:
+        drop_prefix(client, prefix)
+        client.close()
 
 
 def test_search_provision_applies_templates_then_imports_kibana_objects_when_configured(
@@ -269,3 +328,110 @@ def test_search_provision_applies_templates_then_imports_kibana_objects_when_con
             )
         client.close()
     services_report(f"dag.test search_provision (templates, Kibana skipped): {seconds:.0f} s")
+
+
+NIGHTLY = datetime(2026, 12, 7, 0, 30, tzinfo=UTC)  # the schedule's 00:30 UTC
+
+
+def _rtc_up_history(root: Path, files: list[Path]) -> dict[str, str]:
+    """``files`` imported as `rtc up` imports them, into a fresh home; its RTC_* overrides."""
+    from rtcrypto.bootstrap import import_history
+    from rtcrypto.config import Settings
+
+    settings = Settings(home=root / "rtc", history_dir=root / "history")
+    import_history(settings, files)
+    return {
+        "RTC_HOME": str(root / "rtc"),
+        "RTC_HISTORY_DIR": str(root / "history"),
+        # nothing recorded under this prefix and no simulator: the trader's clock is unknown
+        "RTC_SEARCH_INDEX_PREFIX": f"test-retrain-{uuid.uuid4().hex[:8]}",
+        "RTC_SIMULATOR_PORT": str(free_port()),
+    }
+
+
+def test_nightly_retrain_at_0030_on_what_rtc_up_imports_succeeds_and_gates(
+    run_dag, tmp_path: Path, services_report
+) -> None:
+    """The scheduled logic at a 00:30 UTC logical date with the DAG's default params, on exactly
+    the files `rtc up` imports (every file of ../shared/data/minute: sources binance,
+    kaggle_bitstamp and bitstamp, whose 10 rows were picked before and failed the run) and the
+    first forecast `rtc up` publishes (trained on the 21 days before the replayed days,
+    2024-10-07 .. 10-28). The platform is down (no simulator, nothing recorded), so the trader's
+    clock is unknown and the rule picks binance's last 21 days (the default); the first forecast still covers
+    the day after that data, so the gate compares both on their common holdout."""
+    from rtcrypto.bootstrap import ensure_forecast, shared_minute_files
+    from rtcrypto.config import Settings
+
+    env = _rtc_up_history(tmp_path, shared_minute_files())
+    forecast_dir = tmp_path / "rtc" / "forecast"
+    first, published, _ = ensure_forecast(
+        Settings(home=tmp_path / "rtc", history_dir=tmp_path / "history", forecast_dir=forecast_dir)
+    )
+    assert published and (forecast_dir / "current").read_text().strip() == first
+    started = time.monotonic()
+    result = run_dag("forecast_retrain", {}, logical_date=NIGHTLY, env=env, timeout_s=600)
+    seconds = time.monotonic() - started
+    assert result["state"] == "success", result["output"][-5000:]
+    assert result["tasks"] == {
+        "select_window": "success",
+        "train_and_publish": "success",
+        "report": "success",
+    }, result["output"][-5000:]
+    assert (
+        "training window: binance 2024-10-14T20:20:00+00:00 .. 2024-11-04T20:20:00"
+        in (result["output"])
+    )
+    assert "the retrain judges by its data" in result["output"]
+    versions = sorted(
+        (path for path in (forecast_dir / "versions").iterdir() if path.name != first),
+        key=lambda path: path.stat().st_mtime,
+    )
+    assert len(versions) == 1, versions
+    version = versions[0].name
+    metadata = json.loads((versions[0] / "metadata.json").read_text())
+    assert metadata["source"] == "binance"
+    assert metadata["training"]["last"] == "2024-10-28T20:19:00+00:00"  # 7 days held out
+    assert metadata["train_options"]["max_fit_rows"] == 50_000  # the measured default
+    assert metadata["training"]["bucket_minutes"] == 1  # 21 days fit minute by minute
+    gate = metadata["gate"]
+    assert gate["rule"] in ("not_worse", "worse"), gate
+    assert gate["compared_with"] == first and gate["common_minutes"] == 7 * 1440, gate
+    current = (forecast_dir / "current").read_text().strip()
+    assert current == (version if gate["promoted"] else first)
+    assert f"gate ({gate['rule']}): " in result["output"]  # the report task's log
+    services_report(
+        f"dag.test forecast_retrain at 00:30 UTC on rtc up's history (30 days, 150k-minute "
+        f"horizon, default fit): {seconds:.0f} s"
+    )
+
+
+def test_nightly_retrain_with_only_the_10_bitstamp_rows_is_skipped_with_the_reason(
+    run_dag, tmp_path: Path
+) -> None:
+    from rtcrypto.bootstrap import shared_minute_files
+
+    bitstamp = [path for path in shared_minute_files() if path.name.startswith("bitstamp_")]
+    assert len(bitstamp) == 2
+    env = _rtc_up_history(tmp_path, bitstamp)
+    result = run_dag("forecast_retrain", {}, logical_date=NIGHTLY, env=env)
+    assert result["state"] == "success", result["output"][-5000:]  # not failed, not retried
+    assert set(result["tasks"].values()) == {"skipped"}, result["tasks"]
+    output = result["output"]
+    assert "no retrain: no history source holds a full 30-day window" in output
+    assert "bitstamp: 10 minutes 2025-01-06T23:56 .. 2025-01-07T00:05" in output
+    assert "split into training" not in output  # the old failure
+    assert not (tmp_path / "rtc" / "forecast" / "current").exists()
+
+    # a forced source that is not imported is a configuration error: failed at once, no retry
+    forced = run_dag(
+        "forecast_retrain",
+        {},
+        logical_date=NIGHTLY,
+        env={**env, "RTC_FORECAST_SOURCE": "gemini-feed"},
+    )
+    assert forced["state"] == "failed"
+    assert forced["tasks"]["select_window"] == "failed"
+    assert (
+        "RTC_FORECAST_SOURCE names source 'gemini-feed', which is not imported"
+        in (forced["output"])
+    )

@@ -43,6 +43,7 @@ def test_capture_lands_on_kafka_once_per_change_with_idempotent_keys(
     ingest = start_ingest(port, tmp_path)
     book = TopicReader(kafka_broker, fresh_topics.orderbook)
     trades = TopicReader(kafka_broker, fresh_topics.trades)
+    beats = TopicReader(kafka_broker, fresh_topics.heartbeat)
     try:
 
         def all_changes_arrived() -> bool:
@@ -62,7 +63,11 @@ def test_capture_lands_on_kafka_once_per_change_with_idempotent_keys(
         simulator.stop()
         book.close()
         trades.close()
+        beats.close()
     assert exit_code == 0, ingest.log()[-2000:]
+    # the event-time lag is on the feed clock: the 2021 capture's own time, not years behind
+    lags = [b["lag_ms"] for b in beats.values() if b["service"] == "ingest" and b["lag_ms"]]
+    assert lags and max(lags) < 600_000, lags
     assert "ingest stopped" in ingest.log()  # SIGTERM flushed and said so
 
     records = book.poll()

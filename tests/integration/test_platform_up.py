@@ -15,12 +15,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from rtcrypto.config import Settings, get_settings
+from rtcrypto.search.client import search_client
+from rtcrypto.search.indices import index_name
 from rtcrypto.stack import maven, process
 from tests.helpers import free_port
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -131,6 +137,9 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
         ), status.stdout
         assert re.search(r"^  spark-liquidity +last heartbeat", status.stdout, re.M), status.stdout
         assert re.search(r"^  spark-bars +last heartbeat", status.stdout, re.M), status.stdout
+        assert "prices real, order book modelled" in log  # rtc up says what the replay is
+        assert re.search(r"^market: real binance minute bars 2024-10-28 00:00", status_out, re.M)
+        loop = _daily_loop(rtc, env, tmp_path, home, started + first_record_s)
     finally:
         if up.poll() is None:
             up.terminate()  # stops following; the platform keeps running until `rtc down`
@@ -144,5 +153,128 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
     assert not process.list_processes(Settings(home=home))
     services_report(
         f"rtc up: first liquidity record {first_record_s:.0f} s after start (jars cached), "
-        "history imported, forecast published, indices provisioned, paper trader healthy"
+        "history imported, forecast published, indices provisioned, paper trader healthy; " + loop
     )
+
+
+def _fill_sides(client: Elasticsearch, prefix: str = "rtc") -> dict[str, int]:
+    """Paper fills in Elasticsearch by side."""
+    client.indices.refresh(index=index_name("fills", prefix), ignore_unavailable=True)
+    response = client.search(
+        index=index_name("fills", prefix),
+        size=0,
+        aggs={"sides": {"terms": {"field": "side"}}},
+        ignore_unavailable=True,
+    )
+    buckets = response.get("aggregations", {}).get("sides", {}).get("buckets", [])
+    return {bucket["key"]: int(bucket["doc_count"]) for bucket in buckets}
+
+
+def _daily_loop(
+    rtc: list[str], env: dict[str, str], tmp_path: Path, home: Path, first_record_at: float
+) -> str:
+    """Issue 9's acceptance on the running platform, as a user would: paper buys and sells fill
+    within 10 minutes of the first liquidity record and show in `rtc report --since 1h` with the
+    forecast line; forecast_retrain triggered through the REST API succeeds (publishes or skips
+    with a reason), and a promoted version is carried by the trader's next order."""
+    client = search_client(Settings(search_url=env["RTC_SEARCH_URL"]), max_retries=0)
+    try:
+        sides: dict[str, int] = {}
+        while time.monotonic() < first_record_at + 600:
+            sides = _fill_sides(client)
+            if sides.get("buy") and sides.get("sell"):
+                break
+            time.sleep(5)
+        fills_s = time.monotonic() - first_record_at
+        trader_log = (home / "logs" / "trader.log").read_text(errors="replace")[-4000:]
+        assert sides.get("buy") and sides.get("sell"), f"fills by side {sides}:\n{trader_log}"
+
+        report_dir = tmp_path / "report"
+        report = subprocess.run(
+            [*rtc, "report", "--since", "1h", "--out", str(report_dir)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert report.returncode == 0, report.stdout + report.stderr
+        summary = json.loads((report_dir / "summary.json").read_text())
+        in_range = client.count(
+            index=index_name("fills", "rtc"),
+            query={"range": {"ts_event_ms": {"gte": summary["start_ms"], "lt": summary["end_ms"]}}},
+        )["count"]
+        assert summary["buys"] >= 1 and summary["sells"] >= 1, report.stdout
+        assert summary["trades"] == in_range, (summary, in_range)
+        assert summary["forecast"]["minutes_compared"] > 0, summary["forecast"]
+        assert summary["start"].startswith("2024-1"), summary  # the replayed (historical) minutes
+        assert (report_dir / "report.png").stat().st_size > 10_000
+
+        retrain = _trigger_retrain(home, env)
+        carried = ""
+        if retrain["promoted"]:
+            version = retrain["version"]
+            deadline = time.monotonic() + 420
+            while time.monotonic() < deadline and not carried:
+                client.indices.refresh(index=index_name("orders", "rtc"))
+                hits = client.search(
+                    index=index_name("orders", "rtc"),
+                    query={"term": {"forecast_version": version}},
+                    size=1,
+                )["hits"]["hits"]
+                carried = hits[0]["_source"]["client_order_id"] if hits else ""
+                time.sleep(5)
+            assert carried, f"no order carries the promoted version {version}"
+        return (
+            f"buy and sell filled {fills_s:.0f} s after the first liquidity record ({sides}); "
+            f"rtc report --since 1h: {summary['trades']} fills = rtc-fills in range, forecast "
+            f"compared on {summary['forecast']['minutes_compared']} minutes; forecast_retrain "
+            f"via REST: {retrain['rule']} ({'promoted' if retrain['promoted'] else 'candidate'})"
+            + (f", next order {carried} carries it" if carried else "")
+        )
+    finally:
+        client.close()
+
+
+def _trigger_retrain(home: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Trigger forecast_retrain through Airflow's REST API and return train_and_publish's result
+    (or the skip reason), asserting the run succeeded."""
+    from rtcrypto.stack import airflow
+    from tests.browser_helpers import wait_for_dag, wait_for_run
+
+    settings = Settings(
+        home=home,
+        airflow_port=int(env["RTC_AIRFLOW_PORT"]),
+    )
+    airflow.wait_for_airflow(settings, timeout_s=240)
+    url = settings.airflow_url
+    token = airflow.api_token(url, airflow.ADMIN_USER, airflow.admin_password(settings))
+    wait_for_dag(url, token, "forecast_retrain", timeout_s=180)
+    run = airflow.api_request(
+        url,
+        "/api/v2/dags/forecast_retrain/dagRuns",
+        token,
+        method="POST",
+        body={"logical_date": None, "conf": {}},
+    )
+    assert isinstance(run, dict)
+    finished = wait_for_run(url, token, "forecast_retrain", run["dag_run_id"], settings, 900)
+    assert finished["state"] == "success", finished
+    tasks = airflow.api_get(
+        url, f"/api/v2/dags/forecast_retrain/dagRuns/{run['dag_run_id']}/taskInstances", token
+    )
+    assert isinstance(tasks, dict)
+    states = {task["task_id"]: task["state"] for task in tasks["task_instances"]}
+    if states.get("train_and_publish") == "skipped":
+        return {"promoted": False, "rule": "skipped", "version": None}
+    xcom = airflow.api_get(
+        url,
+        f"/api/v2/dags/forecast_retrain/dagRuns/{run['dag_run_id']}/taskInstances/"
+        "train_and_publish/xcomEntries/return_value",
+        token,
+    )
+    assert isinstance(xcom, dict)
+    result = xcom["value"]
+    if isinstance(result, str):
+        result = json.loads(result)
+    assert result["rule"] and result["reason"], result
+    return dict(result)

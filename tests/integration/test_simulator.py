@@ -500,6 +500,7 @@ def test_status_reports_clients_progress_and_time(simulator: StartSimulator) -> 
     server = simulator(speed=0)
     status = server.get("/_sim/status")[1]
     assert status["started"] is False and status["lines_replayed"] == 0
+    assert status["mode"] == "capture" and status["shift_ms"] == 0
     ws = server.v1()
     receive_until(ws, lambda ms: len(updates(ms)) >= GEMINI_BTC_MESSAGES)
     status = server.get("/_sim/status")[1]

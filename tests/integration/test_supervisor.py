@@ -54,6 +54,7 @@ def isolated(
         topics=topics,
         feed="simulator",
         simulator_capture=GEMINI_CAPTURE,
+        simulator_replay="capture",  # this test replays the recorded capture, looped
         simulator_port=free_port(),
         heartbeat_interval_s=1.0,
         reconnect_initial_s=0.2,

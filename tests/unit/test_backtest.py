@@ -122,7 +122,9 @@ def test_buy_and_hold_buys_once_and_is_valued_after_the_exit_fee() -> None:
     quantity = (Decimal("9000") / (first * Decimal("1.0025"))).quantize(
         Decimal("1e-8"), "ROUND_DOWN"
     )
-    usd_left = Decimal("10000") - quantity * first * Decimal("1.0025")
+    # the paper exchange's fee, rounded to 1e-8 USD (trading.orders.taker_fee_usd)
+    entry_fee = (quantity * first * Decimal("0.0025")).quantize(Decimal("1e-8"))
+    usd_left = Decimal("10000") - quantity * first - entry_fee
     expected = usd_left + quantity * last * Decimal("0.9975")
     assert hold.trades == 1 and hold.open_at_end
     assert hold.final_equity_usd == expected
@@ -138,7 +140,7 @@ def test_fees_are_charged() -> None:
     assert taxed.fees_usd == sum(fill.fee_usd for fill in taxed.fills) > 0
     assert taxed.final_equity_usd < free.final_equity_usd
     first = taxed.fills[0]
-    assert first.fee_usd == first.quote_amount * Decimal("0.0025")
+    assert first.fee_usd == (first.quote_amount * Decimal("0.0025")).quantize(Decimal("1e-8"))
 
 
 def test_half_spread_moves_fill_prices_against_the_trader() -> None:
@@ -227,3 +229,24 @@ def test_run_backtest_matches_the_baseline_turnover_to_the_sides() -> None:
     coin = run_backtest(prices, sides, BacktestConfig(random_flip_probability=0.5), ts_ms=ts_ms)
     assert coin.random_baseline.flip_probability == 0.5
     assert coin.random_baseline.trades_mean > report.random_baseline.trades_mean
+
+
+def test_the_risk_gate_stops_buys_after_the_daily_loss_and_the_fast_path_jumps_a_day() -> None:
+    """Two days of a falling price; buy/sell alternating every 10 minutes for 16 hours, then buy
+    until noon of day two: the daily loss limit (1,000 USD, the default) stops the buys until the
+    next UTC day, whose first minute buys; the fast path jumps there and takes the same orders."""
+    minutes = 2 * 1440
+    ts_ms = 1_700_006_400_000 + np.arange(minutes) * 60_000  # 2023-11-15 00:00 UTC
+    prices = 40_000.0 * np.exp(-0.0005 * np.arange(minutes))
+    sides = np.where((np.arange(minutes) // 10) % 2 == 0, 1, -1).astype(np.int8)
+    sides[960:2160] = 1
+    fast = simulate(prices, sides, ts_ms=ts_ms)
+    slow = simulate(prices, sides, ts_ms=ts_ms, per_minute=True)
+    assert_same_run(fast, slow)
+    day_two = 1_700_092_800_000
+    buys = [fill.ts_event_ms for fill in fast.fills if fill.side.value == "buy"]
+    day_one_loss = sum(t.pnl_usd for t in fast.round_trips if t.exit.ts_event_ms < day_two)
+    assert day_one_loss <= -1000, "the limit was reached on day one"
+    assert not any(day_two - 8 * 3_600_000 <= ts < day_two for ts in buys), "refused on day one"
+    assert day_two in buys, "the first minute of the next UTC day buys"
+    assert fast.strategy_calls < slow.strategy_calls - 1000

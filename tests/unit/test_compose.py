@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from rtcrypto import spark
 from rtcrypto.cli.main import app as rtc_app
+from rtcrypto.cli.service import exec_arguments
 from rtcrypto.config import Settings, Topics
 from rtcrypto.search.client import search_client
 from rtcrypto.services import SERVICES, compose_restart_command, get_service
@@ -240,25 +241,31 @@ def test_streaming_commands_are_the_registry_commands(settings_of: SettingsOf) -
         assert services[name]["command"] == ["python", *registry[1:]], name
 
     settings = settings_of("simulator")
-    compose_command = services["simulator"]["command"]
-    # The registry refuses a capture that is not on this machine: use the local copy's path.
-    local_capture = Settings.model_fields["simulator_capture"].default
-    local = settings.model_copy(update={"simulator_capture": local_capture})
-    registry_command = list(get_service("simulator").launch(local).command)
-    assert compose_command[:3] == ["python", "-m", "streaming.simulator"]
-
-    def flags(command: list[str]) -> list[str]:
-        return [part for part in command if part.startswith("--")]
-
-    def value(command: list[str], flag: str) -> str:
-        return command[command.index(flag) + 1]
-
-    assert flags(compose_command) == flags(registry_command)
-    assert value(compose_command, "--capture") == str(settings.simulator_capture)
-    assert Path(value(compose_command, "--capture")).name == local_capture.name
-    assert value(compose_command, "--port") == str(settings.simulator_port)
-    assert float(value(compose_command, "--speed")) == settings.simulator_speed
-    assert value(compose_command, "--host") == "0.0.0.0"  # reached as RTC_SIMULATOR_HOST
+    # The simulator's command is computed from the settings and the prepared replay window, so the
+    # container runs the registry's own command through `rtc service exec`, binding every interface.
+    assert services["simulator"]["command"] == [
+        "rtc",
+        "service",
+        "exec",
+        "simulator",
+        "--bind",
+        "0.0.0.0",
+    ]
+    assert exec_arguments(("python", "--host", settings.simulator_host), "0.0.0.0") == [
+        "python",
+        "--host",
+        "0.0.0.0",
+    ]
+    assert settings.simulator_replay.value == "history"
+    volumes = services["simulator"]["volumes"]
+    assert any(
+        str(v).endswith("/app/.rtc/history:ro") or "target': '/app/.rtc/history'" in str(v)
+        for v in volumes
+    )
+    assert services["simulator"]["depends_on"]["bootstrap"] == {
+        "condition": "service_completed_successfully"
+    }
+    assert CliRunner().invoke(rtc_app, ["service", "exec", "--help"]).exit_code == 0
 
 
 def test_the_spark_job_runs_spark_submit_with_the_image_connector_jars() -> None:
@@ -356,9 +363,7 @@ def test_every_app_container_points_at_the_compose_services(
     env = _example_env_with_secrets() if dot_env == "example" else _passwords_only()
     services = _resolved(env)["services"]
     broker = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
-    simulator_port = services["simulator"]["command"][
-        services["simulator"]["command"].index("--port") + 1
-    ]
+    simulator_port = "8765"  # the port RTC_SIMULATOR_PORT gives the registry's command
     for name, service in services.items():
         if service.get("image") != APP_IMAGE:
             continue

@@ -197,6 +197,23 @@ def _sides_frame(holdout: pd.DataFrame, sides: np.ndarray) -> pd.DataFrame:
     )
 
 
+def _with_future(frame: pd.DataFrame, minutes: int) -> pd.DataFrame:
+    """``frame`` plus ``minutes`` more minutes (flat ``yhat``, ``sell``): a current version that
+    still covers the days after the holdout, so it is not stale."""
+    last = frame.iloc[-1]
+    ds = pd.date_range(last["ds"] + pd.Timedelta(minutes=1), periods=minutes, freq="min")
+    future = pd.DataFrame(
+        {
+            "ds": ds,
+            "yhat": float(last["yhat"]),
+            "yhat_lower": 0.0,
+            "yhat_upper": 0.0,
+            "side": "sell",
+        }
+    )
+    return pd.concat([frame, future], ignore_index=True)
+
+
 def _hindsight_sides(holdout: pd.DataFrame) -> np.ndarray:
     """One round trip from the lowest close to the highest close after it: hard to beat."""
     close = holdout["close"].to_numpy()
@@ -343,7 +360,9 @@ def test_publish_worse_than_current_stays_candidate(
     foresight = _hindsight_sides(holdout)
     root = tmp_path / "forecast"
     trained_until = pd.Timestamp(training["ts"].iloc[-1]).isoformat()
-    _write_version(root, "v-foresight", _sides_frame(holdout, foresight), trained_until)
+    # the current version still covers the next days (not stale): the holdout comparison decides
+    current = _with_future(_sides_frame(holdout, foresight), 3 * 1440)
+    _write_version(root, "v-foresight", current, trained_until)
     _write_pointer(root, "v-foresight")
     result = publish(
         four_days,
@@ -359,6 +378,8 @@ def test_publish_worse_than_current_stays_candidate(
     assert current_version(root) == "v-foresight"
     metadata = json.loads((result.folder / "metadata.json").read_text())
     assert metadata["status"] == "candidate" and metadata["gate"]["reason"] == result.reason
+    assert metadata["gate"]["rule"] == "worse"
+    assert metadata["gate"]["freshness"]["current_covers"] is True
     assert (result.folder / "forecast.parquet").is_file()
 
 

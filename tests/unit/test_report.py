@@ -371,6 +371,13 @@ def test_parse_time_bound(text: str, expected: int) -> None:
     assert parse_time_bound(text, NOW_MS) == expected
 
 
+def test_durations_scale_by_the_replay_speed_and_dates_do_not() -> None:
+    assert parse_time_bound("1h", NOW_MS, 60) == NOW_MS - 60 * 3_600_000
+    assert parse_time_bound("90s", NOW_MS, 0.5) == NOW_MS - 45_000
+    assert parse_time_bound("2026-11-27", NOW_MS, 60) == parse_time_bound("2026-11-27", NOW_MS)
+    assert parse_time_bound("now", NOW_MS, 60) == NOW_MS
+
+
 def test_parse_time_bound_names_the_accepted_forms() -> None:
     with pytest.raises(ReportError, match="24h"):
         parse_time_bound("yesterday", NOW_MS)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
-from rtcrypto.exchange.paper import PaperExchange, simulate_ioc_fill
+from rtcrypto.exchange.paper import PaperExchange, matched_books_by_client_order_id
 from rtcrypto.ledger import Fill, RoundTrip
 from rtcrypto.risk import RiskLimits
 from rtcrypto.strategy import Side, StrategyParams
@@ -24,6 +24,7 @@ from rtcrypto.trader.engine import (
 from rtcrypto.trader.forecasts import ForecastSides, ForecastSource
 from rtcrypto.trader.journal import OrderJournal
 from rtcrypto.trader.recorder import TradeContext
+from rtcrypto.trading.orders import ioc_fill
 
 T0 = 1_618_617_600_000  # 2021-04-17 00:00 UTC
 MINUTE = 60_000
@@ -52,6 +53,9 @@ class ListRecorder:
 
     def liquidity(self, record: dict[str, Any]) -> None:
         return None
+
+    def forecast(self, version: str, frame: pd.DataFrame, offset_ms: int) -> None:
+        self.items.setdefault("forecast", []).append((version, frame, offset_ms))
 
     def close(self) -> None:
         return None
@@ -174,6 +178,47 @@ def test_forecast_offset_maps_the_replayed_clock_to_the_forecast(tmp_path: Path)
     assert outcome.action == "order"
 
 
+def test_the_indexed_forecast_follows_the_feed_clock(tmp_path: Path) -> None:
+    """A fast replay passes the indexed day in minutes: the next day is indexed on the way."""
+    clock = {"ms": T0}
+    recorder = ListRecorder()
+    trader = make_trader(tmp_path, ["buy"] * 3 * 1440, Book(), recorder=recorder)
+    trader.clock_ms = lambda: clock["ms"]
+    trader._record_forecast()  # what a (re)load does
+    first = recorder.items["forecast"][-1][1]
+    assert pd.Timestamp(first["ds"].max()).value // 1_000_000 == T0 + 1440 * MINUTE - MINUTE
+    clock["ms"] = T0 + 11 * 60 * MINUTE
+    trader.on_liquidity(parse_liquidity(record(11 * 60)))
+    assert len(recorder.items["forecast"]) == 1, "not due before half the day"
+    clock["ms"] = T0 + 12 * 60 * MINUTE
+    trader.on_liquidity(parse_liquidity(record(12 * 60)))
+    assert len(recorder.items["forecast"]) == 2
+    second = recorder.items["forecast"][-1][1]
+    assert pd.Timestamp(second["ds"].max()).value // 1_000_000 == T0 + 36 * 60 * MINUTE - MINUTE
+
+
+def test_the_daily_loss_counts_the_feed_clocks_day_only(tmp_path: Path) -> None:
+    """Round trips of another day on the feed clock (a replay started again) do not count."""
+    book = Book()
+    clock = {"ms": T0 + 2 * MINUTE}
+    trader = make_trader(tmp_path, ["buy", "buy", "sell"], book)
+    trader.clock_ms = lambda: clock["ms"]
+    assert trader.on_liquidity(parse_liquidity(record(1))).action == "order"
+    book.bid = Decimal("50000")  # a loss of about 1,500 USD
+    assert trader.on_liquidity(parse_liquidity(record(2))).action == "order"
+    assert trader.ledger is not None and trader.ledger.realised_pnl_usd < -1000
+    balances = trader.exchange.balances()
+    from rtcrypto.strategy import Balances
+
+    holding = Balances(usd=balances["usd"], btc=balances["btc"])
+    today = trader._risk_state(holding, T0 + 3 * MINUTE)
+    assert today.realised_pnl_today_usd == trader.ledger.realised_pnl_usd
+    day_before = trader._risk_state(holding, T0 - 60 * MINUTE)
+    assert day_before.realised_pnl_today_usd == 0, "a later day's loss is not this day's"
+    next_day = trader._risk_state(holding, T0 + 1440 * MINUTE)
+    assert next_day.realised_pnl_today_usd == 0
+
+
 class Crash(BaseException):
     """Stands for kill -9 between the exchange's answer and the journal's record."""
 
@@ -236,11 +281,11 @@ def test_malformed_records_raise_a_clear_error(bad: Any) -> None:
 def test_paper_fills_partially_at_the_top_of_the_book() -> None:
     book = TopOfBook("btcusd", Decimal("100"), Decimal("0.5"), Decimal("101"), Decimal("0.2"), T0)
     buy = OrderRequest("a", "btcusd", Side.buy, Decimal("1"), Decimal("101"))
-    assert simulate_ioc_fill(buy, book) == (Decimal("0.2"), Decimal("101"))
+    assert ioc_fill(buy, book) == (Decimal("0.2"), Decimal("101"))
     too_low = OrderRequest("b", "btcusd", Side.buy, Decimal("1"), Decimal("100.5"))
-    assert simulate_ioc_fill(too_low, book) == (Decimal(0), Decimal(0))
+    assert ioc_fill(too_low, book) == (Decimal(0), Decimal(0))
     sell = OrderRequest("c", "btcusd", Side.sell, Decimal("1"), Decimal("100"))
-    assert simulate_ioc_fill(sell, book) == (Decimal("0.5"), Decimal("100"))
+    assert ioc_fill(sell, book) == (Decimal("0.5"), Decimal("100"))
 
 
 def test_paper_account_survives_a_restart(tmp_path: Path) -> None:
@@ -250,6 +295,8 @@ def test_paper_account_survives_a_restart(tmp_path: Path) -> None:
     second = PaperExchange(tmp_path / "p.json", book, usd=Decimal("999999"))
     assert second.balances() == first.balances()
     assert second.order_status("x") == first.order_status("x")
+    # the book the order was matched against is kept, for the record backtest
+    assert matched_books_by_client_order_id(tmp_path / "p.json") == {"x": book("btcusd")}
 
 
 def test_a_newer_published_version_is_hot_reloaded_between_decisions(tmp_path: Path) -> None:

@@ -1,0 +1,248 @@
+"""The feed clock: extrapolation between reads, speed, resync, monotonicity, outages, errors."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from typing import Any
+
+import pytest
+
+from rtcrypto.config import Settings
+from rtcrypto.feedclock import (
+    ClockState,
+    FeedClock,
+    FeedClockError,
+    SimulatorTime,
+    extrapolate_ms,
+    feed_now_ms,
+    parse_status,
+)
+from rtcrypto.review_clock import review_clock
+from rtcrypto.trader.service import TraderConfigError, forecast_offset_ms, start_feed_clock
+from tests.helpers import free_port
+
+T_HIST = 1_730_120_400_000  # 2024-10-28 13:00 UTC
+
+
+def status(sim_ms: int, speed: float = 60.0, **extra: Any) -> dict[str, Any]:
+    return {"simulated_time_ms": sim_ms, "speed": speed, "started": True, "shift_ms": 0, **extra}
+
+
+class FakeSimulator:
+    """A scripted ``/_sim/status`` and a hand-moved monotonic clock."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body: dict[str, Any] | Exception = body
+        self.wall_s = 100.0
+        self.reads = 0
+
+    def read(self) -> Any:
+        self.reads += 1
+        if isinstance(self.body, Exception):
+            raise self.body
+        return dict(self.body)
+
+    def clock(self, resync_s: float = 5.0) -> FeedClock:
+        return FeedClock(
+            self.read,
+            resync_s=resync_s,
+            url="http://sim/_sim/status",
+            monotonic=lambda: self.wall_s,
+        )
+
+
+def test_extrapolates_at_the_replays_speed_between_reads() -> None:
+    sim = FakeSimulator(status(T_HIST, speed=60))
+    clock = sim.clock(resync_s=1000).start()
+    assert clock.now_ms() == T_HIST
+    sim.wall_s += 1.5
+    assert clock.now_ms() == T_HIST + 90_000  # 1.5 wall s at 60x = 90 simulated s
+    sim.wall_s += 10
+    assert clock.now_ms() == T_HIST + 690_000
+    assert sim.reads == 1, "no read before the resync interval"
+
+
+def test_a_replay_not_started_holds_still_and_speed_zero_moves_only_when_done() -> None:
+    waiting = SimulatorTime(T_HIST, 60.0, started=False, done=False, shift_ms=0)
+    assert extrapolate_ms(waiting, 0.0, 30.0) == T_HIST
+    racing = SimulatorTime(T_HIST, 0.0, started=True, done=False, shift_ms=0)
+    assert extrapolate_ms(racing, 0.0, 30.0) == T_HIST
+    over = SimulatorTime(T_HIST, 0.0, started=True, done=True, shift_ms=0)
+    assert extrapolate_ms(over, 0.0, 2.0) == T_HIST + 2000  # runs free at 1x
+
+
+def test_resyncs_every_interval_and_never_goes_back() -> None:
+    sim = FakeSimulator(status(T_HIST, speed=60))
+    clock = sim.clock(resync_s=5).start()
+    sim.wall_s += 4
+    assert clock.now_ms() == T_HIST + 240_000  # handed out: the clock cannot go below it now
+    sim.wall_s += 1  # resync due; the simulator lags (a busy replay): +200 s, not +300 s
+    sim.body = status(T_HIST + 200_000, speed=60)
+    assert clock.now_ms() == T_HIST + 240_000, "held, not moved back"
+    assert sim.reads == 2
+    sim.wall_s += 0.5  # the new line (+200 s + 30 s) is still behind what was handed out
+    assert clock.now_ms() == T_HIST + 240_000
+    sim.wall_s += 1.5  # +200 s + 120 s: ahead again, the clock moves on from the new reading
+    assert clock.now_ms() == T_HIST + 320_000
+    sim.wall_s += 3  # 5 s after the last read: read again; a jump forward (a halt) is taken
+    sim.body = status(T_HIST + 3_600_000, speed=60)
+    assert clock.now_ms() == T_HIST + 3_600_000
+    assert sim.reads == 3
+
+
+def test_an_outage_keeps_extrapolating_and_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    sim = FakeSimulator(status(T_HIST, speed=60))
+    clock = sim.clock(resync_s=1).start()
+    sim.body = ConnectionError("connection refused")
+    caplog.set_level(logging.INFO, logger="rtcrypto.feedclock")
+    times = []
+    for _ in range(5):
+        sim.wall_s += 2
+        times.append(clock.now_ms())
+    assert times == [T_HIST + 120_000 * (i + 1) for i in range(5)]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "does not answer" in warnings[0].getMessage()
+    assert sim.reads == 6, "it keeps trying"
+    sim.body = status(T_HIST + 600_000, speed=60)
+    sim.wall_s += 2
+    assert clock.now_ms() == T_HIST + 600_000
+    assert any("answers again" in r.getMessage() for r in caplog.records)
+
+
+def test_start_without_a_simulator_names_the_setting_and_rtc_up() -> None:
+    sim = FakeSimulator(status(T_HIST))
+    sim.body = ConnectionError("connection refused")
+    with pytest.raises(FeedClockError) as raised:
+        sim.clock().start()
+    message = str(raised.value)
+    assert "RTC_SIMULATOR_PORT" in message and "`rtc up`" in message and "RTC_FEED=live" in message
+
+
+def test_the_trader_refuses_to_start_without_the_simulator(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(home=tmp_path, simulator_port=free_port(), feed_clock_timeout_s=1)
+    with pytest.raises(TraderConfigError, match="RTC_SIMULATOR_PORT"):
+        start_feed_clock(settings)
+    with pytest.raises(FeedClockError, match="rtc up"):
+        feed_now_ms(settings)
+    assert forecast_offset_ms(settings.model_copy(update={"trader_forecast_offset_ms": 7})) == 7
+
+
+def test_the_live_feed_is_the_wall_clock(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(home=tmp_path, feed="live")
+    clock = FeedClock.from_settings(settings).start()
+    assert clock.source == "wall" and clock.shift_ms == 0
+    import time
+
+    assert abs(clock.now_ms() - time.time() * 1000) < 5_000
+    assert "wall clock" in clock.describe()
+
+
+def test_the_review_without_simulator_nor_search_says_it_used_the_wall_clock(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    settings = Settings(home=tmp_path, simulator_port=port, feed_clock_timeout_s=1)
+    clock = review_clock(settings, None)
+    assert clock.source == "wall" and clock.forecast_offset_ms == 0
+    assert f"does not answer at http://127.0.0.1:{port}/_sim/status" in clock.description
+
+
+def test_descriptions_name_the_replay_kind_and_speed() -> None:
+    sim = FakeSimulator(status(T_HIST, speed=60))
+    assert sim.clock().start().describe() == (
+        "simulator, historical replay at 60x, now 2024-10-28 13:00 UTC"
+    )
+    shifted = SimulatorTime(T_HIST, 1.0, True, False, shift_ms=90 * 60_000)
+    assert shifted.describe() == "capture replay shifted to now by 90 min at 1x"
+    history = parse_status(status(T_HIST, history={"source": "binance"}))
+    assert history.describe() == "historical replay of binance at 60x"
+
+
+# --- properties (seeded random cases: the project has no hypothesis) -------------------------------
+
+CASES = 2_000
+
+
+def random_json(rng: random.Random, depth: int = 0) -> Any:
+    kinds = ["none", "bool", "int", "float", "text"] + (["list", "dict"] if depth < 2 else [])
+    kind = rng.choice(kinds)
+    if kind == "none":
+        return None
+    if kind == "bool":
+        return rng.random() < 0.5
+    if kind == "int":
+        return rng.choice([0, -1, 1, T_HIST, -T_HIST, rng.randint(-(10**15), 10**15)])
+    if kind == "float":
+        return rng.choice([0.0, -0.5, 60.0, math.inf, -math.inf, math.nan, rng.uniform(-1e3, 1e3)])
+    if kind == "text":
+        return rng.choice(["", "60", "x", "2024-10-28"])
+    if kind == "list":
+        return [random_json(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    return {rng.choice(["a", "speed"]): random_json(rng, depth + 1) for _ in range(2)}
+
+
+FIELDS = ("simulated_time_ms", "speed", "started", "done", "shift_ms", "history")
+
+
+def test_parse_status_reads_a_status_or_says_what_is_wrong() -> None:
+    rng = random.Random(20241028)
+    accepted = refused = 0
+    for _ in range(CASES):
+        if rng.random() < 0.2:
+            body = random_json(rng)
+        else:
+            body = {name: random_json(rng) for name in FIELDS if rng.random() < 0.8}
+            if rng.random() < 0.5:
+                body["simulated_time_ms"] = rng.randint(0, 4 * 10**12)
+            if rng.random() < 0.5:
+                body["speed"] = rng.choice([0, 1, 60, 0.5])
+                body["shift_ms"] = rng.randint(0, 10**12)
+        try:
+            reading = parse_status(body)
+        except ValueError as error:  # never any other exception
+            assert str(error)
+            refused += 1
+            continue
+        accepted += 1
+        assert reading.simulated_time_ms == body["simulated_time_ms"] >= 0
+        assert reading.speed >= 0 and math.isfinite(reading.speed) and reading.rate >= 0
+        assert reading.shift_ms == (body.get("shift_ms") or 0)
+    assert accepted > CASES // 10 and refused > CASES // 10, (accepted, refused)
+
+
+def test_the_clock_never_goes_backwards_and_follows_each_reading() -> None:
+    rng = random.Random(60)
+    for _ in range(200):
+        wall_s = 0.0
+        state = ClockState.first(SimulatorTime(T_HIST, 60.0, True, False, 0), wall_s)
+        previous = state.now_ms(wall_s)
+        for _ in range(rng.randint(1, 30)):
+            wall_s += rng.choice([0.0, 0.001, rng.uniform(0, 30)])
+            if rng.random() < 0.5:
+                reading = SimulatorTime(
+                    T_HIST + rng.randint(-(10**7), 10**7),
+                    rng.choice([0.0, 1.0, 60.0, rng.uniform(0, 500)]),
+                    rng.random() < 0.9,
+                    rng.random() < 0.1,
+                    0,
+                )
+                state.resync(reading, wall_s)
+            now = state.now_ms(wall_s)
+            assert now >= previous
+            assert now == max(previous, extrapolate_ms(state.reading, state.read_at_s, wall_s))
+            previous = now
+
+
+def test_record_age_budget_scales_with_the_replay_speed() -> None:
+    from rtcrypto.feedclock import SimulatorTime
+    from rtcrypto.trader.service import record_age_budget_ms
+
+    def at(speed: float) -> SimulatorTime:
+        return SimulatorTime(0, speed, started=True, done=False, shift_ms=0)
+
+    assert record_age_budget_ms(None, at(60)) is None
+    assert record_age_budget_ms(300, None) == 300_000  # the live feed: wall seconds
+    assert record_age_budget_ms(300, at(1)) == 300_000
+    assert record_age_budget_ms(300, at(0)) == 300_000  # as fast as possible: no scaling
+    assert record_age_budget_ms(300, at(0.5)) == 300_000  # slower than real time: never less
+    assert record_age_budget_ms(300, at(60)) == 18_000_000  # 300 wall s = 5 replayed hours

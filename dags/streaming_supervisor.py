@@ -2,7 +2,7 @@
 stuck one.
 
 For each service of the registry (``rtcrypto/services.py``: simulator, ingest, the Spark
-liquidity job, the trader; the services this configuration runs), ``check_health``
+liquidity job, the Spark bars job, the trader; the services this configuration runs), ``check_health``
 (``ServiceHeartbeatSensor`` in watch mode) reads the process state, the newest heartbeat on
 ``service.heartbeat.v1`` and the lag, and returns the verdict: healthy, stale (no heartbeat for
 ``supervisor_stale_heartbeats`` x ``heartbeat_interval_s``), dead (pid file but no process),

@@ -161,7 +161,6 @@ def test_descriptions_name_the_replay_kind_and_speed() -> None:
 
 # --- properties (hypothesis) ---------------------------------------------------------------------
 
-FIELDS = ("simulated_time_ms", "speed", "started", "done", "shift_ms", "history")
 JSON_SCALARS = st.one_of(
     st.none(),
     st.booleans(),
@@ -182,18 +181,31 @@ JSON_VALUES = st.recursive(
 )
 
 
+NEAR_MISSES = st.sampled_from([True, False, None, 0.0, 1.0, 60.0, 1.5e12, -1, -0.5, "60", math.nan])
+FIELD_VALUES = {  # a valid value of each field
+    "simulated_time_ms": st.integers(0, 4 * 10**12),
+    "speed": st.one_of(st.sampled_from([0, 1, 60, 0.5]), st.floats(0, 1e6)),
+    "shift_ms": st.integers(-(10**12), 10**12),
+    "started": st.booleans(),
+    "done": st.booleans(),
+    "history": st.one_of(
+        st.text(max_size=8),
+        st.fixed_dictionaries({}, optional={"source": st.text(max_size=8), "name": JSON_VALUES}),
+    ),
+}
+
+
 @st.composite
 def status_bodies(draw: st.DrawFn) -> Any:
-    """Hostile JSON bodies: any JSON value, or an object of the status fields holding anything,
-    often with a valid time and a valid speed and shift (so that some bodies are valid)."""
+    """Hostile JSON bodies: any JSON value, or an object whose status fields are each valid,
+    a near miss (a bool, a float, a string, a negative, NaN), any JSON value, or absent."""
     if draw(st.integers(0, 4)) == 0:
         return draw(JSON_VALUES)
-    body = {name: draw(JSON_VALUES) for name in FIELDS if draw(st.integers(0, 4)) > 0}
-    if draw(st.booleans()):
-        body["simulated_time_ms"] = draw(st.integers(0, 4 * 10**12))
-    if draw(st.booleans()):
-        body["speed"] = draw(st.one_of(st.sampled_from([0, 1, 60, 0.5]), st.floats(0, 1e6)))
-        body["shift_ms"] = draw(st.integers(0, 10**12))
+    body: dict[str, Any] = {}
+    for name, valid in FIELD_VALUES.items():
+        kind = draw(st.sampled_from(["valid", "valid", "near miss", "any", "absent"]))
+        if kind != "absent":
+            body[name] = draw({"valid": valid, "near miss": NEAR_MISSES, "any": JSON_VALUES}[kind])
     return body
 
 
@@ -268,16 +280,19 @@ def test_the_clock_never_goes_backwards_and_follows_each_reading(
 ) -> None:
     """Under any resyncs and outages the clock never goes back, and otherwise it follows the
     newest reading extrapolated to the wall time."""
-    wall_s = 0.0
-    state = ClockState.first(SimulatorTime(T_HIST, 60.0, True, False, 0), wall_s)
+    wall_s = read_at_s = 0.0
+    newest = SimulatorTime(T_HIST, 60.0, True, False, 0)
+    state = ClockState.first(newest, wall_s)
     previous = state.now_ms(wall_s)
+    assert previous == T_HIST
     for elapsed_s, reading in steps:
         wall_s += elapsed_s
         if reading is not None:
             state.resync(reading, wall_s)
+            newest, read_at_s = reading, wall_s
         now = state.now_ms(wall_s)
         assert now >= previous
-        assert now == max(previous, extrapolate_ms(state.reading, state.read_at_s, wall_s))
+        assert now == max(previous, extrapolate_ms(newest, read_at_s, wall_s))
         previous = now
 
 

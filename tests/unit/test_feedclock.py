@@ -231,7 +231,7 @@ def test_parse_status_reads_a_status_or_says_what_is_wrong() -> None:
     accepts exactly the bodies that carry a valid time, speed and shift, reading them as sent."""
     outcomes = {"accepted": 0, "refused": 0}
 
-    @settings(max_examples=1500, deadline=None, derandomize=True, database=None)
+    @settings(max_examples=2000, deadline=None, derandomize=True, database=None)
     @given(body=status_bodies())
     def check(body: Any) -> None:
         try:

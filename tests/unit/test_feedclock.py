@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rtcrypto.config import Settings
 from rtcrypto.feedclock import (
@@ -158,79 +159,141 @@ def test_descriptions_name_the_replay_kind_and_speed() -> None:
     assert history.describe() == "historical replay of binance at 60x"
 
 
-# --- properties (seeded random cases: the project has no hypothesis) -------------------------------
+# --- properties (hypothesis) ---------------------------------------------------------------------
 
-CASES = 2_000
+JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.sampled_from([0, -1, 1, T_HIST, -T_HIST]),
+    st.integers(-(10**15), 10**15),
+    st.sampled_from([0.0, -0.5, 60.0, math.inf, -math.inf, math.nan]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["", "60", "x", "2024-10-28"]),
+    st.text(max_size=5),
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["a", "speed", "source", "name"]), inner, max_size=2),
+    ),
+    max_leaves=6,
+)
 
 
-def random_json(rng: random.Random, depth: int = 0) -> Any:
-    kinds = ["none", "bool", "int", "float", "text"] + (["list", "dict"] if depth < 2 else [])
-    kind = rng.choice(kinds)
-    if kind == "none":
-        return None
-    if kind == "bool":
-        return rng.random() < 0.5
-    if kind == "int":
-        return rng.choice([0, -1, 1, T_HIST, -T_HIST, rng.randint(-(10**15), 10**15)])
-    if kind == "float":
-        return rng.choice([0.0, -0.5, 60.0, math.inf, -math.inf, math.nan, rng.uniform(-1e3, 1e3)])
-    if kind == "text":
-        return rng.choice(["", "60", "x", "2024-10-28"])
-    if kind == "list":
-        return [random_json(rng, depth + 1) for _ in range(rng.randint(0, 3))]
-    return {rng.choice(["a", "speed"]): random_json(rng, depth + 1) for _ in range(2)}
+NEAR_MISSES = st.sampled_from([True, False, None, 0.0, 1.0, 60.0, 1.5e12, -1, -0.5, "60", math.nan])
+FIELD_VALUES = {  # a valid value of each field
+    "simulated_time_ms": st.integers(0, 4 * 10**12),
+    "speed": st.one_of(st.sampled_from([0, 1, 60, 0.5]), st.floats(0, 1e6)),
+    "shift_ms": st.integers(-(10**12), 10**12),
+    "started": st.booleans(),
+    "done": st.booleans(),
+    "history": st.one_of(
+        st.text(max_size=8),
+        st.fixed_dictionaries({}, optional={"source": st.text(max_size=8), "name": JSON_VALUES}),
+    ),
+}
 
 
-FIELDS = ("simulated_time_ms", "speed", "started", "done", "shift_ms", "history")
+@st.composite
+def status_bodies(draw: st.DrawFn) -> Any:
+    """Hostile JSON bodies: any JSON value, or an object whose status fields are each valid,
+    a near miss (a bool, a float, a string, a negative, NaN), any JSON value, or absent."""
+    if draw(st.integers(0, 4)) == 0:
+        return draw(JSON_VALUES)
+    body: dict[str, Any] = {}
+    for name, valid in FIELD_VALUES.items():
+        kind = draw(st.sampled_from(["valid", "valid", "near miss", "any", "absent"]))
+        if kind != "absent":
+            body[name] = draw({"valid": valid, "near miss": NEAR_MISSES, "any": JSON_VALUES}[kind])
+    return body
+
+
+def valid_status(body: Any) -> bool:
+    """Independently of ``parse_status``: does ``body`` carry a usable clock reading?"""
+    if not isinstance(body, dict):
+        return False
+    simulated = body.get("simulated_time_ms")
+    speed = body.get("speed", 1.0)
+    shift = body.get("shift_ms", 0) or 0  # an absent, null or zero shift is no shift
+    return (
+        type(simulated) is int
+        and simulated >= 0
+        and type(speed) in (int, float)
+        and math.isfinite(speed)
+        and speed >= 0
+        and type(shift) is int
+    )
 
 
 def test_parse_status_reads_a_status_or_says_what_is_wrong() -> None:
-    rng = random.Random(20241028)
-    accepted = refused = 0
-    for _ in range(CASES):
-        if rng.random() < 0.2:
-            body = random_json(rng)
-        else:
-            body = {name: random_json(rng) for name in FIELDS if rng.random() < 0.8}
-            if rng.random() < 0.5:
-                body["simulated_time_ms"] = rng.randint(0, 4 * 10**12)
-            if rng.random() < 0.5:
-                body["speed"] = rng.choice([0, 1, 60, 0.5])
-                body["shift_ms"] = rng.randint(0, 10**12)
+    """Any JSON body: ``parse_status`` raises nothing but a ``ValueError`` with a message, and
+    accepts exactly the bodies that carry a valid time, speed and shift, reading them as sent."""
+    outcomes = {"accepted": 0, "refused": 0}
+
+    @settings(max_examples=2000, deadline=None, derandomize=True, database=None)
+    @given(body=status_bodies())
+    def check(body: Any) -> None:
         try:
             reading = parse_status(body)
         except ValueError as error:  # never any other exception
             assert str(error)
-            refused += 1
-            continue
-        accepted += 1
+            assert not valid_status(body), body
+            outcomes["refused"] += 1
+            return
+        assert valid_status(body), body
+        outcomes["accepted"] += 1
         assert reading.simulated_time_ms == body["simulated_time_ms"] >= 0
-        assert reading.speed >= 0 and math.isfinite(reading.speed) and reading.rate >= 0
+        assert reading.speed == body.get("speed", 1.0) and math.isfinite(reading.speed)
+        assert reading.speed >= 0 and reading.rate >= 0
         assert reading.shift_ms == (body.get("shift_ms") or 0)
-    assert accepted > CASES // 10 and refused > CASES // 10, (accepted, refused)
+        assert reading.started == bool(body.get("started", True))
+        assert reading.done == bool(body.get("done", False))
+        history = body.get("history")
+        if isinstance(history, dict):
+            history = history.get("source") or history.get("name")
+        assert reading.history == (str(history) if history else None)
+
+    check()
+    total = outcomes["accepted"] + outcomes["refused"]
+    assert min(outcomes.values()) > total // 10, outcomes  # both kinds are well exercised
 
 
-def test_the_clock_never_goes_backwards_and_follows_each_reading() -> None:
-    rng = random.Random(60)
-    for _ in range(200):
-        wall_s = 0.0
-        state = ClockState.first(SimulatorTime(T_HIST, 60.0, True, False, 0), wall_s)
-        previous = state.now_ms(wall_s)
-        for _ in range(rng.randint(1, 30)):
-            wall_s += rng.choice([0.0, 0.001, rng.uniform(0, 30)])
-            if rng.random() < 0.5:
-                reading = SimulatorTime(
-                    T_HIST + rng.randint(-(10**7), 10**7),
-                    rng.choice([0.0, 1.0, 60.0, rng.uniform(0, 500)]),
-                    rng.random() < 0.9,
-                    rng.random() < 0.1,
-                    0,
-                )
-                state.resync(reading, wall_s)
-            now = state.now_ms(wall_s)
-            assert now >= previous
-            assert now == max(previous, extrapolate_ms(state.reading, state.read_at_s, wall_s))
-            previous = now
+READINGS = st.builds(
+    SimulatorTime,
+    simulated_time_ms=st.integers(T_HIST - 10**7, T_HIST + 10**7),
+    speed=st.one_of(st.sampled_from([0.0, 1.0, 60.0]), st.floats(0, 500)),
+    started=st.integers(0, 9).map(lambda n: n > 0),  # started 90 % of the time
+    done=st.integers(0, 9).map(lambda n: n == 0),  # done 10 % of the time
+    shift_ms=st.just(0),
+)
+STEPS = st.tuples(
+    st.one_of(st.sampled_from([0.0, 0.001]), st.floats(0, 30)),  # wall seconds that pass
+    st.one_of(st.none(), READINGS),  # a resync with this reading, or an outage (no reading)
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(steps=st.lists(STEPS, min_size=1, max_size=30))
+def test_the_clock_never_goes_backwards_and_follows_each_reading(
+    steps: list[tuple[float, SimulatorTime | None]],
+) -> None:
+    """Under any resyncs and outages the clock never goes back, and otherwise it follows the
+    newest reading extrapolated to the wall time."""
+    wall_s = read_at_s = 0.0
+    newest = SimulatorTime(T_HIST, 60.0, True, False, 0)
+    state = ClockState.first(newest, wall_s)
+    previous = state.now_ms(wall_s)
+    assert previous == T_HIST
+    for elapsed_s, reading in steps:
+        wall_s += elapsed_s
+        if reading is not None:
+            state.resync(reading, wall_s)
+            newest, read_at_s = reading, wall_s
+        now = state.now_ms(wall_s)
+        assert now >= previous
+        assert now == max(previous, extrapolate_ms(newest, read_at_s, wall_s))
+        previous = now
 
 
 def test_record_age_budget_scales_with_the_replay_speed() -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rtcrypto.bootstrap import shared_minute_files
 from rtcrypto.forecast.selection import (
@@ -17,7 +19,6 @@ from rtcrypto.forecast.selection import (
     holdout_days_for,
     latest_full_window,
     load_minute_times,
-    minute_array,
     select_source,
     select_training_window,
 )
@@ -126,37 +127,59 @@ def test_bad_rule_arguments_are_refused() -> None:
         latest_full_window(days_of_minutes(0, 1), 2, 2.0, 0.9)
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_latest_full_window_matches_a_brute_force_count(seed: int) -> None:
-    """Random minute sets (hypothesis is not installed here: seeded cases instead) against a
-    direct count at every candidate end: the same end, or None when no window is full."""
-    rng = np.random.default_rng(seed)
-    window_days = float(rng.choice([1.0, 2.0, 3.0]))
-    holdout_days = window_days / 2
-    coverage = float(rng.uniform(0.001, 1.0)) if seed % 4 else float(rng.uniform(0.9, 1.0))
-    present = rng.integers(0, 5 * 1440, size=int(rng.integers(0, 600)))
-    if seed % 3 == 0:  # also long contiguous stretches, where windows can be full
-        stretch = int(rng.integers(0, 3 * 1440))
-        present = np.concatenate(
-            [present, np.arange(stretch, stretch + int(rng.integers(1, 4400)))]
-        )
-    minutes = minute_array(present.astype(np.int64) * MINUTE_MS + T0 + 7)
-    found = latest_full_window(minutes, window_days, holdout_days, coverage)
-    window_ms, holdout_ms = int(window_days * DAY_MS), int(holdout_days * DAY_MS)
-    need_training = max(1, int(np.ceil(coverage * (window_ms - holdout_ms) / MINUTE_MS - 1e-9)))
-    need_holdout = max(1, int(np.ceil(coverage * holdout_ms / MINUTE_MS - 1e-9)))
-    expected = None
-    for minute in minutes[::-1]:
-        end = int(minute) + MINUTE_MS
-        training = int(np.sum((minutes >= end - window_ms) & (minutes < end - holdout_ms)))
-        holdout = int(np.sum((minutes >= end - holdout_ms) & (minutes < end)))
-        if training >= need_training and holdout >= need_holdout:
-            expected = end
-            break
-    assert (None if found is None else found.end_ms) == expected
-    if found is not None:
-        assert found.training_minutes_present >= need_training
-        assert found.holdout_minutes_present >= need_holdout
+@st.composite
+def minute_sets(draw: st.DrawFn) -> list[int]:
+    """Timestamps (epoch ms, any ms within a minute, duplicate minutes too) scattered over five
+    days, sometimes with a long contiguous stretch, where windows can be full."""
+    count = draw(st.integers(0, 600))
+    present = draw(st.lists(st.integers(0, 5 * 1440 - 1), min_size=count, max_size=count))
+    if draw(st.booleans()):
+        stretch = draw(st.integers(0, 3 * 1440))
+        present += range(stretch, stretch + draw(st.integers(1, 4400)))
+    within_ms = draw(st.lists(st.integers(0, MINUTE_MS - 1), min_size=1, max_size=5))
+    return [T0 + m * MINUTE_MS + within_ms[i % len(within_ms)] for i, m in enumerate(present)]
+
+
+def test_latest_full_window_matches_a_brute_force_count() -> None:
+    """Random minute sets against a direct count at every candidate end: the same end and
+    counts, or None when no window is full (and both outcomes are well exercised)."""
+    outcomes = {"full": 0, "none": 0}
+
+    @settings(max_examples=200, deadline=None, derandomize=True, database=None)
+    @given(
+        ts_ms=minute_sets(),
+        window_days=st.sampled_from([1.0, 2.0, 3.0]),
+        coverage=st.one_of(st.floats(0.9, 1.0), st.floats(0.001, 1.0), st.floats(0.001, 0.02)),
+    )
+    def check(ts_ms: list[int], window_days: float, coverage: float) -> None:
+        holdout_days = window_days / 2
+        found = latest_full_window(ts_ms, window_days, holdout_days, coverage)
+        minutes = np.array(sorted({t - t % MINUTE_MS for t in ts_ms}), dtype=np.int64)
+        window_ms, holdout_ms = int(window_days * DAY_MS), int(holdout_days * DAY_MS)
+        need_training = max(1, int(np.ceil(coverage * (window_ms - holdout_ms) / MINUTE_MS - 1e-9)))
+        need_holdout = max(1, int(np.ceil(coverage * holdout_ms / MINUTE_MS - 1e-9)))
+        expected = None
+        for minute in minutes[::-1]:
+            end = int(minute) + MINUTE_MS
+            training = int(np.sum((minutes >= end - window_ms) & (minutes < end - holdout_ms)))
+            holdout = int(np.sum((minutes >= end - holdout_ms) & (minutes < end)))
+            if training >= need_training and holdout >= need_holdout:
+                expected = (end - window_ms, end, end - holdout_ms, training, holdout)
+                break
+        outcomes["none" if expected is None else "full"] += 1
+        assert found is None if expected is None else found is not None
+        if found is not None:
+            assert expected == (
+                found.start_ms,
+                found.end_ms,
+                found.holdout_start_ms,
+                found.training_minutes_present,
+                found.holdout_minutes_present,
+            )
+
+    check()
+    total = outcomes["full"] + outcomes["none"]
+    assert min(outcomes.values()) > total // 10, outcomes
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import random
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rtcrypto.simulator.calibration import (
     PACKAGED_CALIBRATION,
@@ -270,25 +271,39 @@ def test_same_seed_same_minute_other_seed_other_minute() -> None:
     assert run(7) != run(8)
 
 
-@pytest.mark.parametrize("case", range(60))
-def test_generator_properties_on_random_real_and_perturbed_bars(case: int) -> None:
-    """Property test (seeded random cases; hypothesis is not installed here): for any bar, every
-    trade price lies in [low, high], the quantities sum to the volume, the book never crosses."""
-    rng = random.Random(case)
+@st.composite
+def real_and_perturbed_bars(draw: st.DrawFn) -> MinuteBar:
+    """A real bar of ../shared/data/minute, rescaled (2012-like to 2024 prices) and with its range,
+    close and volume perturbed: quiet to wild, empty to huge, down to one-cent bars."""
     bars = real_bars()
-    base = bars[rng.randrange(len(bars))]
-    scale = rng.choice([1e-4, 1.0, 1.0, 3.0])  # 2012-like prices to 2024 ones, quiet to wild
+    base = bars[draw(st.integers(0, len(bars) - 1))]
+    scale = draw(st.sampled_from([1e-4, 1.0, 3.0]))
     open_ = round(base.open * scale, 2) or 0.01
-    spread = max(0.0, rng.expovariate(1 / (base.open * scale * 0.003)))
-    high = round(open_ + rng.random() * spread, 2)
-    low = max(0.01, round(open_ - rng.random() * spread, 2))
-    close = round(rng.uniform(low, high), 2)
-    volume = rng.choice([0.0, 1e-8, 3e-8, rng.uniform(0, 5), rng.uniform(0, 2000)])
-    bar = MinuteBar(base.ts_ms + case * 60_000, open_, high, low, close, round(volume, 8))
+    spread = draw(st.floats(0.0, 10.0)) * base.open * scale * 0.003  # 0 to 3 % of the price
+    high = round(open_ + draw(st.floats(0.0, 1.0)) * spread, 2)
+    low = max(0.01, round(open_ - draw(st.floats(0.0, 1.0)) * spread, 2))
+    close = round(low + draw(st.floats(0.0, 1.0)) * (high - low), 2)
+    volume = draw(
+        st.one_of(
+            st.sampled_from([0.0, 1e-8, 3e-8, base.volume]),
+            st.floats(0.0, 5.0),
+            st.floats(0.0, 2000.0),
+        )
+    )
+    minutes_later = draw(st.integers(0, 10**6))
+    return MinuteBar(base.ts_ms + minutes_later * 60_000, open_, high, low, close, round(volume, 8))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(bar=real_and_perturbed_bars(), seed=st.integers(0, 2**31 - 1))
+def test_generator_properties_on_random_real_and_perturbed_bars(bar: MinuteBar, seed: int) -> None:
+    """Property test: for any bar, every trade price lies in [low, high], the quantities sum to
+    the volume, each change states the level's true previous size, the book never crosses."""
+    open_, high, low = bar.open, bar.high, bar.low
     book = ModelBook(calibration())
-    book.reset(to_cents(open_), minute_rng(case, bar.ts_ms, 1))
+    book.reset(to_cents(open_), minute_rng(seed, bar.ts_ms, 1))
     sides = {True: dict(book.bids), False: dict(book.asks)}
-    events = generate_minute(bar, book, seed=case)
+    events = generate_minute(bar, book, seed=seed)
     trades = [event for event in events if isinstance(event, PlannedTrade)]
     assert all(to_cents(low) <= t.price_cents <= to_cents(high) for t in trades)
     assert sum(t.quantity_sats for t in trades) == to_satoshis(bar.volume)

@@ -400,7 +400,7 @@ def test_nightly_retrain_at_0030_on_what_rtc_up_imports_succeeds_and_gates(
     assert current == (version if gate["promoted"] else first)
     assert f"gate ({gate['rule']}): " in result["output"]  # the report task's log
     services_report(
-        f"dag.test forecast_retrain at 00:30 UTC on rtc up's history (30 days, 150k-minute "
+        f"dag.test forecast_retrain at 00:30 UTC on rtc up's history (21 days, 150k-minute "
         f"horizon, default fit): {seconds:.0f} s"
     )
 
@@ -417,7 +417,7 @@ def test_nightly_retrain_with_only_the_10_bitstamp_rows_is_skipped_with_the_reas
     assert result["state"] == "success", result["output"][-5000:]  # not failed, not retried
     assert set(result["tasks"].values()) == {"skipped"}, result["tasks"]
     output = result["output"]
-    assert "no retrain: no history source holds a full 30-day window" in output
+    assert "no retrain: no history source holds a full 21-day window" in output
     assert "bitstamp: 10 minutes 2025-01-06T23:56 .. 2025-01-07T00:05" in output
     assert "split into training" not in output  # the old failure
     assert not (tmp_path / "rtc" / "forecast" / "current").exists()

@@ -5,7 +5,8 @@ back from it, and from the newest recorded time once the simulator is gone.
 
 Liquidity records are produced straight to the test's topic at the simulator's current minutes
 (the Spark job has its own tests), so the decision minutes and the forecast's sides are known.
-The staleness limit is the default 300 s: on the wall clock every 2021 record would be stale.
+The staleness limit is the default 300 wall seconds (3,000 feed seconds at 10x): on the wall clock
+every 2021 record would be stale.
 """
 
 from __future__ import annotations
@@ -157,7 +158,9 @@ def test_trader_and_review_run_on_the_simulators_historical_clock(
             "the replay past the sell minute",
             simulator,
         )
-        stale_end = buy_end - 10 * MINUTE  # a buy minute too, but 10 feed minutes old: skipped
+        # a buy minute too, but 56 feed minutes old: past the default 300 wall seconds, which
+        # are 50 feed minutes at 10x (RTC_TRADER_MAX_RECORD_AGE_S scales with the speed)
+        stale_end = buy_end - 56 * MINUTE
         records = [liquidity_record(end) for end in (stale_end, buy_end, sell_end)]
         produce(kafka_broker, fresh_topics.liquidity, records)
 

@@ -127,7 +127,12 @@ def trade_report() -> None:
                 mode=mode,
                 symbol=settings.trader_symbol,
                 forecast_offset_ms=clock.forecast_offset_ms,
-                clock=clock.description,
+                # a wall-clock run names its data interval, not the moment it ran: reruns agree
+                clock=(
+                    "feed clock: wall clock (live feed), the run's data interval"
+                    if clock.source == WALL
+                    else clock.description
+                ),
             )
         except ReportError as error:  # a bad param or range: a retry cannot help
             raise AirflowFailException(str(error)) from None

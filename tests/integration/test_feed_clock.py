@@ -200,7 +200,12 @@ def test_trader_and_review_run_on_the_simulators_historical_clock(
         assert all(iso.startswith(CAPTURE_DAY) for iso in map(_iso, forecast_times))
 
         beats = TopicReader(kafka_broker, fresh_topics.heartbeat)
-        lags = [b["lag_ms"] for b in beats.values() if b["service"] == "trader" and b["lag_ms"]]
+
+        def trader_lags() -> list[int]:
+            return [b["lag_ms"] for b in beats.values() if b["service"] == "trader" and b["lag_ms"]]
+
+        wait_until(lambda: bool(trader_lags()), 30, "a trader heartbeat with its lag", trader)
+        lags = trader_lags()
         beats.close()
         assert lags and max(lags) < 30 * MINUTE, "the trader's lag is on the feed clock"
 

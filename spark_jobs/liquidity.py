@@ -47,6 +47,7 @@ from pyspark.sql.types import DoubleType, LongType, StringType, StructField, Str
 
 from rtcrypto.liquidity import WINDOW_MS
 from rtcrypto.schemas import SCHEMA_VERSION
+from rtcrypto.spark_heartbeat import SparkHeartbeats
 
 SERVICE = "spark-liquidity"
 KNOWN_TYPES = ("change", "tick", "book_depth")
@@ -543,7 +544,17 @@ def _watch(
     options: JobOptions,
 ) -> bool:
     """Log progress until ``stop`` is set or a query ends; True if a query ended on its own."""
-    heartbeat = Heartbeats(options) if options.heartbeat_topic else None
+    heartbeat = (
+        SparkHeartbeats(
+            bootstrap=options.bootstrap,
+            topic=options.heartbeat_topic,
+            interval_s=options.heartbeat_interval_s,
+            service=SERVICE,
+            client_id="rtc-liquidity-heartbeat",
+        )
+        if options.heartbeat_topic
+        else None
+    )
     try:
         while not stop.is_set():
             if spark.streams.awaitAnyTermination(1):
@@ -551,66 +562,17 @@ def _watch(
                 return True
             _log_progress(queries, progress, options.progress_interval_s)
             if heartbeat is not None:
-                heartbeat.maybe_send(progress)
+                heartbeat.maybe_send(
+                    processed=progress.input_rows,
+                    watermark_ms=progress.watermark_ms,
+                    dead_letters=progress.dead_letters,
+                )
     except Exception as error:  # the query's failure, or the JVM going away under a group stop
         if not stop.is_set():
             log.exception("query failed")
             return True
         log.info("driver JVM is stopping too: %s", type(error).__name__)
     return False
-
-
-class Heartbeats:
-    """Liveness of the job on ``service.heartbeat.v1``, like every other service (DESIGN.md)."""
-
-    def __init__(self, options: JobOptions) -> None:
-        import socket
-
-        from rtcrypto.config import get_settings
-        from rtcrypto.kafka_io import make_producer
-
-        settings = get_settings().model_copy(update={"kafka_bootstrap": options.bootstrap})
-        self._producer = make_producer(settings, "rtc-liquidity-heartbeat")
-        self._topic = options.heartbeat_topic
-        self._interval_s = options.heartbeat_interval_s
-        self._instance = f"{socket.gethostname()}:{os.getpid()}"
-        self._next_at = 0.0
-        from rtcrypto.feedclock import FeedClock
-
-        self._feed_clock = FeedClock.from_settings(settings)  # the lag is on the feed's clock
-        self._feed_clock_retry_at = 0.0
-
-    def _feed_now_ms(self, wall_ms: int) -> int:
-        """The feed's clock (a historical replay's time), or the wall clock if it cannot be read."""
-        from rtcrypto.feedclock import FeedClockError
-
-        if time.monotonic() < self._feed_clock_retry_at:
-            return wall_ms
-        try:
-            return self._feed_clock.now_ms()
-        except FeedClockError:
-            self._feed_clock_retry_at = time.monotonic() + 60.0  # the simulator is not up yet
-            return wall_ms
-
-    def maybe_send(self, progress: ProgressLog) -> None:
-        from rtcrypto.schemas import Heartbeat
-
-        now = time.monotonic()
-        if now < self._next_at:
-            return
-        self._next_at = now + self._interval_s
-        now_ms = time.time_ns() // 1_000_000
-        watermark = progress.watermark_ms
-        beat = Heartbeat(
-            service=SERVICE,
-            instance=self._instance,
-            ts_ms=now_ms,
-            processed=progress.input_rows,
-            last_event_ms=watermark,
-            lag_ms=None if watermark is None else max(0, self._feed_now_ms(now_ms) - watermark),
-            dead_letters=progress.dead_letters,
-        )
-        self._producer.send(self._topic, SERVICE.encode(), beat.to_bytes())
 
 
 def _spark_context_stopped(spark: SparkSession) -> bool:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from pyspark.sql.types import DecimalType, DoubleType, LongType, StringType, Str
 from rtcrypto.feedbars.options import HEARTBEAT_SERVICE, QUERY_NAME, BarsJobOptions
 from rtcrypto.feedbars.sink import BAR_COLUMNS, SinkTarget, write_bars
 from rtcrypto.history.bars import MINUTE_MS
+from rtcrypto.spark_heartbeat import SparkHeartbeats
 
 log = logging.getLogger(HEARTBEAT_SERVICE)
 STOP_GRACE_S = 20.0  # after a stop request, exit even if the JVM stops answering
@@ -236,57 +236,6 @@ def update_stats(query: StreamingQuery, stats: BatchStats) -> None:
         stats.watermark_ms = _watermark_ms(progress) or stats.watermark_ms
 
 
-class Heartbeats:
-    """Liveness of the job on ``service.heartbeat.v1`` (``Heartbeat.service = spark-bars``)."""
-
-    def __init__(self, options: BarsJobOptions) -> None:
-        from rtcrypto.config import get_settings
-        from rtcrypto.kafka_io import make_producer
-
-        settings = get_settings().model_copy(update={"kafka_bootstrap": options.bootstrap})
-        self._producer = make_producer(settings, "rtc-bars-heartbeat")
-        self._topic = options.heartbeat_topic
-        self._interval_s = options.heartbeat_interval_s
-        self._instance = f"{socket.gethostname()}:{os.getpid()}"
-        self._next_at = 0.0
-        from rtcrypto.feedclock import FeedClock
-
-        self._feed_clock = FeedClock.from_settings(settings)  # the lag is on the feed's clock
-        self._feed_clock_retry_at = 0.0
-
-    def _feed_now_ms(self, wall_ms: int) -> int:
-        """The feed's clock (a historical replay's time), or the wall clock if it cannot be read."""
-        from rtcrypto.feedclock import FeedClockError
-
-        if time.monotonic() < self._feed_clock_retry_at:
-            return wall_ms
-        try:
-            return self._feed_clock.now_ms()
-        except FeedClockError:
-            self._feed_clock_retry_at = time.monotonic() + 60.0  # the simulator is not up yet
-            return wall_ms
-
-    def maybe_send(self, stats: BatchStats) -> None:
-        from rtcrypto.schemas import Heartbeat
-
-        now = time.monotonic()
-        if now < self._next_at:
-            return
-        self._next_at = now + self._interval_s
-        now_ms = time.time_ns() // 1_000_000
-        beat = Heartbeat(
-            service=HEARTBEAT_SERVICE,
-            instance=self._instance,
-            ts_ms=now_ms,
-            processed=stats.input_rows,
-            last_event_ms=stats.watermark_ms,
-            lag_ms=None
-            if stats.watermark_ms is None
-            else max(0, self._feed_now_ms(now_ms) - stats.watermark_ms),
-        )
-        self._producer.send(self._topic, HEARTBEAT_SERVICE.encode(), beat.to_bytes())
-
-
 def _install_stop_handlers(stop: threading.Event) -> None:
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         log.info("stop requested signal=%s", signal.Signals(signum).name)
@@ -334,7 +283,17 @@ def _watch(
     options: BarsJobOptions,
 ) -> bool:
     """Heartbeats and progress until ``stop`` or the query ends; True if it ended on its own."""
-    heartbeat = Heartbeats(options) if options.heartbeat_topic else None
+    heartbeat = (
+        SparkHeartbeats(
+            bootstrap=options.bootstrap,
+            topic=options.heartbeat_topic,
+            interval_s=options.heartbeat_interval_s,
+            service=HEARTBEAT_SERVICE,
+            client_id="rtc-bars-heartbeat",
+        )
+        if options.heartbeat_topic
+        else None
+    )
     next_summary = time.monotonic() + options.progress_interval_s
     try:
         while not stop.is_set():
@@ -343,7 +302,7 @@ def _watch(
                 return True
             update_stats(query, stats)
             if heartbeat is not None:
-                heartbeat.maybe_send(stats)
+                heartbeat.maybe_send(processed=stats.input_rows, watermark_ms=stats.watermark_ms)
             if time.monotonic() >= next_summary:
                 next_summary = time.monotonic() + options.progress_interval_s
                 log.info(

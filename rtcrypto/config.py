@@ -15,8 +15,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from rtcrypto import config_checks
 
 
 def _project_root() -> Path:
@@ -28,6 +37,20 @@ def _project_root() -> Path:
 
 
 PROJECT_ROOT = _project_root()
+
+# --- bounds shared by several settings (start-up refuses nonsense, naming the RTC_ variable) ---
+Port = Annotated[int, Field(ge=1, le=65535)]  # a TCP port
+# an interval, 0 < s <= 1 day
+Seconds = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
+SYMBOL_PATTERN = r"^[A-Za-z0-9]{3,20}$"  # an exchange symbol: BTCUSD; never a path like ../X
+TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,249}$"  # Kafka's own rule for topic names
+NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,100}$"  # a source, consumer group or similar identifier
+JVM_MEMORY_PATTERN = r"^[1-9][0-9]*[kKmMgG]$"  # -Xmx style: 512m, 2g
+SPARK_DURATION_PATTERN = r"^[1-9][0-9]* (milliseconds?|seconds?|minutes?|hours?)$"  # 2 seconds
+# The forecast's future frame holds one row per minute: a year (525,600 rows) is the most that
+# predicts in reasonable time and memory on this machine (150,000 take about a minute), and a
+# minute-bar model says nothing useful further ahead.
+FORECAST_HORIZON_MAX_MINUTES = 525_600
 
 
 class Feed(StrEnum):
@@ -68,11 +91,11 @@ class Topics(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RTC_TOPIC_", extra="ignore")
 
-    orderbook: str = "gemini.orderbook.v1"
-    trades: str = "gemini.trades.v1"
-    deadletter: str = "deadletter.v1"
-    heartbeat: str = "service.heartbeat.v1"
-    liquidity: str = "liquidity.minute.v1"
+    orderbook: str = Field(default="gemini.orderbook.v1", pattern=TOPIC_PATTERN)
+    trades: str = Field(default="gemini.trades.v1", pattern=TOPIC_PATTERN)
+    deadletter: str = Field(default="deadletter.v1", pattern=TOPIC_PATTERN)
+    heartbeat: str = Field(default="service.heartbeat.v1", pattern=TOPIC_PATTERN)
+    liquidity: str = Field(default="liquidity.minute.v1", pattern=TOPIC_PATTERN)
 
     def all(self) -> list[str]:
         return [self.orderbook, self.trades, self.deadletter, self.heartbeat, self.liquidity]
@@ -88,20 +111,21 @@ class Settings(BaseSettings):
 
     # --- Kafka ---------------------------------------------------------------------------------
     kafka_bootstrap: str = "127.0.0.1:9092"
-    kafka_controller_port: int = 9093
-    kafka_partitions: int = 1
+    kafka_controller_port: Port = 9093
+    kafka_partitions: int = Field(default=1, ge=1, le=1000)
     kafka_version: str = "4.1.1"
     kafka_client: KafkaClient = KafkaClient.confluent
 
     # --- search (Elasticsearch) ----------------------------------------------------------------
     search_url: str = "http://127.0.0.1:9200"  # the local node's HTTP address, or docker-compose's
     search_version: str = "9.5.3"  # server jars from Maven Central; the client's major must match
-    search_transport_port: int = 9300  # the local node's transport port (bound, never used)
+    search_transport_port: Port = 9300  # the local node's transport port (bound, never used)
     search_java_home: Path | None = Field(
         default=None,
         description="JDK 21+ for the local node; None picks one (JAVA_HOME, /usr/lib/jvm)",
     )
-    search_heap: str = "512m"  # -Xms and -Xmx of the local node
+    # -Xms and -Xmx of the local node
+    search_heap: str = Field(default="512m", pattern=JVM_MEMORY_PATTERN)
     search_index_prefix: str = Field(
         default="rtc", pattern=r"^[a-z0-9][a-z0-9_-]*$", description="indices <prefix>-orders, ..."
     )
@@ -109,8 +133,8 @@ class Settings(BaseSettings):
         default=None,
         description="bulk batches Elasticsearch did not take; None: <run>/search-spool",
     )
-    search_bulk_batch_size: int = Field(default=500, gt=0)  # documents per bulk request
-    search_flush_interval_s: float = Field(default=1.0, gt=0)  # at most this long in the buffer
+    search_bulk_batch_size: int = Field(default=500, gt=0, le=100_000)  # documents per bulk request
+    search_flush_interval_s: Seconds = 1.0  # at most this long in the buffer
 
     # --- Kibana (not started by `rtc stack up`: docker-compose, or a Kibana of your own) ---------
     kibana_url: str | None = None  # e.g. http://127.0.0.1:5601; None skips the saved-object import
@@ -122,41 +146,47 @@ class Settings(BaseSettings):
     # NoDecode: RTC_SYMBOLS=BTCUSD,ETHUSD reaches the validator as text instead of being JSON-parsed
     symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["BTCUSD"])
     gemini_ws_url: str = "wss://api.gemini.com"
-    simulator_host: str = "127.0.0.1"
-    simulator_port: int = 8765
+    simulator_host: str = Field(default="127.0.0.1", pattern=r"^[A-Za-z0-9.:-]{1,253}$")
+    simulator_port: Port = 8765
     simulator_capture: Path = Field(
         default=PROJECT_ROOT.parent / "shared/data/orderbook/gemini_2021-04-17__GEMINI.ws.36.0.gz"
     )
-    simulator_speed: float = 1.0
-    simulator_seed: int = 0  # history replay: the modelled book's random seed
+    simulator_speed: float = Field(default=1.0, le=100_000, allow_inf_nan=False)
+    # history replay: the modelled book's random seed
+    simulator_seed: int = Field(default=0, ge=0, le=2**32 - 1)
     simulator_calibration: Path = Field(
         default=Path(__file__).resolve().parent / "simulator" / "calibration.json",
         description="the modelled book's calibration (`rtc simulate calibrate` writes it)",
     )
     # the feed clock (rtcrypto/feedclock.py): the simulator's time, re-read this often and
     # extrapolated at the replay's speed in between; the wall clock with the live feed
-    feed_clock_resync_s: float = Field(default=5.0, gt=0)
-    feed_clock_timeout_s: float = Field(default=2.0, gt=0)  # one read of GET /_sim/status
+    feed_clock_resync_s: Seconds = 5.0
+    feed_clock_timeout_s: Seconds = 2.0  # one read of GET /_sim/status
 
     # --- ingest --------------------------------------------------------------------------------
-    heartbeat_interval_s: float = 5.0
-    tick_interval_s: float = 1.0
-    reconnect_initial_s: float = 0.5
-    reconnect_max_s: float = 30.0
-    depth_band_pct: float = 0.5  # book-depth imbalance band around the mid price, in percent
+    # >= 0.1 s: zero or less busy-loops the services' heartbeat loops
+    heartbeat_interval_s: float = Field(default=5.0, ge=0.1, le=3600, allow_inf_nan=False)
+    tick_interval_s: Seconds = 1.0
+    reconnect_initial_s: Seconds = 0.5
+    reconnect_max_s: Seconds = 30.0
+    # book-depth imbalance band around the mid price, in percent
+    depth_band_pct: float = Field(default=0.5, gt=0, le=100, allow_inf_nan=False)
 
     # --- supervision (rtcrypto/services.py: Airflow's streaming_supervisor and `rtc status`) ----
-    supervisor_stale_heartbeats: float = Field(default=3.0, gt=0)  # stale after N x interval
-    supervisor_startup_grace_s: float = Field(default=90.0, ge=0)  # silent start allowed (Spark)
+    # stale after N x interval
+    supervisor_stale_heartbeats: float = Field(default=3.0, gt=0, le=1000, allow_inf_nan=False)
+    # silent start allowed (Spark)
+    supervisor_startup_grace_s: float = Field(default=90.0, ge=0, le=86_400, allow_inf_nan=False)
     supervisor_max_lag_records: int = Field(default=100_000, gt=0)  # input records not yet read
-    supervisor_max_lag_s: float = Field(default=120.0, gt=0)  # event-time lag in a heartbeat
-    supervisor_max_restarts_per_hour: int = Field(default=6, ge=1)  # then alert, stop restarting
+    supervisor_max_lag_s: Seconds = 120.0  # event-time lag in a heartbeat
+    # then alert, stop restarting
+    supervisor_max_restarts_per_hour: int = Field(default=6, ge=1, le=3600)
 
     # --- Spark ---------------------------------------------------------------------------------
     spark_version: str = "4.2.0"
     spark_master: str = "local[2]"
-    spark_watermark: str = "2 seconds"
-    spark_trigger: str = "1 second"
+    spark_watermark: str = Field(default="2 seconds", pattern=SPARK_DURATION_PATTERN)
+    spark_trigger: str = Field(default="1 second", pattern=SPARK_DURATION_PATTERN)
     spark_starting_offsets: str = "earliest"
 
     # --- what `rtc up`'s simulator replays (the offline feed) ---------------------------------------
@@ -175,75 +205,97 @@ class Settings(BaseSettings):
 
     # --- the platform's own minute bars (spark_jobs/bars.py: trades -> history store) -----------
     # history_feed_source (below): the source these bars go to
-    bars_trigger: str = "10 seconds"  # micro-batch interval of the bars job (a light default)
-    bars_watermark: str = "30 seconds"  # event-time lateness allowed across its two input topics
+    # micro-batch interval of the bars job (a light default)
+    bars_trigger: str = Field(default="10 seconds", pattern=SPARK_DURATION_PATTERN)
+    # event-time lateness allowed across its two input topics
+    bars_watermark: str = Field(default="30 seconds", pattern=SPARK_DURATION_PATTERN)
     bars_master: str = "local[1]"  # one core: a few trades per second need no more
-    bars_driver_memory: str = "512m"  # the job's JVM heap (spark-submit --driver-memory)
+    # the job's JVM heap (spark-submit --driver-memory)
+    bars_driver_memory: str = Field(default="512m", pattern=JVM_MEMORY_PATTERN)
 
     # --- history, strategy and backtest ---------------------------------------------------------
     history_dir: Path | None = Field(
         default=None, description="partitioned Parquet minute bars; None means <home>/history"
     )
-    taker_fee_pct: Decimal = Decimal("0.25")  # percent of the notional, charged on every fill
-    trade_pct: Decimal = Decimal("0.9")  # fraction of the USD balance a buy spends (book: 0.9)
-    liquidity_ratio_low: Decimal = Decimal("0.1")  # buy only while low < ask/bid ratio < high
-    liquidity_ratio_high: Decimal = Decimal("2")
+    # percent of the notional, charged on every fill
+    taker_fee_pct: Decimal = Field(default=Decimal("0.25"), ge=0, le=10)
+    # fraction of the USD balance a buy spends (book: 0.9)
+    trade_pct: Decimal = Field(default=Decimal("0.9"), gt=0, le=1)
+    # buy only while low < ask/bid ratio < high
+    liquidity_ratio_low: Decimal = Field(default=Decimal("0.1"), gt=0)
+    liquidity_ratio_high: Decimal = Field(default=Decimal("2"), gt=0)
 
     # --- Airflow (standalone: api-server, scheduler, dag-processor, triggerer) ----------------
     airflow_home: Path | None = Field(
         default=None, description="AIRFLOW_HOME of the local Airflow; None means <home>/airflow"
     )
-    airflow_port: int = 8080  # the api-server (UI and REST API) on 127.0.0.1
-    airflow_worker_log_port: int = 8793  # the scheduler's log server (LocalExecutor task logs)
-    airflow_trigger_log_port: int = 8794  # the triggerer's log server
-    airflow_parallelism: int = 2  # task slots in total: the machine has 2 cores
+    airflow_port: Port = 8080  # the api-server (UI and REST API) on 127.0.0.1
+    airflow_worker_log_port: Port = 8793  # the scheduler's log server (LocalExecutor task logs)
+    airflow_trigger_log_port: Port = 8794  # the triggerer's log server
+    # task slots in total: the machine has 2 cores
+    airflow_parallelism: int = Field(default=2, ge=1, le=64)
 
     # --- forecast --------------------------------------------------------------------------------
     forecast_dir: Path | None = Field(
         default=None,
         description="versioned forecasts and the current pointer; None: <home>/forecast",
     )
-    forecast_horizon_minutes: int = Field(default=150_000, gt=0)  # the book's 150,000 minutes
-    forecast_holdout_days: float = Field(default=7.0, gt=0)  # held out for backtest and gate
+    # the book's 150,000 minutes
+    forecast_horizon_minutes: int = Field(default=150_000, gt=0, le=FORECAST_HORIZON_MAX_MINUTES)
+    # held out for backtest and gate
+    forecast_holdout_days: float = Field(default=7.0, gt=0, le=366, allow_inf_nan=False)
     forecast_source: str | None = Field(
         default=None,
+        pattern=r"^([A-Za-z0-9_.-]{1,100})?$",
         description="history source the nightly retrain trains on; None or empty: chosen by "
         "rtcrypto.forecast.selection (the feed's own bars, else the freshest full import)",
     )
-    history_feed_source: str = "gemini-feed"  # the platform's own recorded minute bars
+    # the platform's own recorded minute bars
+    history_feed_source: str = Field(default="gemini-feed", pattern=NAME_PATTERN)
     forecast_min_coverage: float = Field(
         default=0.9, gt=0, le=1
     )  # fraction of a training window's minutes that must be present for a source to qualify
     forecast_stale_after_hours: float = Field(
-        default=24.0, gt=0
+        default=24.0, gt=0, le=8784, allow_inf_nan=False
     )  # the current forecast is stale once it does not cover this many hours ahead
 
     # --- trader (paper by default) -------------------------------------------------------------
-    trader_symbol: str = "BTCUSD"  # the one symbol the trader trades
-    trader_consumer_group: str = "rtc-trader"  # Kafka consumer group on the liquidity topic
+    # the one symbol the trader trades
+    trader_symbol: str = Field(default="BTCUSD", pattern=SYMBOL_PATTERN)
+    # Kafka consumer group on the liquidity topic
+    trader_consumer_group: str = Field(default="rtc-trader", pattern=NAME_PATTERN)
     trader_max_record_age_s: float | None = Field(
         default=300.0,
+        gt=0,
+        allow_inf_nan=False,
         description="ignore liquidity records that reach the trader more than this many wall "
         "seconds after their window ended (a replay at X times speed: X times as many feed "
         "seconds); None: never",
     )
     trader_forecast_offset_ms: int | None = Field(
         default=None,
+        ge=-100 * 366 * 86_400_000,  # a century either way: more is a unit mistake
+        le=100 * 366 * 86_400_000,
         description="minutes the feed's clock is ahead of the forecast's, in ms; None: ask the "
         "simulator (its --shift-to-now shift), 0 for the live feed",
     )
-    forecast_reload_interval_s: float = Field(default=10.0, gt=0)  # how often the pointer is read
-    report_hours: float = Field(default=24.0, gt=0)  # trade_report DAG: the feed clock's last N h
+    forecast_reload_interval_s: Seconds = 10.0  # how often the pointer is read
+    # trade_report DAG: the feed clock's last N h
+    report_hours: float = Field(default=24.0, gt=0, le=87_840, allow_inf_nan=False)
     # rtc report: --since/--until durations in wall time (x the replay's speed: `--since 1h` of a 60x
     # replay is the 60 replayed hours the user watched in the last hour), or in feed time
     report_durations: Literal["feed", "wall"] = "wall"
     trader_search: bool = True  # index orders, fills, scores... into Elasticsearch (bulk, spooled)
-    paper_usd: Decimal = Decimal("10000")  # the paper account's starting balances
-    paper_btc: Decimal = Decimal("0")
-    risk_max_position_btc: Decimal = Decimal("1")  # buys are cut to keep the position below this
-    risk_max_order_notional_usd: Decimal = Decimal("25000")  # and each order's notional
-    risk_max_daily_loss_usd: Decimal = Decimal("1000")  # no new buy after losing this today (UTC)
-    risk_max_orders_per_minute: int = Field(default=2, ge=1)
+    # the paper account's starting balances
+    paper_usd: Decimal = Field(default=Decimal("10000"), ge=0)
+    paper_btc: Decimal = Field(default=Decimal("0"), ge=0)
+    # buys are cut to keep the position below this
+    risk_max_position_btc: Decimal = Field(default=Decimal("1"), gt=0)
+    # and each order's notional
+    risk_max_order_notional_usd: Decimal = Field(default=Decimal("25000"), gt=0)
+    # no new buy after losing this today (UTC)
+    risk_max_daily_loss_usd: Decimal = Field(default=Decimal("1000"), ge=0)
+    risk_max_orders_per_minute: int = Field(default=2, ge=1, le=1000)
     kill_switch: bool = False  # RTC_KILL_SWITCH=1: send no order at all
     kill_switch_file: Path | None = Field(
         default=None, description="send no order while this file exists; None: <home>/KILL"
@@ -257,7 +309,8 @@ class Settings(BaseSettings):
         default=None,
         description="Gemini REST base URL; None derives it from trading_mode (and feed for paper)",
     )
-    gemini_private_rate_per_min: int = Field(default=600, gt=0)  # Gemini's private-API limit
+    # Gemini's private-API limit
+    gemini_private_rate_per_min: int = Field(default=600, gt=0, le=100_000)
 
     topics: Topics = Field(default_factory=Topics)
 
@@ -286,6 +339,42 @@ class Settings(BaseSettings):
         if value <= 0:
             raise ValueError("RTC_SIMULATOR_SPEED must be > 0")
         return value
+
+    # --- bounds that a Field constraint cannot say (see rtcrypto/config_checks.py) --------------
+    @field_validator("symbols")
+    @classmethod
+    def _valid_symbols(cls, value: list[str]) -> list[str]:
+        return config_checks.symbols(value)
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _valid_bootstrap(cls, value: str) -> str:
+        return config_checks.bootstrap(value)
+
+    @field_validator("search_url", "kibana_url", "gemini_rest_url")
+    @classmethod
+    def _valid_http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value and info.field_name != "search_url":
+            return None  # an empty optional URL (docker-compose's `RTC_KIBANA_URL=`) is unset
+        return config_checks.url(value or "", ("http", "https"))
+
+    @field_validator("gemini_ws_url")
+    @classmethod
+    def _valid_ws_url(cls, value: str) -> str:
+        return config_checks.url(value, ("ws", "wss"))
+
+    @model_validator(mode="after")
+    def _ordered_pairs(self) -> Settings:
+        config_checks.ordered(
+            "RTC_RECONNECT_INITIAL_S", self.reconnect_initial_s,
+            "RTC_RECONNECT_MAX_S", self.reconnect_max_s,
+        )  # fmt: skip
+        config_checks.ordered(
+            "RTC_LIQUIDITY_RATIO_LOW", self.liquidity_ratio_low,
+            "RTC_LIQUIDITY_RATIO_HIGH", self.liquidity_ratio_high,
+            strict=True,
+        )  # fmt: skip
+        return self
 
     # --- derived paths -------------------------------------------------------------------------
     @property
@@ -348,5 +437,22 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Settings read once per process; tests call ``get_settings.cache_clear()`` after env edits."""
-    return Settings()
+    """Settings read once per process; tests call ``get_settings.cache_clear()`` after env edits.
+
+    Raises :class:`rtcrypto.config_checks.SettingsError` (a ValueError) naming every bad
+    ``RTC_*`` variable and what it must be."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise config_checks.SettingsError(config_checks.describe(error)) from None
+
+
+def settings_or_exit() -> Settings:
+    """:func:`get_settings` for entry points: bad settings print their message and exit 2."""
+    import sys
+
+    try:
+        return get_settings()
+    except config_checks.SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -293,9 +293,9 @@ class JobOptions:
 
 def parse_args(argv: Sequence[str] | None = None) -> JobOptions:
     """Options from the command line; defaults from ``rtcrypto.config`` (``RTC_*`` variables)."""
-    from rtcrypto.config import get_settings  # defaults only; the job needs nothing else of it
+    from rtcrypto.config import settings_or_exit  # defaults only; the job needs nothing else
 
-    settings = get_settings()
+    settings = settings_or_exit()
     parser = argparse.ArgumentParser(prog="liquidity.py", description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", default=settings.kafka_bootstrap)
     parser.add_argument("--input-topic", default=settings.topics.orderbook)

@@ -18,8 +18,17 @@ from rtcrypto.cli import (
     stack,
     trader,
 )
+from rtcrypto.config import settings_or_exit
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+
+@app.callback()
+def _check_settings() -> None:
+    """Every command starts by reading the RTC_* settings: bad ones exit 2 with a message."""
+    settings_or_exit()
+
+
 app.add_typer(stack.app, name="stack", help="Start, stop and inspect the embedded local services.")
 app.add_typer(history.app, name="history", help="Import minute-bar history and show what is there.")
 app.add_typer(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import websocket
 
-from rtcrypto.config import Settings, get_settings
+from rtcrypto.config import Settings, get_settings, settings_or_exit
 from rtcrypto.feedclock import FeedClock, FeedClockError
 from rtcrypto.ingest.processor import FrameProcessor, FrameResult, Outgoing, Route
 from rtcrypto.kafka_io import KafkaUnavailable, RecordProducer, make_producer
@@ -314,7 +314,7 @@ def main() -> None:
     from rtcrypto.logs import setup_logging
 
     setup_logging("ingest")
-    settings = get_settings()
+    settings = settings_or_exit()  # bad RTC_* settings: a message naming them, exit 2
     try:
         service = IngestService(settings)
     except KafkaUnavailable as error:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rtcrypto.config import Feed, Settings, get_settings
+from rtcrypto.config import Feed, Settings, settings_or_exit
 from rtcrypto.exchange.base import ExchangeAdapter, ExchangeError
 from rtcrypto.feedclock import FeedClock, FeedClockError, SimulatorTime
 from rtcrypto.kafka_io import KafkaUnavailable, RecordProducer, make_producer
@@ -284,7 +284,7 @@ def main() -> None:
     from rtcrypto.logs import setup_logging
 
     setup_logging(SERVICE)
-    settings = get_settings()
+    settings = settings_or_exit()  # bad RTC_* settings: a message naming them, exit 2
     try:
         trader = build_trader(settings)
         trader.start()

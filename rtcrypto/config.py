@@ -115,6 +115,17 @@ class Settings(BaseSettings):
     kafka_partitions: int = Field(default=1, ge=1, le=1000)
     kafka_version: str = "4.1.1"
     kafka_client: KafkaClient = KafkaClient.confluent
+    # topic bounds (rtcrypto/stack/kafka.py topic_configs; altered on existing topics at start-up):
+    # each partition keeps at most this many bytes and this many hours, whichever ends first
+    kafka_retention_bytes: int = Field(default=1024**3, ge=1024**2, le=1024**4)
+    kafka_retention_hours: float = Field(default=168.0, gt=0, le=8784, allow_inf_nan=False)
+    # segments are deleted whole: a segment much smaller than the retention keeps it precise
+    kafka_segment_bytes: int = Field(default=64 * 1024**2, ge=1024**2, le=1024**3)
+    # producers compress their batches with this; the topics keep them as they are
+    kafka_compression: Literal["zstd", "gzip", "none"] = "zstd"
+    # a record the broker has not taken within this long stops the producing service (exit 75,
+    # see rtcrypto/kafka_io.py): nothing is dropped silently
+    kafka_delivery_timeout_ms: int = Field(default=600_000, ge=1000, le=86_400_000)
 
     # --- search (Elasticsearch) ----------------------------------------------------------------
     search_url: str = "http://127.0.0.1:9200"  # the local node's HTTP address, or docker-compose's
@@ -373,6 +384,10 @@ class Settings(BaseSettings):
             "RTC_LIQUIDITY_RATIO_LOW", self.liquidity_ratio_low,
             "RTC_LIQUIDITY_RATIO_HIGH", self.liquidity_ratio_high,
             strict=True,
+        )  # fmt: skip
+        config_checks.ordered(
+            "RTC_KAFKA_SEGMENT_BYTES", self.kafka_segment_bytes,
+            "RTC_KAFKA_RETENTION_BYTES", self.kafka_retention_bytes,
         )  # fmt: skip
         return self
 

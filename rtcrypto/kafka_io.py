@@ -7,14 +7,23 @@ Two clients, chosen with ``RTC_KAFKA_CLIENT``:
 - ``confluent`` (confluent-kafka, librdkafka in C; already pinned through Airflow's Kafka
   provider): about 8x faster per record.
 
-Both are configured the same way: acks=all, idempotent, batched (linger 5 ms), unlimited retries
-within a delivery timeout, and blocking (back-pressure) instead of dropping when the local queue
-is full. Delivery failures are counted and passed to ``on_error``; nothing fails silently.
+Both are configured the same way: acks=all, idempotent, batched (linger 5 ms, compressed with
+``RTC_KAFKA_COMPRESSION``), unlimited retries within ``RTC_KAFKA_DELIVERY_TIMEOUT_MS``, and
+blocking (back-pressure) instead of dropping when the local queue is full.
+
+A record the broker has not taken within the delivery timeout (Kafka down for longer than that)
+is passed to ``on_error`` (the service counts it), then the process stops loudly: a CRITICAL log
+line naming the topic and the timeout, and exit code :data:`EXIT_DELIVERY_FAILED` (75), which
+the supervisor sees as a dead service and restarts once Kafka answers. Spooling to disk was not
+chosen: the sources (websocket, liquidity topic) are re-read after a restart anyway, and a
+second durable queue beside Kafka would need its own bounds and replay order. Nothing is
+dropped silently.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +34,8 @@ from rtcrypto.config import KafkaClient, Settings
 log = logging.getLogger(__name__)
 
 ErrorCallback = Callable[[str, bytes | None, Exception], None]
+
+EXIT_DELIVERY_FAILED = 75  # EX_TEMPFAIL: Kafka did not take a record within the delivery timeout
 
 
 class KafkaUnavailable(RuntimeError):
@@ -58,7 +69,10 @@ class KafkaPythonProducer:
                 linger_ms=5,
                 batch_size=256 * 1024,
                 max_block_ms=120_000,
-                delivery_timeout_ms=600_000,
+                compression_type=_codec(settings),
+                delivery_timeout_ms=settings.kafka_delivery_timeout_ms,
+                # kafka-python wants delivery >= linger + request timeout
+                request_timeout_ms=min(30_000, settings.kafka_delivery_timeout_ms - 10),
             )
         except KafkaError as error:
             raise KafkaUnavailable(f"{settings.kafka_bootstrap}: {error}") from error
@@ -90,7 +104,8 @@ class ConfluentProducer:
                 "enable.idempotence": True,
                 "linger.ms": 5,
                 "batch.size": 1024 * 1024,
-                "delivery.timeout.ms": 600_000,
+                "delivery.timeout.ms": settings.kafka_delivery_timeout_ms,
+                "compression.type": _codec(settings) or "none",
                 "queue.buffering.max.messages": 500_000,
             }
         )
@@ -125,15 +140,41 @@ class ConfluentProducer:
             log.error("kafka producer closed with %d records undelivered", left)
 
 
+def _codec(settings: Settings) -> str | None:
+    """The producers' compression codec (the topics store batches as produced)."""
+    return None if settings.kafka_compression == "none" else settings.kafka_compression
+
+
+def stop_loudly(settings: Settings, topic: str, key: bytes | None, error: Exception) -> None:
+    """Log CRITICAL and exit the process with :data:`EXIT_DELIVERY_FAILED` (see the docstring)."""
+    log.critical(
+        "kafka delivery failed, stopping the service (exit %d) instead of dropping records: "
+        "topic=%s key=%r not taken by %s within delivery.timeout.ms=%d: %s",
+        EXIT_DELIVERY_FAILED,
+        topic,
+        key,
+        settings.kafka_bootstrap,
+        settings.kafka_delivery_timeout_ms,
+        error,
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(EXIT_DELIVERY_FAILED)  # from a client thread too; atexit would block on the client
+
+
 def make_producer(
     settings: Settings, client_id: str, on_error: ErrorCallback | None = None
 ) -> RecordProducer:
-    """The configured producer; raises :class:`KafkaUnavailable` if the broker is not there."""
+    """The configured producer; raises :class:`KafkaUnavailable` if the broker is not there.
 
-    def log_error(topic: str, key: bytes | None, error: Exception) -> None:
-        log.error("kafka delivery failed topic=%s key=%r error=%s", topic, key, error)
+    A delivery failure calls ``on_error`` and then stops the process (:func:`stop_loudly`)."""
 
-    callback = on_error or log_error
+    def failed(topic: str, key: bytes | None, error: Exception) -> None:
+        if on_error is not None:
+            on_error(topic, key, error)
+        stop_loudly(settings, topic, key, error)
+
+    callback = failed
     started = time.monotonic()
     if settings.kafka_client is KafkaClient.confluent:
         producer: RecordProducer = ConfluentProducer(settings, client_id, callback)

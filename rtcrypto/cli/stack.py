@@ -106,6 +106,7 @@ def up(
             settings.topics.all(),
             bootstrap=settings.kafka_bootstrap,
             partitions=settings.kafka_partitions,
+            configs=kafka.topic_configs(settings),  # bounds, also set on existing topics
         )
         existing = [topic for topic in settings.topics.all() if topic not in created]
         typer.echo(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from rtcrypto.config import Settings, get_settings
@@ -119,6 +120,23 @@ def server_properties(settings: Settings, data_dir: Path) -> dict[str, str]:
         "group.initial.rebalance.delay.ms": "0",
         "log.retention.hours": "168",
         "log.segment.bytes": str(256 * 1024 * 1024),
+    }
+
+
+def topic_configs(settings: Settings) -> dict[str, str]:
+    """Per-topic bounds of every project topic: retention by bytes and time, compression.
+
+    ``retention.bytes`` is per partition; deletion works on whole segments, so ``segment.bytes``
+    is kept well below it. ``compression.type`` is the producers' codec (rtcrypto/kafka_io.py),
+    so the broker stores their batches as they come instead of recompressing them.
+    """
+    return {
+        "retention.bytes": str(settings.kafka_retention_bytes),
+        "retention.ms": str(int(settings.kafka_retention_hours * 3_600_000)),
+        "segment.bytes": str(settings.kafka_segment_bytes),
+        "compression.type": (
+            "uncompressed" if settings.kafka_compression == "none" else settings.kafka_compression
+        ),
     }
 
 
@@ -348,6 +366,8 @@ def ensure_topics(
     """Create the missing ``topics`` (idempotent); return the names that were created.
 
     Waits until each new topic has a leader, so a producer can write to it right away.
+    ``configs`` go to new topics and are set on existing ones (:func:`alter_topic_configs`),
+    so a bound added later reaches topics created before it.
     """
     wanted = list(dict.fromkeys(topics))
     try:
@@ -373,7 +393,41 @@ def ensure_topics(
                 pass  # created by someone else in the meantime
             except KafkaError as error:
                 raise StackError(f"cannot create topic {topic} on {bootstrap}: {error}") from error
+        present = [topic for topic in wanted if topic in existing]
+        if configs and present:
+            alter_topic_configs(admin, present, configs)
         return created
+    finally:
+        admin.close()
+
+
+def alter_topic_configs(
+    admin: KafkaAdminClient, topics: Iterable[str], configs: Mapping[str, str]
+) -> None:
+    """Set ``configs`` on existing ``topics`` (incremental: other overrides stay)."""
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, topic, configs=dict(configs)) for topic in topics
+    ]
+    try:
+        admin.alter_configs(resources)
+    except (KafkaError, ValueError) as error:
+        raise StackError(
+            f"cannot set {sorted(configs)} on topics {list(topics)}: {error}"
+        ) from error
+
+
+def describe_topic_configs(
+    topics: Iterable[str], *, bootstrap: str, timeout_s: float = 10.0
+) -> dict[str, dict[str, str]]:
+    """The non-default configs of each topic, as the broker reports them."""
+    admin = _admin_client(bootstrap, timeout_s)
+    try:
+        resources = [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in topics]
+        answer = admin.describe_configs(resources).get("topic", {})
+        return {
+            topic: {key: str(entry.get("value")) for key, entry in entries.items()}
+            for topic, entries in answer.items()
+        }
     finally:
         admin.close()
 

@@ -658,3 +658,14 @@ def test_credentials_in_the_search_url_reach_elasticsearch_as_basic_auth() -> No
         server.server_close()
     expected = base64.b64encode(f"rtc_app:{PLACEHOLDER_SECRET}".encode()).decode()
     assert seen == [f"Basic {expected}"]
+
+
+def test_kafka_init_sets_the_topic_bounds() -> None:
+    """docker-compose's topics get the same bounds as `rtc stack up`'s (issue 10)."""
+    from rtcrypto.stack.kafka import topic_configs
+
+    script = "\n".join(_services()["kafka-init"]["command"])
+    added = re.search(r"--add-config (\S+)", script)
+    assert added, "kafka-init sets no topic configs"
+    configs = dict(item.split("=", 1) for item in added[1].split(","))
+    assert configs == topic_configs(Settings())

@@ -145,7 +145,14 @@ class Settings(BaseSettings):
         description="bulk batches Elasticsearch did not take; None: <run>/search-spool",
     )
     search_bulk_batch_size: int = Field(default=500, gt=0, le=100_000)  # documents per bulk request
-    search_flush_interval_s: Seconds = 1.0  # at most this long in the buffer
+    search_flush_interval_s: Seconds = 1.0
+    # the local node's disk watermarks as free space left (why: rtcrypto/stack/search_disk.py);
+    # all three byte sizes (low >= high >= flood stage) or all three percentages used
+    search_disk_watermark_low: str = Field(default="2gb", pattern=config_checks.WATERMARK_PATTERN)
+    search_disk_watermark_high: str = Field(default="1gb", pattern=config_checks.WATERMARK_PATTERN)
+    search_disk_watermark_flood_stage: str = Field(
+        default="500mb", pattern=config_checks.WATERMARK_PATTERN
+    )  # at most this long in the buffer
 
     # --- Kibana (not started by `rtc stack up`: docker-compose, or a Kibana of your own) ---------
     kibana_url: str | None = None  # e.g. http://127.0.0.1:5601; None skips the saved-object import
@@ -389,6 +396,11 @@ class Settings(BaseSettings):
             "RTC_KAFKA_SEGMENT_BYTES", self.kafka_segment_bytes,
             "RTC_KAFKA_RETENTION_BYTES", self.kafka_retention_bytes,
         )  # fmt: skip
+        config_checks.watermarks(
+            self.search_disk_watermark_low,
+            self.search_disk_watermark_high,
+            self.search_disk_watermark_flood_stage,
+        )
         return self
 
     # --- derived paths -------------------------------------------------------------------------

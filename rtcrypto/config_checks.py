@@ -86,6 +86,32 @@ def ordered(
         raise ValueError(f"{low_name}={low} must be {relation} {high_name}={high}")
 
 
+WATERMARK_PATTERN = r"^[0-9]+(\.[0-9]+)?(b|kb|mb|gb|tb|%)$"  # 2gb (free) or 85% (used)
+_BYTE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
+
+
+def watermarks(low: str, high: str, flood_stage: str) -> None:
+    """Elasticsearch's rule for disk watermarks: all percentages used, rising, or all byte sizes
+    of free space, falling (``RTC_SEARCH_DISK_WATERMARK_LOW/HIGH/FLOOD_STAGE``)."""
+    names = "RTC_SEARCH_DISK_WATERMARK_LOW, _HIGH and _FLOOD_STAGE"
+    values = (low, high, flood_stage)
+    if all(value.endswith("%") for value in values):
+        used = [float(value[:-1]) for value in values]
+        if not used[0] <= used[1] <= used[2] <= 100:
+            raise ValueError(f"{names} as percentages used must rise up to 100%: {values}")
+        return
+    if any(value.endswith("%") for value in values):
+        raise ValueError(f"{names} must be all percentages or all byte sizes: {values}")
+    free = []
+    for value in values:
+        match = re.match(r"^([0-9.]+)([a-z]+)$", value)
+        if match is None or match[2] not in _BYTE_UNITS:
+            raise ValueError(f"{names}: {value!r} is not a size like 2gb")
+        free.append(float(match[1]) * _BYTE_UNITS[match[2]])
+    if not free[0] >= free[1] >= free[2]:
+        raise ValueError(f"{names} as free space must fall (low >= high >= flood stage): {values}")
+
+
 def env_name(title: str, location: tuple[int | str, ...]) -> str:
     """The environment variable of a setting: ``("trade_pct",)`` -> ``RTC_TRADE_PCT``."""
     prefix = ENV_PREFIXES.get(title, "RTC_")

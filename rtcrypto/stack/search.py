@@ -35,7 +35,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from rtcrypto.config import PROJECT_ROOT, Settings, get_settings
-from rtcrypto.stack import maven, process
+from rtcrypto.stack import maven, process, search_disk
 from rtcrypto.stack.errors import ServiceStartError, StackError, ToolMissingError
 
 logger = logging.getLogger(__name__)
@@ -181,8 +181,8 @@ def node_settings(settings: Settings, paths: SearchPaths) -> dict[str, str]:
         "network.host": host,
         "http.port": str(http_port),
         "transport.port": str(settings.search_transport_port),
-        # A laptop disk at 90 % must not turn the project's indices read-only.
-        "cluster.routing.allocation.disk.threshold_enabled": "false",
+        # disk watermarks on, as free space (values and why: rtcrypto/stack/search_disk.py)
+        **search_disk.disk_watermarks(settings),
     }
 
 
@@ -566,6 +566,7 @@ def start_search(settings: Settings | None = None, *, timeout_s: float = 120.0) 
         if process.is_running(SEARCH_PROCESS, settings):
             seconds = wait_for_search(settings, timeout_s=timeout_s)
             pid = process.read_pid(SEARCH_PROCESS, settings)
+            search_disk.apply_disk_watermarks(settings)  # a node started before they were on
             return SearchStart(settings.search_url, pid, True, False, seconds)
         tool = find_search_java(settings)
         ports = (http_port, settings.search_transport_port)

@@ -45,7 +45,11 @@ def test_node_settings_make_one_local_single_node_cluster(settings: Settings) ->
     assert entries["transport.port"] == "9300"
     assert entries["path.data"] == str(settings.run_dir / "elasticsearch-data")
     assert entries["path.logs"] == str(settings.log_dir / "elasticsearch")
-    assert entries["cluster.routing.allocation.disk.threshold_enabled"] == "false"
+    # issue 10: the disk watermarks are on, as free space (rtcrypto/stack/search_disk.py)
+    assert entries["cluster.routing.allocation.disk.threshold_enabled"] == "true"
+    assert entries["cluster.routing.allocation.disk.watermark.low"] == "2gb"
+    assert entries["cluster.routing.allocation.disk.watermark.high"] == "1gb"
+    assert entries["cluster.routing.allocation.disk.watermark.flood_stage"] == "500mb"
 
 
 def test_everything_lives_under_run_and_log_dirs(settings: Settings) -> None:

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
 
     # --- where state lives -------------------------------------------------------------------
     home: Path = Field(default=PROJECT_ROOT / ".rtc", description="state, downloads, logs, pids")
+    # every managed process's log (<home>/logs/<name>.log, and Kafka's and Elasticsearch's own
+    # log4j logs) is rotated past this size, keeping this many older files (rtcrypto/stack/logpipe.py)
+    log_max_bytes: int = Field(default=10 * 1024**2, ge=1024, le=1024**3)
+    log_backup_count: int = Field(default=5, ge=1, le=100)
 
     # --- Kafka ---------------------------------------------------------------------------------
     kafka_bootstrap: str = "127.0.0.1:9092"

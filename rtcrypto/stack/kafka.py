@@ -147,8 +147,9 @@ def render_properties(properties: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def log4j2_properties(server_log: Path) -> str:
-    """A log4j2 configuration: everything at INFO into ``server_log``, rolled at 10 MB x 5."""
+def log4j2_properties(server_log: Path, max_bytes: int = 10 * 1024**2, backups: int = 5) -> str:
+    """A log4j2 configuration: everything at INFO into ``server_log``, rolled past ``max_bytes``
+    keeping ``backups`` files (``RTC_LOG_MAX_BYTES`` / ``RTC_LOG_BACKUP_COUNT``)."""
     return f"""\
 status = warn
 name = rtc-kafka
@@ -160,9 +161,9 @@ appender.file.layout.type = PatternLayout
 appender.file.layout.pattern = [%d] %p %m (%c)%n
 appender.file.policies.type = Policies
 appender.file.policies.size.type = SizeBasedTriggeringPolicy
-appender.file.policies.size.size = 10MB
+appender.file.policies.size.size = {max_bytes}
 appender.file.strategy.type = DefaultRolloverStrategy
-appender.file.strategy.max = 5
+appender.file.strategy.max = {backups}
 rootLogger.level = INFO
 rootLogger.appenderRef.file.ref = file
 logger.request.name = kafka.request.logger
@@ -205,7 +206,9 @@ def write_config(settings: Settings | None = None) -> KafkaPaths:
     paths.server_log.parent.mkdir(parents=True, exist_ok=True)
     properties = server_properties(settings, paths.data_dir)
     paths.server_properties.write_text(render_properties(properties))
-    paths.log4j_config.write_text(log4j2_properties(paths.server_log))
+    paths.log4j_config.write_text(
+        log4j2_properties(paths.server_log, settings.log_max_bytes, settings.log_backup_count)
+    )
     return paths
 
 

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -64,8 +65,29 @@ def meta_path(name: str, settings: Settings | None = None) -> Path:
 
 
 def log_path(name: str, settings: Settings | None = None) -> Path:
-    """``<log_dir>/<name>.log``: stdout and stderr of the process, appended across starts."""
+    """``<log_dir>/<name>.log``: stdout and stderr of the process, appended across starts and
+    rotated past ``log_max_bytes`` into ``<name>.log.1`` ... (``log_backup_count`` of them)."""
     return (settings or get_settings()).log_dir / f"{name}.log"
+
+
+LOGPIPE_SCRIPT = Path(__file__).with_name("logpipe.py")
+
+
+def with_log_rotation(command: Sequence[str], log_file: Path, settings: Settings) -> list[str]:
+    """``command`` run behind :mod:`rtcrypto.stack.logpipe`: same pid, output rotated by size."""
+    return [
+        sys.executable,
+        "-S",  # no site-packages: the wrapper needs the standard library only
+        str(LOGPIPE_SCRIPT),
+        "--log",
+        str(log_file),
+        "--max-bytes",
+        str(settings.log_max_bytes),
+        "--backups",
+        str(settings.log_backup_count),
+        "--",
+        *command,
+    ]
 
 
 # --- liveness ----------------------------------------------------------------------------------
@@ -234,7 +256,7 @@ def start_process(
 
     ``ports`` are checked free on ``host`` first (``port_hint`` tells the user how to pick another
     port) and recorded for ``status``. ``env`` entries are added to the current environment.
-    Output goes to ``log_path(name)``. Raises :class:`ProcessAlreadyRunningError` if ``name`` runs.
+    Output goes to ``log_path(name)``, rotated by size (:func:`with_log_rotation`). Raises :class:`ProcessAlreadyRunningError` if ``name`` runs.
     """
     if is_running(name, settings):
         pid = read_pid(name, settings)
@@ -251,7 +273,7 @@ def start_process(
         log_handle.write(f"\n=== {stamp} start: {' '.join(command)}\n".encode())
         log_handle.flush()
         child = subprocess.Popen(
-            list(command),
+            with_log_rotation(command, log_file, settings or get_settings()),
             stdin=subprocess.DEVNULL,
             stdout=log_handle,
             stderr=subprocess.STDOUT,

@@ -193,8 +193,8 @@ def render_yaml(entries: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def log4j2_properties(server_log: Path) -> str:
-    """A log4j2 configuration: INFO into ``server_log``, rolled at 10 MB x 5."""
+def log4j2_properties(server_log: Path, max_bytes: int = 10 * 1024**2, backups: int = 5) -> str:
+    """A log4j2 configuration: INFO into ``server_log``, rolled past ``max_bytes`` x ``backups``."""
     return f"""\
 status = error
 appender.rolling.type = RollingFile
@@ -205,9 +205,9 @@ appender.rolling.layout.type = PatternLayout
 appender.rolling.layout.pattern = [%d{{ISO8601}}][%-5p][%-25c{{1.}}] [%node_name]%marker %m%n
 appender.rolling.policies.type = Policies
 appender.rolling.policies.size.type = SizeBasedTriggeringPolicy
-appender.rolling.policies.size.size = 10MB
+appender.rolling.policies.size.size = {max_bytes}
 appender.rolling.strategy.type = DefaultRolloverStrategy
-appender.rolling.strategy.max = 5
+appender.rolling.strategy.max = {backups}
 rootLogger.level = info
 rootLogger.appenderRef.rolling.ref = rolling
 """
@@ -496,7 +496,9 @@ def write_config(settings: Settings | None = None) -> SearchPaths:
         folder.mkdir(parents=True, exist_ok=True)
     paths.logs_dir.mkdir(parents=True, exist_ok=True)
     paths.elasticsearch_yml.write_text(render_yaml(node_settings(settings, paths)))
-    paths.log4j_config.write_text(log4j2_properties(paths.server_log))
+    paths.log4j_config.write_text(
+        log4j2_properties(paths.server_log, settings.log_max_bytes, settings.log_backup_count)
+    )
     return paths
 
 

@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     )
     search_bulk_batch_size: int = Field(default=500, gt=0, le=100_000)  # documents per bulk request
     search_flush_interval_s: Seconds = 1.0
+    # the bulk writer's spool on disk (Elasticsearch down) stops growing here: newer documents go
+    # to the Kafka dead letters and an alert shows in the heartbeat (rtcrypto/search/spool_guard.py)
+    search_spool_max_bytes: int = Field(default=256 * 1024**2, ge=1024, le=1024**4)
     # the local node's disk watermarks as free space left (why: rtcrypto/stack/search_disk.py);
     # all three byte sizes (low >= high >= flood stage) or all three percentages used
     search_disk_watermark_low: str = Field(default="2gb", pattern=config_checks.WATERMARK_PATTERN)

@@ -36,6 +36,9 @@ def describe(beat: dict[str, Any], now_ms: int) -> str:
             parts.append(f"{field.replace('_', ' ')} {beat[field]}")
     if beat.get("last_error"):
         parts.append(f"last error: {beat['last_error']}")
+    alerts = beat.get("alerts")
+    if isinstance(alerts, list):
+        parts.extend(f"ALERT: {alert}" for alert in alerts if isinstance(alert, str))
     return ", ".join(parts)
 
 

@@ -162,6 +162,8 @@ class Heartbeat:
     gaps: int = 0
     dead_letters: int = 0
     last_error: str | None = None
+    # conditions a person must act on (search spool full, credentials refused), shown by rtc status
+    alerts: list[str] = field(default_factory=list)
     type: Literal["heartbeat"] = "heartbeat"
     schema_version: int = SCHEMA_VERSION
 

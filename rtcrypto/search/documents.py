@@ -519,6 +519,8 @@ def heartbeat_document(
         source[name] = None if value is None else int(value)
     known = set(HEARTBEAT_FIELDS) | set(HEARTBEAT_ENVELOPE)
     details = {name: value for name, value in fields.items() if name not in known}
+    if not details.get("alerts"):
+        details.pop("alerts", None)  # most heartbeats have none; when set they go to details
     source["details"] = details or None
     document_id = f"{service}:{instance}:{ts_ms}"
     return SearchAction(_index("heartbeat", prefix), document_id, source)

@@ -5,14 +5,16 @@
 - A background thread sends the buffer with ``elasticsearch.helpers.streaming_bulk`` every
   ``batch_size`` documents or ``flush_interval_s`` seconds. Every action is an ``index`` op with
   the document's deterministic ``_id`` (rtcrypto.search.documents), so a re-send overwrites.
-- Elasticsearch unreachable, or a document refused with a retryable status (429, 5xx, 401/403,
-  404, 408): the documents are appended to a spool on disk (JSONL, fsync'ed) under
+- Elasticsearch unreachable, or a document refused with a retryable status (429, 5xx, 404,
+  408): the documents are appended to a spool on disk (JSONL, fsync'ed) under
   ``<spool_dir>/<name>/`` and re-sent later, oldest first, with exponential backoff, until
   acknowledged; then the spool file is removed. While the spool holds anything, new batches are
   appended behind it instead of overtaking it: a later version of a document (an order's final
   status after its submission) is never overwritten by an older one.
 - A document refused for good (any other 4xx, e.g. 400 ``mapper_parsing_exception``) goes to
   ``<spool_dir>/<name>/dead-letter.jsonl`` with the status and reason, and is logged.
+- The spool is capped (``spool_max_bytes``) and 401/403 stop the retries; both raise an alert
+  (``alerts()``): see rtcrypto/search/spool_guard.py for what happens to documents over the cap.
 - ``close()`` sends or spools everything still buffered. A writer that starts and finds a spool
   (a crashed run) re-sends it first.
 
@@ -40,6 +42,7 @@ from elasticsearch import Elasticsearch, helpers
 
 from rtcrypto.config import Settings, get_settings
 from rtcrypto.search.documents import SearchAction
+from rtcrypto.search.spool_guard import AUTH_STATUSES, OverflowHandler, SpoolGuard
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +84,8 @@ class WriterStats:
     bulk_requests: int
     failed_requests: int  # bulk requests that did not reach Elasticsearch or were refused whole
     last_error: str | None
+    spool_bytes: int = 0  # size of the spool files now
+    alerts: tuple[str, ...] = ()  # spool full, credentials refused (rtcrypto/search/spool_guard.py)
 
 
 def is_retryable(status: int | None) -> bool:
@@ -132,6 +137,8 @@ class SearchWriter:
         max_buffered: int | None = None,
         retry_initial_s: float = 1.0,
         retry_max_s: float = 30.0,
+        spool_max_bytes: int | None = None,
+        on_overflow: OverflowHandler | None = None,
         start: bool = True,
     ) -> None:
         if batch_size <= 0 or flush_interval_s <= 0:
@@ -178,6 +185,9 @@ class SearchWriter:
                 f"own name (or spool_dir)"
             ) from None
         existing = self._spool_files()
+        self.on_overflow = on_overflow  # documents over the spool cap; None: dead-letter.jsonl
+        self.overflow_target = "the overflow handler"  # where on_overflow sends them, for alerts
+        self.guard = SpoolGuard(name, spool_max_bytes, sum(p.stat().st_size for p in existing))
         self._pending_spool = sum(self._count_lines(path) for path in existing)
         self._spool_sequence = len(existing)
         if existing:
@@ -208,6 +218,7 @@ class SearchWriter:
         client = client or search_client(settings, request_timeout_s=30.0, max_retries=0)
         options.setdefault("batch_size", settings.search_bulk_batch_size)
         options.setdefault("flush_interval_s", settings.search_flush_interval_s)
+        options.setdefault("spool_max_bytes", settings.search_spool_max_bytes)
         return cls(client, spool_dir=settings.search_spool_path, name=name, **options)
 
     # --- public API ----------------------------------------------------------------------------
@@ -320,7 +331,13 @@ class SearchWriter:
                 bulk_requests=self._bulk_requests,
                 failed_requests=self._failed_requests,
                 last_error=self._last_error,
+                spool_bytes=self.guard.spool_bytes,
+                alerts=tuple(self.guard.alerts()),
             )
+
+    def alerts(self) -> list[str]:
+        """Current alerts (spool full, credentials refused); empty when all is well."""
+        return self.guard.alerts()
 
     def __enter__(self) -> SearchWriter:
         return self
@@ -337,7 +354,7 @@ class SearchWriter:
                 while True:
                     now = time.monotonic()
                     interval_due = bool(self._buffer) and now - last_flush >= self.flush_interval_s
-                    retry_due = self._pending_spool > 0 and now >= self._next_retry
+                    retry_due = self._retry_due(now)
                     if (
                         self._closing
                         or self._flush_requested
@@ -347,7 +364,7 @@ class SearchWriter:
                     ):
                         break
                     waits = [self.flush_interval_s]
-                    if self._pending_spool > 0:
+                    if self._pending_spool > 0 and not self.guard.auth_blocked:
                         waits.append(max(0.01, self._next_retry - now))
                     self._condition.wait(min(waits))
                 closing = self._closing
@@ -382,7 +399,7 @@ class SearchWriter:
 
     def _deliver_all(self, *, force: bool) -> None:
         """Re-send the spool when due, then deliver the buffer in full batches (``force``: all)."""
-        if self._pending_spool > 0 and time.monotonic() >= self._next_retry:
+        if self._retry_due(time.monotonic()):
             self._drain_spool()
         while True:
             batch = self._take_batch(force=force)
@@ -399,7 +416,7 @@ class SearchWriter:
     def _deliver(self, batch: list[_Doc]) -> None:
         if self._pending_spool > 0:
             # Never overtake older spooled documents: they may be older versions of these ids.
-            if time.monotonic() >= self._next_retry:
+            if self._retry_due(time.monotonic()):
                 self._drain_spool()
             if self._pending_spool > 0:
                 self._append_to_spool(batch)
@@ -411,6 +428,10 @@ class SearchWriter:
         if outcome.retry:
             self._append_to_spool(outcome.retry)
             self._schedule_retry()
+
+    def _retry_due(self, now: float) -> bool:
+        """The spool is due for a re-send (never after refused credentials: that needs a fix)."""
+        return self._pending_spool > 0 and now >= self._next_retry and not self.guard.auth_blocked
 
     # --- sending -------------------------------------------------------------------------------
 
@@ -443,6 +464,8 @@ class SearchWriter:
                 item = next(iter(info.values()))
                 status = item.get("status")
                 reason = _reason(item.get("error"))
+                if status in AUTH_STATUSES:
+                    self.guard.note_auth_failure(status, reason)
                 if is_retryable(status):
                     retry.append(doc)
                     request_error = f"status {status}: {reason}"
@@ -525,13 +548,48 @@ class SearchWriter:
         )
 
     def _append_to_spool(self, docs: list[_Doc]) -> None:
+        lines = [_spool_line(doc) for doc in docs]
+        fit = self.guard.admit([len(line) for line in lines])
+        if fit < len(docs):
+            self._overflow(docs[fit:])
+            docs, lines = docs[:fit], lines[:fit]
+            if not docs:
+                return
         if self._tail is None or not self._tail.exists() or self._tail_docs >= SPOOL_FILE_MAX_DOCS:
             self._tail, self._tail_docs = self._new_spool_path(), 0
-        self._append_fsynced(self._tail, b"".join(_spool_line(doc) for doc in docs))
+        self._append_fsynced(self._tail, b"".join(lines))
         self._tail_docs += len(docs)
         with self._condition:
             self._spooled += len(docs)
             self._pending_spool += len(docs)
+
+    def _overflow(self, docs: list[_Doc]) -> None:
+        """Documents over the spool cap: to ``on_overflow`` (the trader: Kafka), else the local
+        dead-letter file; never silently (spool_guard logs and alerts)."""
+        records = [
+            {"_index": doc.index_name, "_id": doc.doc_id, "_source": orjson.Fragment(doc.body)}
+            for doc in docs
+        ]
+        target = "the local dead-letter file"
+        if self.on_overflow is not None:
+            try:
+                self.on_overflow(records)
+                target = self.overflow_target
+            except Exception:  # the handler failing must not lose them: local file instead
+                logger.exception("search writer %s: overflow handler failed", self.name)
+                self.on_overflow = None
+        if self.on_overflow is None:
+            lines = [
+                orjson.dumps({**record, "reason": "search spool full"}) + b"\n"
+                for record in records
+            ]
+            self._append_fsynced(self.dead_letter_path, b"".join(lines))
+        with self._condition:
+            self._dead += len(docs)
+        self.guard.note_overflow(len(docs), target)
+
+    def _spool_size(self) -> int:
+        return sum(path.stat().st_size for path in self._spool_files())
 
     def _read_spool(self, path: Path) -> list[_Doc]:
         docs = []
@@ -600,12 +658,14 @@ class SearchWriter:
                     if path == self._tail:
                         self._tail_docs = len(owed)
                     self._schedule_retry()
+                    self.guard.set_spool_bytes(self._spool_size())
                     return False
             path.unlink()
             _fsync_dir(self.spool_dir)
             if path == self._tail:
                 self._tail, self._tail_docs = None, 0
             logger.info("search writer %s: re-sent spool file %s", self.name, path.name)
+        self.guard.set_spool_bytes(0)  # before the waiters see an empty spool
         with self._condition:
             self._pending_spool = 0
             self._condition.notify_all()

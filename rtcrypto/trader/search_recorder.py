@@ -16,6 +16,7 @@ from rtcrypto.trader.recorder import TradeContext
 
 if TYPE_CHECKING:
     from rtcrypto.config import Settings
+    from rtcrypto.search.spool_guard import OverflowHandler
     from rtcrypto.search.writer import SearchWriter
 
 
@@ -94,6 +95,15 @@ class SearchRecorder:
             frame, version, prefix=self.prefix, timestamp_offset_ms=offset_ms
         ):
             self.writer.add(action)
+
+    def alerts(self) -> list[str]:
+        """The bulk writer's alerts (spool full, credentials refused) for the heartbeat."""
+        return self.writer.alerts()
+
+    def attach_overflow(self, handler: OverflowHandler, target: str) -> None:
+        """Where documents over the spool cap go (the trader: the Kafka dead-letter topic)."""
+        self.writer.on_overflow = handler
+        self.writer.overflow_target = target
 
     def close(self) -> None:
         self.writer.close()

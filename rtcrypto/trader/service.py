@@ -15,8 +15,11 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 from rtcrypto.config import Feed, Settings, settings_or_exit
 from rtcrypto.exchange.base import ExchangeAdapter, ExchangeError
@@ -106,6 +109,9 @@ class TraderService:
         self._stop = threading.Event()
         self._clock_ms = clock_ms
         self._next_heartbeat = 0.0
+        attach = getattr(trader.recorder, "attach_overflow", None)
+        if attach is not None:  # documents over the search spool cap: Kafka dead letters
+            attach(self._search_overflow, f"Kafka topic {settings.topics.deadletter}")
 
     def stop(self) -> None:
         self._stop.set()
@@ -201,6 +207,19 @@ class TraderService:
         self.producer.send(self.settings.topics.deadletter, source.encode(), letter.to_bytes())
         log.warning("dead-lettered record %s: %s", source, reason)
 
+    def _search_overflow(self, records: Sequence[dict[str, Any]]) -> None:
+        """Search documents over the spool cap: one dead letter each (the document as ``raw``)."""
+        for record in records:
+            letter = DeadLetter(
+                service=SERVICE,
+                reason="search spool full",
+                raw=orjson.dumps(record).decode(),
+                source=f"search:{record['_index']}",
+                ts_receive_ms=self._clock_ms(),
+            )
+            key = str(record["_id"]).encode()
+            self.producer.send(self.settings.topics.deadletter, key, letter.to_bytes())
+
     def _heartbeat_if_due(self) -> None:
         now = time.monotonic()
         if now >= self._next_heartbeat:
@@ -220,6 +239,7 @@ class TraderService:
             lag_ms=lag_ms,
             dead_letters=self.stats.dead_letters,
             last_error=self.trader.last_error,
+            alerts=list(getattr(self.trader.recorder, "alerts", list)()),
         )
         self.producer.send(self.settings.topics.heartbeat, SERVICE.encode(), beat.to_bytes())
 

@@ -27,6 +27,10 @@ from typing import Any
 from airflow.sdk import Param, dag, task
 
 DEFAULT_HORIZON_MINUTES = 150_000  # the book's horizon; rtcrypto.forecast has the same default
+# = rtcrypto.config.FORECAST_HORIZON_MAX_MINUTES (a year of minutes; why: there), not imported:
+# DAG files import nothing of the project at parse time (a test checks both are equal)
+MAX_HORIZON_MINUTES = 525_600
+MAX_TRAINING_DAYS = 366  # a year of minute bars is ~527k rows: Prophet's fit time grows with it
 # As `rtc up`'s first forecast (rtcrypto/bootstrap.py): 21 days fit inside every real segment of
 # ../shared/data/minute, so a replay's retrain trains on the days just before the trader's clock.
 DEFAULT_TRAINING_DAYS = 21
@@ -56,6 +60,7 @@ DEFAULT_ARGS: dict[str, Any] = {
             DEFAULT_TRAINING_DAYS,
             type="integer",
             minimum=2,
+            maximum=MAX_TRAINING_DAYS,
             title="Training window (days)",
             description="The last N days of imported history; the held-out days are its end.",
         ),
@@ -63,6 +68,7 @@ DEFAULT_ARGS: dict[str, Any] = {
             DEFAULT_HORIZON_MINUTES,
             type="integer",
             minimum=1,
+            maximum=MAX_HORIZON_MINUTES,
             title="Forecast horizon (minutes)",
             description="Minutes forecast after the training window (book: 150,000).",
         ),
@@ -75,6 +81,7 @@ DEFAULT_ARGS: dict[str, Any] = {
         "source": Param(
             None,
             type=["null", "string"],  # optional: an empty field must not block the trigger form
+            pattern=r"^([A-Za-z0-9_.-]{1,100})?$",  # a source name, never a path (RTC_FORECAST_SOURCE)
             title="History source",
             description="Imported source (kaggle_bitstamp, binance, ...); empty: the rule "
             "(RTC_FORECAST_SOURCE, else the feed's bars, else the newest full window).",

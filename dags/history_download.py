@@ -193,6 +193,8 @@ def _download_from_kaggle(target_dir: str) -> str:
             "",
             # "null" makes the field optional in the UI's trigger form: empty means download.
             type=["null", "string"],
+            maxLength=4096,  # PATH_MAX
+            pattern=r"^[^\x00\n\r]*$",  # one path: no NUL or line breaks
             title="Local file",
             description=(
                 "Path of a minute-bar CSV (plain or .gz) to import instead of downloading from "

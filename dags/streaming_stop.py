@@ -35,7 +35,10 @@ DEFAULT_ARGS: dict[str, Any] = {
         "services": Param(
             [],
             type="array",
-            items={"type": "string"},
+            # names of the registry (rtcrypto/services.py; the task checks them against it)
+            items={"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,31}$"},
+            maxItems=16,
+            uniqueItems=True,
             title="Services",
             description="simulator, ingest, liquidity, trader; empty: all.",
         ),

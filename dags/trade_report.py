@@ -72,6 +72,7 @@ def report_folder_name(start: datetime, end: datetime) -> str:
         "mode": Param(
             "",
             type=["null", "string"],
+            enum=[None, "", "paper", "sandbox", "live"],
             title="Trading mode",
             description="paper, sandbox or live; empty reviews every mode together.",
         ),

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from rtcrypto.cli import checks
+from rtcrypto.config import FORECAST_HORIZON_MAX_MINUTES
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -21,13 +24,29 @@ FilesArgument = Annotated[
     typer.Argument(help="Minute-bar files (default: the Binance files of ../shared/data/minute)."),
 ]
 HoldoutOption = Annotated[
-    float | None, typer.Option(help="Held-out days at the end (default RTC_FORECAST_HOLDOUT_DAYS).")
+    float | None,
+    typer.Option(
+        help="Held-out days at the end (default RTC_FORECAST_HOLDOUT_DAYS).",
+        min=1 / 1440,  # at least one minute
+        max=366,
+    ),
 ]
 ParityOption = Annotated[
     bool, typer.Option("--book-parity", help="Stock Prophet on every minute, as the book (slow).")
 ]
 FeeOption = Annotated[
-    Decimal | None, typer.Option(help="Taker fee in percent (default RTC_TAKER_FEE_PCT).")
+    Decimal | None,
+    typer.Option(
+        help="Taker fee in percent (default RTC_TAKER_FEE_PCT).",
+        callback=checks.fee_pct,
+    ),
+]
+MinutesOption = Annotated[
+    int | None,
+    typer.Option(help="Forecast horizon in minutes.", min=1, max=FORECAST_HORIZON_MAX_MINUTES),
+]
+SourceOption = Annotated[
+    str | None, typer.Option(help="Imported history source.", callback=checks.source_name)
 ]
 
 
@@ -129,14 +148,14 @@ def backtest(
 
 @app.command("train")
 def train_command(
-    source: Annotated[str | None, typer.Option(help="Imported history source.")] = None,
+    source: SourceOption = None,
     file: Annotated[Path | None, typer.Option(help="A minute-bar file instead.")] = None,
     start: Annotated[str | None, typer.Option(help="First minute (UTC).")] = None,
     end: Annotated[str | None, typer.Option(help="End, exclusive (UTC).")] = None,
     out: Annotated[Path, typer.Option(help="Where to write the forecast Parquet.")] = Path(
         "forecast.parquet"
     ),
-    minutes: Annotated[int | None, typer.Option(help="Forecast horizon in minutes.")] = None,
+    minutes: MinutesOption = None,
     book_parity: ParityOption = False,
 ) -> None:
     """Train on all the given minutes and write the forecast from the next minute on."""
@@ -159,12 +178,12 @@ def train_command(
 
 @app.command("publish")
 def publish_command(
-    source: Annotated[str | None, typer.Option(help="Imported history source.")] = None,
+    source: SourceOption = None,
     file: Annotated[Path | None, typer.Option(help="A minute-bar file instead.")] = None,
     start: Annotated[str | None, typer.Option(help="First minute (UTC).")] = None,
     end: Annotated[str | None, typer.Option(help="End, exclusive (UTC).")] = None,
     holdout_days: HoldoutOption = None,
-    minutes: Annotated[int | None, typer.Option(help="Forecast horizon in minutes.")] = None,
+    minutes: MinutesOption = None,
     book_parity: ParityOption = False,
     fee: FeeOption = None,
     forecast_dir: Annotated[Path | None, typer.Option(help="Default <home>/forecast.")] = None,

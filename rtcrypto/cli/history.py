@@ -20,6 +20,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from rtcrypto.cli import checks
+
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 PROGRESS_MIN_BYTES = 4 << 20  # smaller files import in well under a second: no bar
@@ -35,7 +37,8 @@ def import_files(
     source: Annotated[
         str | None,
         typer.Option(
-            help="Partition name (default from the layout: kaggle_bitstamp, binance, bitstamp)."
+            help="Partition name (default from the layout: kaggle_bitstamp, binance, bitstamp).",
+            callback=checks.source_name,
         ),
     ] = None,
     progress: Annotated[

@@ -50,10 +50,11 @@ def run(
         typer.Option(help="Folder with the spark-sql-kafka jars (default: the stack's)."),
     ] = None,
     max_offsets_per_trigger: Annotated[
-        int | None, typer.Option(help="Cap on records per micro-batch (catch-up after downtime).")
+        int | None,
+        typer.Option(help="Cap on records per micro-batch (catch-up after downtime).", min=1),
     ] = None,
     progress_interval: Annotated[
-        float, typer.Option(help="Seconds between progress log lines.")
+        float, typer.Option(help="Seconds between progress log lines.", min=0.1, max=86_400)
     ] = 30.0,
     detach: Annotated[
         bool, typer.Option("--detach", help="Run in the background (managed).")
@@ -215,7 +216,10 @@ def tail(
     until_idle: Annotated[
         float | None,
         typer.Option(
-            "--until-idle", metavar="SECONDS", help="Exit after SECONDS without a record."
+            "--until-idle",
+            metavar="SECONDS",
+            help="Exit after SECONDS without a record.",
+            min=0,
         ),
     ] = None,
     bootstrap: Annotated[

@@ -55,7 +55,11 @@ def simulate(
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option(help="History replay: the modelled book's seed. Default: RTC_SIMULATOR_SEED."),
+        typer.Option(
+            help="History replay: the modelled book's seed. Default: RTC_SIMULATOR_SEED.",
+            min=0,
+            max=2**32 - 1,
+        ),
     ] = None,
     calibration: Annotated[
         Path | None,
@@ -81,7 +85,9 @@ def simulate(
         float | None,
         typer.Option(
             help="Replay speed x wall clock; 0 = as fast as clients read. "
-            "Default: RTC_SIMULATOR_SPEED."
+            "Default: RTC_SIMULATOR_SPEED.",
+            min=0,
+            max=100_000,
         ),
     ] = None,
     loop: Annotated[
@@ -91,21 +97,29 @@ def simulate(
         str | None, typer.Option(help="Bind address. Default: RTC_SIMULATOR_HOST.")
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="Port (0 = any free). Default: RTC_SIMULATOR_PORT.")
+        int | None,
+        typer.Option(help="Port (0 = any free). Default: RTC_SIMULATOR_PORT.", min=0, max=65535),
     ] = None,
     heartbeat_interval: Annotated[
-        float, typer.Option("--heartbeat-interval", help="Wall seconds between heartbeats.")
+        float,
+        typer.Option(
+            "--heartbeat-interval", help="Wall seconds between heartbeats.", min=0.1, max=3600
+        ),
     ] = 1.0,
     drop_after: Annotated[
         int | None,
         typer.Option(
-            "--drop-after", help="Fault: close each connection after N messages (fires once)."
+            "--drop-after",
+            help="Fault: close each connection after N messages (fires once).",
+            min=1,
         ),
     ] = None,
     skip_sequence_at: Annotated[
         int | None,
         typer.Option(
-            "--skip-sequence-at", help="Fault: skip socket_sequence N once per connection."
+            "--skip-sequence-at",
+            help="Fault: skip socket_sequence N once per connection.",
+            min=0,
         ),
     ] = None,
     start_immediately: Annotated[

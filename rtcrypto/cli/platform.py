@@ -156,7 +156,10 @@ def register(app: typer.Typer) -> None:
             True, "--follow/--no-follow", help="Show liquidity records as they arrive."
         ),
         until_idle: float = typer.Option(
-            0.0, "--until-idle", help="Stop following after this many idle seconds (0 = Ctrl-C)."
+            0.0,
+            "--until-idle",
+            help="Stop following after this many idle seconds (0 = Ctrl-C).",
+            min=0,
         ),
         prepare: bool = typer.Option(
             True,
@@ -203,7 +206,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("down")
     def down(
-        timeout_s: float = typer.Option(30.0, "--timeout", help="Seconds before SIGKILL."),
+        timeout_s: float = typer.Option(30.0, "--timeout", help="Seconds before SIGKILL.", min=0),
     ) -> None:
         """Stop everything `rtc up` started, services first and Kafka last."""
         stack_cli.down(timeout_s=timeout_s)

@@ -62,18 +62,20 @@ def _resolve(jar_set: maven.JarSet) -> None:
 
 @app.command()
 def up(
-    timeout_s: float = typer.Option(90.0, "--timeout", help="Seconds to wait for Kafka health."),
+    timeout_s: float = typer.Option(
+        90.0, "--timeout", help="Seconds to wait for Kafka health.", min=1
+    ),
     with_search: bool = typer.Option(
         True, "--search/--no-search", help="Also start the local Elasticsearch node."
     ),
     search_timeout_s: float = typer.Option(
-        120.0, "--search-timeout", help="Seconds to wait for Elasticsearch health."
+        120.0, "--search-timeout", help="Seconds to wait for Elasticsearch health.", min=1
     ),
     with_airflow: bool = typer.Option(
         True, "--airflow/--no-airflow", help="Also start Airflow standalone (UI and scheduler)."
     ),
     airflow_timeout_s: float = typer.Option(
-        180.0, "--airflow-timeout", help="Seconds to wait for Airflow health."
+        180.0, "--airflow-timeout", help="Seconds to wait for Airflow health.", min=1
     ),
     airflow_wait: bool = typer.Option(
         True,
@@ -169,7 +171,9 @@ def _start_airflow(timeout_s: float, *, wait: bool) -> None:
 
 @app.command()
 def down(
-    timeout_s: float = typer.Option(30.0, "--timeout", help="Seconds before SIGKILL, per process."),
+    timeout_s: float = typer.Option(
+        30.0, "--timeout", help="Seconds before SIGKILL, per process.", min=0
+    ),
 ) -> None:
     """Stop every managed process (services first, Kafka last); leave no process behind."""
     settings = get_settings()

@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, cast
@@ -42,6 +41,16 @@ from elasticsearch import Elasticsearch, helpers
 
 from rtcrypto.config import Settings, get_settings
 from rtcrypto.search.documents import SearchAction
+from rtcrypto.search.spool_files import (
+    append_fsynced,
+    bulk_reason,
+    count_lines,
+    dead_letter_line,
+    fsync_dir,
+    rewrite_atomically,
+    spool_line,
+)
+from rtcrypto.search.spool_files import iter_dead_letters as iter_dead_letters  # re-exported
 from rtcrypto.search.spool_guard import AUTH_STATUSES, OverflowHandler, SpoolGuard
 
 logger = logging.getLogger(__name__)
@@ -100,16 +109,7 @@ def _doc(action: SearchAction) -> _Doc:
 
 
 def _spool_line(doc: _Doc) -> bytes:
-    record = {"_index": doc.index_name, "_id": doc.doc_id, "_source": orjson.Fragment(doc.body)}
-    return orjson.dumps(record) + b"\n"
-
-
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    return spool_line(doc.index_name, doc.doc_id, doc.body)
 
 
 def _expand(doc: _Doc) -> tuple[dict[str, Any], bytes]:
@@ -188,7 +188,7 @@ class SearchWriter:
         self.on_overflow = on_overflow  # documents over the spool cap; None: dead-letter.jsonl
         self.overflow_target = "the overflow handler"  # where on_overflow sends them, for alerts
         self.guard = SpoolGuard(name, spool_max_bytes, sum(p.stat().st_size for p in existing))
-        self._pending_spool = sum(self._count_lines(path) for path in existing)
+        self._pending_spool = sum(count_lines(path) for path in existing)
         self._spool_sequence = len(existing)
         if existing:
             logger.warning(
@@ -463,7 +463,7 @@ class SearchWriter:
                     continue
                 item = next(iter(info.values()))
                 status = item.get("status")
-                reason = _reason(item.get("error"))
+                reason = bulk_reason(item.get("error"))
                 if status in AUTH_STATUSES:
                     self.guard.note_auth_failure(status, reason)
                 if is_retryable(status):
@@ -496,7 +496,6 @@ class SearchWriter:
     def _dead_letter(self, dead: list[tuple[_Doc, int | None, str]]) -> None:
         if not dead:
             return
-        now_ms = time.time_ns() // 1_000_000
         lines = []
         for doc, status, reason in dead:
             logger.error(
@@ -508,16 +507,13 @@ class SearchWriter:
                 status,
                 reason,
             )
-            record = {
-                "ts_ms": now_ms,
-                "index": doc.index_name,
-                "id": doc.doc_id,
-                "status": status,
-                "reason": reason,
-                "source": orjson.Fragment(doc.body),
-            }
-            lines.append(orjson.dumps(record) + b"\n")
-        self._append_fsynced(self.dead_letter_path, b"".join(lines))
+            source = orjson.Fragment(doc.body)
+            lines.append(
+                dead_letter_line(
+                    index=doc.index_name, id=doc.doc_id, status=status, reason=reason, source=source
+                )
+            )
+        append_fsynced(self.dead_letter_path, b"".join(lines))
         with self._condition:
             self._dead += len(dead)
 
@@ -525,20 +521,6 @@ class SearchWriter:
 
     def _spool_files(self) -> list[Path]:
         return sorted(self.spool_dir.glob(f"{SPOOL_PREFIX}*{SPOOL_SUFFIX}"))
-
-    @staticmethod
-    def _count_lines(path: Path) -> int:
-        with path.open("rb") as handle:
-            return sum(1 for line in handle if line.strip())
-
-    def _append_fsynced(self, path: Path, data: bytes) -> None:
-        created = not path.exists()
-        with path.open("ab") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if created:
-            _fsync_dir(path.parent)  # the new file's name must survive a crash too
 
     def _new_spool_path(self) -> Path:
         self._spool_sequence += 1
@@ -557,7 +539,7 @@ class SearchWriter:
                 return
         if self._tail is None or not self._tail.exists() or self._tail_docs >= SPOOL_FILE_MAX_DOCS:
             self._tail, self._tail_docs = self._new_spool_path(), 0
-        self._append_fsynced(self._tail, b"".join(lines))
+        append_fsynced(self._tail, b"".join(lines))
         self._tail_docs += len(docs)
         with self._condition:
             self._spooled += len(docs)
@@ -579,11 +561,8 @@ class SearchWriter:
                 logger.exception("search writer %s: overflow handler failed", self.name)
                 self.on_overflow = None
         if self.on_overflow is None:
-            lines = [
-                orjson.dumps({**record, "reason": "search spool full"}) + b"\n"
-                for record in records
-            ]
-            self._append_fsynced(self.dead_letter_path, b"".join(lines))
+            lines = [dead_letter_line(**record, reason="search spool full") for record in records]
+            append_fsynced(self.dead_letter_path, b"".join(lines))
         with self._condition:
             self._dead += len(docs)
         self.guard.note_overflow(len(docs), target)
@@ -611,33 +590,14 @@ class SearchWriter:
                     number,
                     error,
                 )
-                self._append_fsynced(
-                    self.dead_letter_path,
-                    orjson.dumps(
-                        {
-                            "ts_ms": time.time_ns() // 1_000_000,
-                            "file": path.name,
-                            "line": number,
-                            "reason": f"unreadable spool line: {error}",
-                            "raw": line.decode("utf-8", "replace"),
-                        }
-                    )
-                    + b"\n",
-                )
+                raw = line.decode("utf-8", "replace")
+                reason = f"unreadable spool line: {error}"
+                letter = dead_letter_line(file=path.name, line=number, reason=reason, raw=raw)
+                append_fsynced(self.dead_letter_path, letter)
                 with self._condition:
                     self._dead += 1
                     self._pending_spool -= 1
         return docs
-
-    def _rewrite_spool(self, path: Path, docs: list[_Doc]) -> None:
-        """Replace ``path`` atomically with ``docs`` (what is still owed after a partial send)."""
-        temporary = path.with_suffix(".tmp")
-        with temporary.open("wb") as handle:
-            handle.write(b"".join(_spool_line(doc) for doc in docs))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        _fsync_dir(path.parent)
 
     def _drain_spool(self) -> bool:
         """Re-send spool files oldest first; True when the spool is empty."""
@@ -654,14 +614,14 @@ class SearchWriter:
                     self._pending_spool -= done
                 if outcome.retry:
                     owed = outcome.retry + docs[chunk_start + len(chunk) :]
-                    self._rewrite_spool(path, owed)
+                    rewrite_atomically(path, b"".join(_spool_line(doc) for doc in owed))
                     if path == self._tail:
                         self._tail_docs = len(owed)
                     self._schedule_retry()
                     self.guard.set_spool_bytes(self._spool_size())
                     return False
             path.unlink()
-            _fsync_dir(self.spool_dir)
+            fsync_dir(self.spool_dir)
             if path == self._tail:
                 self._tail, self._tail_docs = None, 0
             logger.info("search writer %s: re-sent spool file %s", self.name, path.name)
@@ -671,25 +631,3 @@ class SearchWriter:
             self._condition.notify_all()
         self._retry_delay = self.retry_initial_s
         return True
-
-
-def _reason(error: object) -> str:
-    """A one-line reason from a bulk item's ``error`` (a dict from Elasticsearch, or text)."""
-    if isinstance(error, dict):
-        kind = error.get("type", "error")
-        reason = error.get("reason", "")
-        caused = error.get("caused_by")
-        if isinstance(caused, dict) and caused.get("reason"):
-            reason = f"{reason} (caused by {caused.get('type')}: {caused.get('reason')})"
-        return f"{kind}: {reason}"
-    return str(error)
-
-
-def iter_dead_letters(path: Path) -> Iterator[dict[str, Any]]:
-    """The records of a dead-letter file (for tools and tests)."""
-    if not path.exists():
-        return
-    with path.open("rb") as handle:
-        for line in handle:
-            if line.strip():
-                yield orjson.loads(line)

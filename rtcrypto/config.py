@@ -15,8 +15,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from rtcrypto.redact import split_credentials
 
 
 def _project_root() -> Path:
@@ -95,6 +97,9 @@ class Settings(BaseSettings):
 
     # --- search (Elasticsearch) ----------------------------------------------------------------
     search_url: str = "http://127.0.0.1:9200"  # the local node's HTTP address, or docker-compose's
+    # basic auth of search_url (docker-compose's rtc_app); a user:password@ in the URL moves here
+    search_username: str | None = None
+    search_password: SecretStr | None = None  # RTC_SEARCH_PASSWORD; never printed or logged
     search_version: str = "9.5.3"  # server jars from Maven Central; the client's major must match
     search_transport_port: int = 9300  # the local node's transport port (bound, never used)
     search_java_home: Path | None = Field(
@@ -271,6 +276,18 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part.strip().upper() for part in text.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _credentials_out_of_urls(self) -> Settings:
+        # URLs are printed and logged: their user:password goes into the credential settings
+        self.search_url, self.search_username, self.search_password = split_credentials(
+            "search", self.search_url, self.search_username, self.search_password
+        )
+        if self.kibana_url:
+            self.kibana_url, self.kibana_username, self.kibana_password = split_credentials(
+                "kibana", self.kibana_url, self.kibana_username, self.kibana_password
+            )
+        return self
 
     @field_validator("simulator_history_start", "simulator_history_end")
     @classmethod

@@ -110,7 +110,7 @@ def print_summary(settings: Settings) -> None:
 def describe_feed(settings: Settings) -> str:
     """One line: what the simulator replays, on which clock and at what speed."""
     if settings.feed is not Feed.simulator:
-        return f"live Gemini market data from {settings.market_data_ws_url}"
+        return f"live Gemini market data from {redact_url(settings.market_data_ws_url)}"
     if settings.simulator_replay is SimulatorReplay.capture:
         return (
             f"the recorded capture {settings.simulator_capture.name}, looped, shifted to now, "

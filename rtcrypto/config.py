@@ -133,6 +133,8 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT.parent / "shared/data/orderbook/gemini_2021-04-17__GEMINI.ws.36.0.gz"
     )
     simulator_speed: float = 1.0
+    # POST /_sim/drop, /_sim/skip-sequence, /_sim/inject (fault injection, for tests); off: 404
+    simulator_fault_endpoints: bool = False
     simulator_seed: int = 0  # history replay: the modelled book's random seed
     simulator_calibration: Path = Field(
         default=Path(__file__).resolve().parent / "simulator" / "calibration.json",

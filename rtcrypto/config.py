@@ -203,6 +203,9 @@ class Settings(BaseSettings):
     airflow_port: int = 8080  # the api-server (UI and REST API) on 127.0.0.1
     airflow_worker_log_port: int = 8793  # the scheduler's log server (LocalExecutor task logs)
     airflow_trigger_log_port: int = 8794  # the triggerer's log server
+    # Airflow's two log servers bind every interface (it has no setting for their address): off,
+    # the api-server reads task logs from the local files (rtcrypto/stack/airflow_shim.py)
+    airflow_serve_logs: bool = False
     airflow_parallelism: int = 2  # task slots in total: the machine has 2 cores
 
     # --- forecast --------------------------------------------------------------------------------

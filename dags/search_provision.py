@@ -32,11 +32,13 @@ DEFAULT_ARGS: dict[str, Any] = {
 def _elasticsearch_hosts() -> tuple[list[str], dict[str, Any], str]:
     """(hosts, client arguments, where they came from): the Airflow connection, else settings.
 
-    The client arguments may hold a password: never log them.
+    The hosts carry no userinfo (fit to log); the client arguments may hold a password: never
+    log them.
     """
     from airflow.sdk import BaseHook
 
     from rtcrypto.config import get_settings
+    from rtcrypto.redact import redact_url
 
     try:
         connection = BaseHook.get_connection(ELASTICSEARCH_CONNECTION_ID)
@@ -44,12 +46,18 @@ def _elasticsearch_hosts() -> tuple[list[str], dict[str, Any], str]:
         connection = None
     if connection is not None and connection.host:
         scheme = connection.schema or "http"
-        hosts = [f"{scheme}://{connection.host}:{connection.port or 9200}"]
+        hosts = [redact_url(f"{scheme}://{connection.host}:{connection.port or 9200}")]
         arguments: dict[str, Any] = {}
         if connection.login:
             arguments["basic_auth"] = (connection.login, connection.password or "")
         return hosts, arguments, f"Airflow connection {ELASTICSEARCH_CONNECTION_ID}"
-    return [get_settings().search_url], {}, "RTC_SEARCH_URL"
+    settings = get_settings()
+    fallback: dict[str, Any] = {}
+    if settings.search_username is not None:
+        password = settings.search_password
+        secret = password.get_secret_value() if password is not None else ""
+        fallback["basic_auth"] = (settings.search_username, secret)
+    return [redact_url(settings.search_url)], fallback, "RTC_SEARCH_URL"
 
 
 @dag(
@@ -101,6 +109,7 @@ def search_provision() -> None:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from rtcrypto.config import get_settings
+        from rtcrypto.redact import redact_url
         from rtcrypto.search.kibana import SAVED_OBJECTS_FILE, import_saved_objects
 
         log = logging.getLogger(__name__)
@@ -117,10 +126,9 @@ def search_provision() -> None:
         result = import_saved_objects(
             settings.kibana_url, settings.kibana_username, settings.kibana_password
         )
-        log.info(
-            "Kibana at %s imported %d saved objects", settings.kibana_url, result.success_count
-        )
-        return {"kibana_url": settings.kibana_url, "imported": result.success_count}
+        kibana_url = redact_url(settings.kibana_url)
+        log.info("Kibana at %s imported %d saved objects", kibana_url, result.success_count)
+        return {"kibana_url": kibana_url, "imported": result.success_count}
 
     ensure_templates() >> import_kibana_objects()
 

@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rtcrypto import config_checks
+from rtcrypto.redact import split_credentials
 
 
 def _project_root() -> Path:
@@ -133,6 +134,9 @@ class Settings(BaseSettings):
 
     # --- search (Elasticsearch) ----------------------------------------------------------------
     search_url: str = "http://127.0.0.1:9200"  # the local node's HTTP address, or docker-compose's
+    # basic auth of search_url (docker-compose's rtc_app); a user:password@ in the URL moves here
+    search_username: str | None = None
+    search_password: SecretStr | None = None  # RTC_SEARCH_PASSWORD; never printed or logged
     search_version: str = "9.5.3"  # server jars from Maven Central; the client's major must match
     search_transport_port: Port = 9300  # the local node's transport port (bound, never used)
     search_java_home: Path | None = Field(
@@ -179,6 +183,8 @@ class Settings(BaseSettings):
     simulator_speed: float = Field(default=1.0, le=100_000, allow_inf_nan=False)
     # history replay: the modelled book's random seed
     simulator_seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    # POST /_sim/drop, /_sim/skip-sequence, /_sim/inject (fault injection, for tests); off: 404
+    simulator_fault_endpoints: bool = False
     simulator_calibration: Path = Field(
         default=Path(__file__).resolve().parent / "simulator" / "calibration.json",
         description="the modelled book's calibration (`rtc simulate calibrate` writes it)",
@@ -257,6 +263,9 @@ class Settings(BaseSettings):
     airflow_port: Port = 8080  # the api-server (UI and REST API) on 127.0.0.1
     airflow_worker_log_port: Port = 8793  # the scheduler's log server (LocalExecutor task logs)
     airflow_trigger_log_port: Port = 8794  # the triggerer's log server
+    # Airflow's two log servers bind every interface (it has no setting for their address): off,
+    # the api-server reads task logs from the local files (rtcrypto/stack/airflow_shim.py)
+    airflow_serve_logs: bool = False
     # task slots in total: the machine has 2 cores
     airflow_parallelism: int = Field(default=2, ge=1, le=64)
 
@@ -349,6 +358,18 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part.strip().upper() for part in text.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _credentials_out_of_urls(self) -> Settings:
+        # URLs are printed and logged: their user:password goes into the credential settings
+        self.search_url, self.search_username, self.search_password = split_credentials(
+            "search", self.search_url, self.search_username, self.search_password
+        )
+        if self.kibana_url:
+            self.kibana_url, self.kibana_username, self.kibana_password = split_credentials(
+                "kibana", self.kibana_url, self.kibana_username, self.kibana_password
+            )
+        return self
 
     @field_validator("simulator_history_start", "simulator_history_end")
     @classmethod

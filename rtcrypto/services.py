@@ -138,11 +138,12 @@ class ServiceSpec:
     ready_timeout_s: float = 30.0
 
     def launch(self, settings: Settings) -> Launch:
-        """The command and environment, with the settings passed on as ``RTC_*`` variables."""
+        """The command and environment, with the settings passed on as ``RTC_*`` variables
+        (secrets in the environment only, never in the command)."""
         built = self.build_command(settings)
         return Launch(
             command=built.command,
-            env={**settings_env(settings), **built.env},
+            env={**settings_env(settings), **secret_env(settings), **built.env},
             ports=built.ports,
             host=built.host,
             port_hint=built.port_hint,
@@ -181,6 +182,20 @@ def settings_env(settings: Settings) -> dict[str, str]:
             env[f"RTC_{name.upper()}"] = rendered
     for name in Topics.model_fields:
         env[f"RTC_TOPIC_{name.upper()}"] = str(getattr(settings.topics, name))
+    return env
+
+
+def secret_env(settings: Settings) -> dict[str, str]:
+    """The secret settings that are set, as ``RTC_*`` variables for a child's environment only.
+
+    Needed where a secret did not come from its own variable: a ``user:password@`` taken out of
+    ``RTC_SEARCH_URL`` (``settings_env`` passes the URL without it). Never print or log these.
+    """
+    env: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            env[f"RTC_{name.upper()}"] = value.get_secret_value()
     return env
 
 

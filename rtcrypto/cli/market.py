@@ -128,6 +128,14 @@ def simulate(
             "--start-immediately", help="Start the replay now, not at the first subscriber."
         ),
     ] = False,
+    fault_endpoints: Annotated[
+        bool | None,
+        typer.Option(
+            "--fault-endpoints/--no-fault-endpoints",
+            help="Serve POST /_sim/drop, /_sim/skip-sequence, /_sim/inject (fault injection, "
+            "for tests). Default: RTC_SIMULATOR_FAULT_ENDPOINTS (off).",
+        ),
+    ] = None,
     symbols_file: Annotated[
         Path | None,
         typer.Option(
@@ -192,6 +200,7 @@ def simulate(
             drop_after=drop_after,
             skip_sequence_at=skip_sequence_at,
             start_immediately=start_immediately,
+            fault_endpoints=fault_endpoints,
             symbols_file=symbols_file,
             shift_to_now=shift_to_now,
             sandbox_account=tuple(sandbox_account or ()),
@@ -266,6 +275,7 @@ class SimulateFlags:
     drop_after: int | None = None
     skip_sequence_at: int | None = None
     start_immediately: bool = False
+    fault_endpoints: bool | None = None  # None: RTC_SIMULATOR_FAULT_ENDPOINTS
     symbols_file: Path | None = None
     shift_to_now: bool = False
     sandbox_account: tuple[str, ...] = ()
@@ -298,6 +308,11 @@ def simulator_options(flags: SimulateFlags, settings: Settings) -> SimulatorOpti
         drop_after=flags.drop_after,
         skip_sequence_at=flags.skip_sequence_at,
         start_immediately=flags.start_immediately,
+        fault_endpoints=(
+            settings.simulator_fault_endpoints
+            if flags.fault_endpoints is None
+            else flags.fault_endpoints
+        ),
         symbols_file=flags.symbols_file,
         shift_to_now=flags.shift_to_now,
         sandbox_accounts=sandbox_accounts_from_flags(

@@ -24,6 +24,7 @@ from rtcrypto.bootstrap import BootstrapError
 from rtcrypto.cli import stack as stack_cli
 from rtcrypto.config import Feed, Settings, SimulatorReplay, get_settings
 from rtcrypto.kaggle_credentials import history_download_schedule_note
+from rtcrypto.redact import redact_url
 from rtcrypto.stack import process
 from rtcrypto.stack.errors import StackError
 
@@ -96,7 +97,7 @@ def print_summary(settings: Settings) -> None:
         f"  Airflow UI     {settings.airflow_url}  user admin, password in {paths.password_file}\n"
         f"                 (ready about a minute after start; streaming_supervisor runs every "
         "5 minutes)\n"
-        f"  Elasticsearch  {settings.search_url}  indices {settings.search_index_prefix}-*\n"
+        f"  Elasticsearch  {redact_url(settings.search_url)}  indices {settings.search_index_prefix}-*\n"
         "  status         rtc status (every service: state, heartbeat, lag, restarts)\n"
         "  trades         rtc report --since 1h (HTML + PNG; wall time, x the replay's speed), or "
         "Kibana with docker-compose\n"
@@ -109,7 +110,7 @@ def print_summary(settings: Settings) -> None:
 def describe_feed(settings: Settings) -> str:
     """One line: what the simulator replays, on which clock and at what speed."""
     if settings.feed is not Feed.simulator:
-        return f"live Gemini market data from {settings.market_data_ws_url}"
+        return f"live Gemini market data from {redact_url(settings.market_data_ws_url)}"
     if settings.simulator_replay is SimulatorReplay.capture:
         return (
             f"the recorded capture {settings.simulator_capture.name}, looped, shifted to now, "

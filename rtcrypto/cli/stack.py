@@ -12,6 +12,7 @@ import typer
 
 from rtcrypto.config import get_settings
 from rtcrypto.logs import setup_logging
+from rtcrypto.redact import redact_url
 from rtcrypto.stack import airflow, kafka, maven, process, search
 from rtcrypto.stack.errors import StackError
 
@@ -120,7 +121,7 @@ def up(
             _start_airflow(airflow_timeout_s, wait=airflow_wait)
     ready = f"ready     Kafka bootstrap {settings.kafka_bootstrap}"
     if with_search:
-        ready += f", Elasticsearch {settings.search_url}"
+        ready += f", Elasticsearch {redact_url(settings.search_url)}"
     if with_airflow:
         ready += f", Airflow {settings.airflow_url}"
     typer.echo(f"{ready} ({time.monotonic() - started:.1f} s)")
@@ -228,9 +229,9 @@ def status() -> None:
     if any(entry.name == search.SEARCH_PROCESS for entry in statuses):
         health = search.node_health(settings.search_url, timeout_s=2.0)
         if health is None:
-            typer.echo(f"search    {settings.search_url}: not answering")
+            typer.echo(f"search    {redact_url(settings.search_url)}: not answering")
         else:
             typer.echo(
-                f"search    {settings.search_url}: cluster {health.cluster_name} {health.status}, "
+                f"search    {redact_url(settings.search_url)}: cluster {health.cluster_name} {health.status}, "
                 f"{health.number_of_nodes} node(s)"
             )

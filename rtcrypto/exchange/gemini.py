@@ -50,6 +50,7 @@ from rtcrypto.exchange.base import (
     TopOfBook,
 )
 from rtcrypto.exchange.signing import NonceSource, encode_payload, private_headers, private_payload
+from rtcrypto.redact import redact_url
 from rtcrypto.strategy import Side
 
 log = logging.getLogger("exchange.gemini")
@@ -310,7 +311,7 @@ class GeminiAdapter:
         self._send_lock = threading.Lock()  # one private request in flight: nonces stay ordered
 
     def __repr__(self) -> str:
-        return f"GeminiAdapter(base_url={self.base_url!r}, api_key='**********')"
+        return f"GeminiAdapter(base_url={redact_url(self.base_url)!r}, api_key='**********')"
 
     @property
     def _secrets(self) -> tuple[str, ...]:
@@ -332,7 +333,10 @@ class GeminiAdapter:
             )
         except requests.RequestException as error:
             raise ExchangeUnavailableError(
-                redact(f"gemini {path}: no answer from {self.base_url} ({error})", self._secrets),
+                redact(
+                    f"gemini {path}: no answer from {redact_url(self.base_url)} ({error})",
+                    self._secrets,
+                ),
                 reason="ConnectionError",
             ) from None
         try:
@@ -566,10 +570,10 @@ def gemini_adapter_from_settings(
         log.warning(
             "LIVE TRADING: real orders with real money will be sent to %s "
             "(RTC_TRADING_MODE=live). Stop with the kill switch or RTC_TRADING_MODE=paper.",
-            base_url,
+            redact_url(base_url),
         )
     else:
-        log.info("gemini adapter mode=%s url=%s", mode.value, base_url)
+        log.info("gemini adapter mode=%s url=%s", mode.value, redact_url(base_url))
     return GeminiAdapter(
         base_url,
         settings.gemini_api_key,

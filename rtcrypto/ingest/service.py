@@ -25,6 +25,7 @@ from rtcrypto.config import Settings, get_settings, settings_or_exit
 from rtcrypto.feedclock import FeedClock, FeedClockError
 from rtcrypto.ingest.processor import FrameProcessor, FrameResult, Outgoing, Route
 from rtcrypto.kafka_io import KafkaUnavailable, RecordProducer, make_producer
+from rtcrypto.redact import redact_url
 from rtcrypto.schemas import Heartbeat
 
 log = logging.getLogger("rtcrypto.ingest")
@@ -179,13 +180,13 @@ class IngestService:
                 log.warning(
                     "ingest connect failed symbol=%s url=%s error=%s retry_in_s=%.2f",
                     symbol,
-                    url,
+                    redact_url(url),
                     error,
                     delay,
                 )
                 self._stop.wait(delay)
                 continue
-            log.info("ingest connected symbol=%s url=%s", symbol, url)
+            log.info("ingest connected symbol=%s url=%s", symbol, redact_url(url))
             self._sockets[symbol] = ws
             ws.settimeout(RECV_POLL_S)
             try:

@@ -52,8 +52,15 @@ def search_client(
     """An ``Elasticsearch`` client for ``settings.search_url``; ``options`` go to its constructor.
 
     Creating it sends nothing; the first request connects. Retries timeouts ``max_retries`` times.
+    ``search_username`` / ``search_password`` go as basic auth (the URL holds no userinfo).
     """
     settings = settings or get_settings()
+    if settings.search_username is not None and "basic_auth" not in options:
+        password = settings.search_password
+        options["basic_auth"] = (
+            settings.search_username,
+            password.get_secret_value() if password is not None else "",
+        )
     return Elasticsearch(
         settings.search_url,
         request_timeout=request_timeout_s,

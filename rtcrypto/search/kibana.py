@@ -25,6 +25,8 @@ from urllib.parse import quote
 
 from pydantic import SecretStr
 
+from rtcrypto.redact import redact_url, url_userinfo
+
 logger = logging.getLogger(__name__)
 
 SAVED_OBJECTS_FILE = Path(__file__).resolve().parent / "kibana" / "trade_review.ndjson"
@@ -101,9 +103,13 @@ def import_saved_objects(
 
     Raises :class:`KibanaUnavailableError` if nothing answers, :class:`KibanaImportError` if
     Kibana refuses the request (HTTP error: status and message) or reports ``success: false``
-    (each failed object with its reason). The password is sent, never logged.
+    (each failed object with its reason). The password is sent, never logged; a
+    ``user:password@`` in ``kibana_url`` is used when ``username`` is not given, never printed.
     """
-    base = kibana_url.rstrip("/")
+    url_user, url_password = url_userinfo(kibana_url)
+    if username is None and url_user is not None:
+        username, password = url_user, url_password
+    base = redact_url(kibana_url).rstrip("/")
     if space_id:
         base += f"/s/{quote(space_id, safe='')}"
     url = f"{base}{IMPORT_PATH}?overwrite=true"

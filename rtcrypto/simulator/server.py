@@ -8,8 +8,9 @@ Routes:
 - ``GET /v1/pubticker/{symbol}``, ``GET /v1/symbols``, ``GET /v1/book/{symbol}``: Gemini REST
 - ``POST /v1/balances``, ``/v1/order/new``, ``/v1/order/status``, ``/v1/order/cancel``,
   ``/v1/orders``: the Gemini sandbox (authenticated; see :mod:`rtcrypto.simulator.sandbox`)
-- ``POST /_sim/drop``, ``POST /_sim/skip-sequence``, ``POST /_sim/inject``, ``GET /_sim/status``:
-  fault injection and state, for tests
+- ``GET /_sim/status``: state (read-only; the feed clock and ``rtc status`` read it), always on
+- ``POST /_sim/drop``, ``POST /_sim/skip-sequence``, ``POST /_sim/inject``: fault injection, for
+  tests; only with ``--fault-endpoints`` (``RTC_SIMULATOR_FAULT_ENDPOINTS``), else 404
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class SimulatorOptions:
     sandbox_accounts: tuple[SandboxAccount, ...] = ()  # API keys of the private endpoints
     sandbox_fee_pct: Decimal = DEFAULT_FEE_PCT  # taker fee of sandbox fills, percent
     history: HistoryReplay | None = None  # replay minute bars instead of a capture
+    fault_endpoints: bool = False  # serve POST /_sim/drop, /_sim/skip-sequence, /_sim/inject
 
     def __post_init__(self) -> None:
         if self.history is not None:
@@ -181,9 +183,13 @@ class Simulator:
         app.router.add_get("/v1/pubticker/{symbol}", self.handle_pubticker)
         app.router.add_get("/v1/symbols", self.handle_symbols)
         self.sandbox.add_routes(app.router)
-        app.router.add_post("/_sim/drop", self.handle_drop)
-        app.router.add_post("/_sim/skip-sequence", self.handle_skip_sequence)
-        app.router.add_post("/_sim/inject", self.handle_inject)
+        faults = {
+            "/_sim/drop": self.handle_drop,
+            "/_sim/skip-sequence": self.handle_skip_sequence,
+            "/_sim/inject": self.handle_inject,
+        }
+        for path, handler in faults.items():
+            app.router.add_post(path, handler if self.options.fault_endpoints else _faults_off)
         app.router.add_get("/_sim/status", self.handle_status)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
@@ -370,6 +376,17 @@ class Simulator:
         status["requests"] = dict(self.request_counts)
         status["sandbox"] = self.sandbox.status()
         return web.json_response(status)
+
+
+async def _faults_off(request: web.Request) -> web.Response:
+    """A fault endpoint of a simulator started without ``--fault-endpoints``: 404, and why."""
+    return web.json_response(
+        {
+            "error": f"{request.path} is off: start the simulator with --fault-endpoints "
+            "(RTC_SIMULATOR_FAULT_ENDPOINTS=true) to inject faults"
+        },
+        status=404,
+    )
 
 
 # --- running -----------------------------------------------------------------------------------

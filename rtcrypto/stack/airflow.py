@@ -31,7 +31,7 @@ from pathlib import Path
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from rtcrypto.config import PROJECT_ROOT, Settings, get_settings
-from rtcrypto.stack import process
+from rtcrypto.stack import airflow_shim, process
 from rtcrypto.stack.errors import ServiceStartError, StackError, ToolMissingError
 
 logger = logging.getLogger(__name__)
@@ -107,11 +107,14 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
     """The environment additions that configure the local Airflow (pure, no secrets).
 
     The venv's ``bin/`` comes first on PATH: ``airflow standalone`` starts its components with
-    ``subprocess`` by the bare name ``airflow``.
+    ``subprocess`` by the bare name ``airflow``. Before it, unless ``airflow_serve_logs``, the
+    folder of the script that starts them without their log servers (``airflow_shim``).
     """
     settings = settings or get_settings()
     paths = airflow_paths(settings)
     bin_dir = str(Path(sys.executable).parent)
+    if not settings.airflow_serve_logs:
+        bin_dir = f"{airflow_shim.shim_dir(settings)}{os.pathsep}{bin_dir}"
     path = os.environ.get("PATH", "")
     return {
         "AIRFLOW_HOME": str(paths.home_dir),
@@ -143,7 +146,10 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
 
 
 def airflow_ports(settings: Settings) -> tuple[int, ...]:
-    """The TCP ports the local Airflow binds on 127.0.0.1."""
+    """The TCP ports the local Airflow binds: the api-server's on 127.0.0.1; the log servers'
+    (every interface) only with ``airflow_serve_logs``."""
+    if not settings.airflow_serve_logs:
+        return (settings.airflow_port,)
     return (
         settings.airflow_port,
         settings.airflow_worker_log_port,
@@ -371,6 +377,8 @@ def start_airflow(
             quoted = shlex.quote(program)
             command = ["/bin/sh", "-c", f"{quoted} db migrate && exec {quoted} standalone"]
         ensure_admin_password(settings)
+        if not settings.airflow_serve_logs:
+            airflow_shim.write_shim(settings, Path(program))
         pid = process.start_process(
             AIRFLOW_PROCESS,
             command,

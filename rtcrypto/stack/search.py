@@ -35,6 +35,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from rtcrypto.config import PROJECT_ROOT, Settings, get_settings
+from rtcrypto.redact import redact_url
 from rtcrypto.stack import maven, process, search_disk
 from rtcrypto.stack.errors import ServiceStartError, StackError, ToolMissingError
 
@@ -155,13 +156,13 @@ def parse_search_url(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise StackError(
-            f"RTC_SEARCH_URL must be http://host:port for the local node, got {url!r} "
+            f"RTC_SEARCH_URL must be http://host:port for the local node, got {redact_url(url)!r} "
             f"(https is for an external cluster, which `rtc stack up` does not start)"
         )
     try:
         port = parts.port or 9200
     except ValueError as error:
-        raise StackError(f"RTC_SEARCH_URL has a bad port: {url!r}") from error
+        raise StackError(f"RTC_SEARCH_URL has a bad port: {redact_url(url)!r}") from error
     return parts.hostname, port
 
 
@@ -544,7 +545,7 @@ def wait_for_search(settings: Settings | None = None, *, timeout_s: float = 120.
         SEARCH_PROCESS,
         lambda: search_healthy(settings.search_url, timeout_s=2.0),
         service="Elasticsearch",
-        target=settings.search_url,
+        target=redact_url(settings.search_url),
         logs=[paths.server_log, paths.process_log],
         timeout_s=timeout_s,
         settings=settings,
@@ -569,7 +570,7 @@ def start_search(settings: Settings | None = None, *, timeout_s: float = 120.0) 
             seconds = wait_for_search(settings, timeout_s=timeout_s)
             pid = process.read_pid(SEARCH_PROCESS, settings)
             search_disk.apply_disk_watermarks(settings)  # a node started before they were on
-            return SearchStart(settings.search_url, pid, True, False, seconds)
+            return SearchStart(redact_url(settings.search_url), pid, True, False, seconds)
         tool = find_search_java(settings)
         ports = (http_port, settings.search_transport_port)
         process.ensure_ports_free(ports, service=SEARCH_PROCESS, host=host, hint=_PORT_HINT)
@@ -589,10 +590,9 @@ def start_search(settings: Settings | None = None, *, timeout_s: float = 120.0) 
         except ServiceStartError:
             process.stop_process(SEARCH_PROCESS, settings=settings)
             raise
-    logger.info(
-        "elasticsearch healthy url=%s pid=%d after %.1f s", settings.search_url, pid, seconds
-    )
-    return SearchStart(settings.search_url, pid, False, built, seconds)
+    url = redact_url(settings.search_url)
+    logger.info("elasticsearch healthy url=%s pid=%d after %.1f s", url, pid, seconds)
+    return SearchStart(url, pid, False, built, seconds)
 
 
 def stop_search(settings: Settings | None = None, *, timeout_s: float = 30.0) -> bool:

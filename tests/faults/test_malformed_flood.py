@@ -64,7 +64,7 @@ def test_ten_thousand_malformed_frames_are_dead_lettered_and_the_ingest_keeps_go
     all 10,000, and real book changes still flow afterwards."""
     frames = [malformed_frame(number) for number in range(FRAMES)]
     port = free_port()
-    simulator = start_simulator(port, tmp_path, "--speed", "1", "--loop")
+    simulator = start_simulator(port, tmp_path, "--speed", "1", "--loop", "--fault-endpoints")
     ingest = start_ingest(port, tmp_path)
     letters = TopicReader(kafka_broker, fresh_topics.deadletter)
     book = TopicReader(kafka_broker, fresh_topics.orderbook)

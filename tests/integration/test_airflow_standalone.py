@@ -13,6 +13,7 @@ from rtcrypto.config import Settings
 from rtcrypto.stack import airflow, process
 from rtcrypto.stack.errors import PortInUseError
 from tests.helpers import SHARED_DATA, free_port
+from tests.listeners import listeners_of, process_tree
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -101,6 +102,7 @@ def test_standalone_starts_serves_both_dags_and_stops_cleanly(
         run_s = time.monotonic() - started - dags_s
         assert state == "success", process.tail_log(airflow.AIRFLOW_PROCESS, 40, settings)
         assert list((home / "history").rglob("*.parquet"))
+        _assert_loopback_only_and_task_logs_readable(settings, token, run_path)
 
         second = airflow.start_airflow(settings, timeout_s=30)  # idempotent
         assert second.already_running and second.pid == result.pid
@@ -117,6 +119,33 @@ def test_standalone_starts_serves_both_dags_and_stops_cleanly(
         f"{start_s:.0f} s after start, both DAGs listed after {dags_s:.0f} s, history_download "
         f"run via REST {run_s:.0f} s, stop {stop_s:.1f} s"
     )
+
+
+def _assert_loopback_only_and_task_logs_readable(
+    settings: Settings, token: str, run_path: str
+) -> None:
+    """Issue 10 (exposure): no component of the local Airflow listens beyond loopback; its log
+    servers (which bind every interface) are off, and task logs still show through the REST API
+    (the api-server reads the local files)."""
+    pid = process.read_pid(airflow.AIRFLOW_PROCESS, settings)
+    assert pid is not None
+    found = listeners_of(process_tree([pid]))
+    assert [entry for entry in found if not entry.loopback] == [], "\n".join(map(str, found))
+    ports = {entry.port for entry in found}
+    assert settings.airflow_port in ports
+    assert not ports & {settings.airflow_worker_log_port, settings.airflow_trigger_log_port}
+    tasks = airflow.api_get(settings.airflow_url, f"{run_path}/taskInstances", token)
+    assert isinstance(tasks, dict)
+    task = tasks["task_instances"][0]
+    log = airflow.api_get(
+        settings.airflow_url,
+        f"{run_path}/taskInstances/{task['task_id']}/logs/{task['try_number']}",
+        token,
+    )
+    assert isinstance(log, dict)
+    events = " ".join(str(line.get("event", line)) for line in log["content"] if line)
+    assert "Could not read served logs" not in events
+    assert len(log["content"]) > 3, events[:2000]
 
 
 def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:

@@ -117,7 +117,7 @@ def test_drop_and_sequence_gap_reconnect_and_resynchronise(
     (its ``ts_receive_ms``; same machine, same clock). Reading Kafka back can take longer than
     that (the reader drains while records keep coming), so the waits allow 15 s to *see* it."""
     port = free_port()
-    simulator = start_simulator(port, tmp_path, "--speed", "1", "--loop")
+    simulator = start_simulator(port, tmp_path, "--speed", "1", "--loop", "--fault-endpoints")
     ingest = start_ingest(port, tmp_path)
     book = TopicReader(kafka_broker, fresh_topics.orderbook)
     beats = TopicReader(kafka_broker, fresh_topics.heartbeat)
@@ -190,7 +190,7 @@ def test_malformed_frames_are_dead_lettered_and_the_service_stays_up(
 ) -> None:
     """1,000 malformed frames: each one lands in deadletter.v1 with its reason; ingest keeps going."""
     port = free_port()
-    simulator = start_simulator(port, tmp_path, "--speed", "1", "--loop")
+    simulator = start_simulator(port, tmp_path, "--speed", "1", "--loop", "--fault-endpoints")
     ingest = start_ingest(port, tmp_path)
     letters = TopicReader(kafka_broker, fresh_topics.deadletter)
     book = TopicReader(kafka_broker, fresh_topics.orderbook)

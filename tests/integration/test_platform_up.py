@@ -4,6 +4,15 @@ It must bring up Kafka, Elasticsearch and Airflow, import the real history, publ
 provision the indices, start the simulator, the ingest, the Spark job and the paper trader, print
 liquidity records as they arrive, show every service healthy in `rtc status`, and `rtc down` must
 leave no process behind.
+
+Issue 10 on the same run (one platform start for CI): it runs with credentials set (the search
+password inside RTC_SEARCH_URL as docker-compose used to pass it, a Kibana password, Gemini keys,
+an Airflow connection password), and none of them may appear in the output of `rtc up`, `rtc
+status`, `rtc stack status`, any file under RTC_HOME, any Kafka record, any Elasticsearch
+document, mapping or template, Airflow's XCom and database, or any process's command line. The
+local Elasticsearch runs without security and ignores the basic-auth header the clients send
+(tests/unit/test_compose.py checks that header reaches the server). Every listener of the
+managed processes binds loopback.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -24,6 +34,16 @@ from rtcrypto.search.client import search_client
 from rtcrypto.search.indices import index_name
 from rtcrypto.stack import maven, process
 from tests.helpers import free_port
+from tests.listeners import listeners_of, process_tree
+from tests.secret_leaks import (
+    needles,
+    scan_airflow_db,
+    scan_command_lines,
+    scan_files,
+    scan_search,
+    scan_texts,
+    scan_topics,
+)
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -52,12 +72,29 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
     home = tmp_path / "rtc"
     home.mkdir()
     (home / "lib").symlink_to(shared.lib_dir)  # the cached jars: no second download
+    search_port = free_port()
+    secret = {name: f"Leak{secrets.token_hex(12)}" for name in SECRET_NAMES}
     env = {
         **os.environ,
         "RTC_HOME": str(home),
         "RTC_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
         "RTC_KAFKA_CONTROLLER_PORT": str(free_port()),
-        "RTC_SEARCH_URL": f"http://127.0.0.1:{free_port()}",
+        # the search password inside the URL, as docker-compose passed it before issue 10
+        "RTC_SEARCH_URL": f"http://rtc_app:{secret['search password']}@127.0.0.1:{search_port}",
+        "RTC_KIBANA_USERNAME": "elastic",
+        "RTC_KIBANA_PASSWORD": secret["kibana password"],
+        "RTC_GEMINI_API_KEY": secret["gemini api key"],
+        "RTC_GEMINI_API_SECRET": secret["gemini api secret"],
+        "AIRFLOW_CONN_ELASTICSEARCH_DEFAULT": json.dumps(
+            {
+                "conn_type": "elasticsearch",
+                "host": "127.0.0.1",
+                "port": search_port,
+                "schema": "http",
+                "login": "rtc_app",
+                "password": secret["airflow connection password"],
+            }
+        ),
         "RTC_SEARCH_TRANSPORT_PORT": str(free_port()),
         "RTC_SIMULATOR_PORT": str(free_port()),
         "RTC_AIRFLOW_PORT": str(free_port()),
@@ -86,6 +123,15 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
             time.sleep(1)
         output.seek(0)
         log = output.read()
+        patterns = needles(
+            secret,
+            basic_auth=[
+                ("rtc_app", secret["search password"]),
+                ("elastic", secret["kibana password"]),
+                ("rtc_app", secret["airflow connection password"]),
+            ],
+        )
+        assert scan_texts({"rtc up": log}, patterns) == [], log[-4000:]
         assert first_record_s is not None, f"no liquidity record within 240 s:\n{log[-4000:]}"
         assert record["type"] == "liquidity" and record["symbol"] == "BTCUSD"
         assert record["bid_price_weighted_volume"] > 0 and record["ask_price_weighted_volume"] > 0
@@ -122,6 +168,13 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
             if (trader_read and healthy) or time.monotonic() > deadline:
                 break
             time.sleep(3)
+        stack_status = subprocess.run(
+            [*rtc, "stack", "status"], env=env, capture_output=True, text=True, timeout=60
+        )
+        shown = {"rtc status": status_out, "rtc stack status": stack_status.stdout}
+        assert scan_texts(shown, patterns) == [], shown
+        assert "search    http://127.0.0.1:" in stack_status.stdout, stack_status.stdout
+        exposure = _assert_loopback_only(home, env)
         assert trader_read, status_out
         assert set(states) == {"simulator", "ingest", "liquidity", "trader", "bars"}, status_out
         assert healthy, status_out
@@ -140,6 +193,8 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
         assert "prices real, order book modelled" in log  # rtc up says what the replay is
         assert re.search(r"^market: real binance minute bars 2024-10-28 00:00", status_out, re.M)
         loop = _daily_loop(rtc, env, tmp_path, home, started + first_record_s)
+        output.seek(0)
+        leaks = _assert_no_secret_leaks(home, env, {"rtc up": output.read()}, patterns)
     finally:
         if up.poll() is None:
             up.terminate()  # stops following; the platform keeps running until `rtc down`
@@ -153,7 +208,71 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
     assert not process.list_processes(Settings(home=home))
     services_report(
         f"rtc up: first liquidity record {first_record_s:.0f} s after start (jars cached), "
-        "history imported, forecast published, indices provisioned, paper trader healthy; " + loop
+        "history imported, forecast published, indices provisioned, paper trader healthy; "
+        + loop
+        + f"; {exposure}; {leaks}"
+    )
+
+
+SECRET_NAMES = (
+    "search password",
+    "kibana password",
+    "gemini api key",
+    "gemini api secret",
+    "airflow connection password",
+)
+
+
+def _assert_loopback_only(home: Path, env: dict[str, str]) -> str:
+    """Every listening socket of every managed process (and its children) binds loopback, and
+    the ones the settings name are among them (Airflow's log servers are off)."""
+    managed = [entry for entry in process.list_processes(Settings(home=home)) if entry.pid]
+    found = listeners_of(process_tree(entry.pid for entry in managed if entry.pid))
+    wide = [str(entry) for entry in found if not entry.loopback]
+    assert wide == [], "listening beyond loopback:\n" + "\n".join(wide)
+    ports = {entry.port for entry in found}
+    expected = {
+        int(env["RTC_KAFKA_BOOTSTRAP"].rsplit(":", 1)[1]),
+        int(env["RTC_KAFKA_CONTROLLER_PORT"]),
+        int(env["RTC_SEARCH_URL"].rsplit(":", 1)[1]),
+        int(env["RTC_SEARCH_TRANSPORT_PORT"]),
+        int(env["RTC_SIMULATOR_PORT"]),
+        int(env["RTC_AIRFLOW_PORT"]),
+    }
+    assert expected <= ports, (sorted(expected - ports), [str(entry) for entry in found])
+    log_servers = {
+        int(env["RTC_AIRFLOW_WORKER_LOG_PORT"]),
+        int(env["RTC_AIRFLOW_TRIGGER_LOG_PORT"]),
+    }
+    assert not ports & log_servers, [str(entry) for entry in found]
+    return f"{len(found)} listening sockets of {len(managed)} managed processes, all on loopback"
+
+
+def _assert_no_secret_leaks(
+    home: Path, env: dict[str, str], texts: dict[str, str], patterns: dict[str, bytes]
+) -> str:
+    """Grep what the running platform wrote and shows for every secret value (see the module
+    docstring); return a summary of what was searched."""
+    settings = Settings(home=home, search_url=env["RTC_SEARCH_URL"])
+    findings = scan_texts(texts, patterns)
+    files, file_count = scan_files(home, patterns)
+    commands, process_count = scan_command_lines(patterns)
+    records, record_count = scan_topics(env["RTC_KAFKA_BOOTSTRAP"], patterns)
+    client = search_client(settings, max_retries=0)
+    try:
+        documents, document_count = scan_search(client, patterns)
+    finally:
+        client.close()
+    from rtcrypto.stack.airflow import airflow_paths
+
+    xcom, xcom_count = scan_airflow_db(airflow_paths(settings).database, patterns)
+    findings += files + commands + records + documents + xcom
+    assert findings == [], "secrets leaked:\n" + "\n".join(findings)
+    assert file_count and process_count and record_count and document_count and xcom_count
+    return (
+        f"no secret in {file_count} files under RTC_HOME, {record_count} Kafka records, "
+        f"{document_count} Elasticsearch documents, {xcom_count} XCom rows, the Airflow "
+        f"database and {process_count} command lines"
     )
 
 

@@ -397,7 +397,7 @@ def test_drop_after_closes_each_connection_once(simulator: StartSimulator) -> No
 
 
 def test_skip_sequence_at_and_admin_skip(simulator: StartSimulator) -> None:
-    server = simulator(speed=0, skip_sequence_at=3)
+    server = simulator(speed=0, skip_sequence_at=3, fault_endpoints=True)
     ws = server.v1()
     sequences = [m["socket_sequence"] for m in receive_until(ws, lambda ms: len(ms) >= 6)]
     assert sequences == [0, 1, 2, 4, 5, 6]
@@ -416,7 +416,7 @@ def test_skip_sequence_at_and_admin_skip(simulator: StartSimulator) -> None:
 
 
 def test_admin_drop_closes_every_market_data_connection(simulator: StartSimulator) -> None:
-    server = simulator(speed=1)
+    server = simulator(speed=1, fault_endpoints=True)
     first, second = server.v1(), server.v1("ETHUSD")
     receive(first)
     assert server.post("/_sim/drop") == {"dropped": 2}
@@ -427,7 +427,7 @@ def test_admin_drop_closes_every_market_data_connection(simulator: StartSimulato
 
 
 def test_inject_sends_raw_frames_verbatim_without_a_sequence(simulator: StartSimulator) -> None:
-    server = simulator(speed=0.5)
+    server = simulator(speed=0.5, fault_endpoints=True)
     ws = server.v1()
     before = receive(ws)
     frames = ["not json at all", '{"type":"update","events":"oops"}']
@@ -551,3 +551,43 @@ def test_service_entry_point_serves_and_stops_on_sigterm() -> None:
         if service.poll() is None:
             service.kill()
             service.wait()
+
+
+def test_fault_endpoints_are_off_unless_enabled(simulator: StartSimulator) -> None:
+    """Without --fault-endpoints nobody who reaches the port can drop, skip or inject (404 with
+    the flag to use); /_sim/status stays on (the feed clock and `rtc status` read it)."""
+    server = simulator(speed=1)
+    ws = server.v1()
+    receive(ws)
+    for path in ("/_sim/drop", "/_sim/skip-sequence", "/_sim/inject"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            server.post(path, {"frames": ["x"]})
+        assert refused.value.code == 404
+        assert "--fault-endpoints" in json.loads(refused.value.read())["error"]
+    status, body = server.get("/_sim/status")
+    assert status == 200 and body["clients"]["total"] == 1
+    receive(ws)  # the connection was not dropped
+    ws.close()
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "enabled"),
+    [
+        ((), {}, False),
+        (("--fault-endpoints",), {}, True),
+        ((), {"RTC_SIMULATOR_FAULT_ENDPOINTS": "true"}, True),
+        (("--no-fault-endpoints",), {"RTC_SIMULATOR_FAULT_ENDPOINTS": "true"}, False),
+    ],
+)
+def test_fault_endpoints_flag_and_setting(
+    flags: tuple[str, ...], env: dict[str, str], enabled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rtcrypto.cli.market import SimulateFlags, simulator_options
+    from rtcrypto.config import Settings
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    chosen = {"--fault-endpoints": True, "--no-fault-endpoints": False}
+    flag = chosen[flags[0]] if flags else None
+    options = simulator_options(SimulateFlags(capture=(GEMINI,), fault_endpoints=flag), Settings())
+    assert options.fault_endpoints is enabled

@@ -374,7 +374,9 @@ def test_every_app_container_points_at_the_compose_services(
         assert settings.home == Path("/app/.rtc")
         if "RTC_SEARCH_URL" in service["environment"]:
             url = urlsplit(settings.search_url)
-            assert (url.hostname, url.port, url.username) == ("elasticsearch", 9200, "rtc_app")
+            assert (url.hostname, url.port, url.username) == ("elasticsearch", 9200, None)
+            assert settings.search_username == "rtc_app" and settings.search_password
+            assert settings.search_password.get_secret_value() == env["SEARCH_APP_PASSWORD"]
         if "RTC_KIBANA_URL" in service["environment"]:
             assert urlsplit(settings.kibana_url).hostname == "kibana"
             assert settings.kibana_username and settings.kibana_password
@@ -618,8 +620,10 @@ def test_every_interpolated_variable_is_in_env_example_and_nothing_more() -> Non
         _interpolate(_text(), {**_example_env_with_secrets(), "SEARCH_APP_PASSWORD": ""})
 
 
-def test_credentials_in_the_search_url_reach_elasticsearch_as_basic_auth() -> None:
-    """Compose's RTC_SEARCH_URL carries rtc_app's password; the client must send it as a header.
+@pytest.mark.parametrize("where", ["own settings", "in the URL"])
+def test_search_credentials_reach_elasticsearch_as_basic_auth(where: str) -> None:
+    """Compose's RTC_SEARCH_USERNAME / _PASSWORD (or, as before, a user:password@ in
+    RTC_SEARCH_URL) reach Elasticsearch as a basic-auth header, and the URL holds no password.
 
     Against a real local HTTP server answering as Elasticsearch does (product header), not a mock.
     """
@@ -648,8 +652,17 @@ def test_credentials_in_the_search_url_reach_elasticsearch_as_basic_auth() -> No
     server = ThreadingHTTPServer(("127.0.0.1", 0), Root)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://rtc_app:{PLACEHOLDER_SECRET}@127.0.0.1:{server.server_address[1]}"
-        client = search_client(Settings(search_url=url), max_retries=0)
+        address = f"127.0.0.1:{server.server_address[1]}"
+        if where == "in the URL":
+            settings = Settings(search_url=f"http://rtc_app:{PLACEHOLDER_SECRET}@{address}")
+        else:
+            settings = Settings(
+                search_url=f"http://{address}",
+                search_username="rtc_app",
+                search_password=PLACEHOLDER_SECRET,
+            )
+        assert PLACEHOLDER_SECRET not in settings.search_url
+        client = search_client(settings, max_retries=0)
         assert server_version(client) == Settings().search_version
         assert PLACEHOLDER_SECRET not in str(client.transport.node_pool.all())
         client.close()

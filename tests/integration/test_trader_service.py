@@ -23,7 +23,7 @@ from confluent_kafka import Producer
 from rtcrypto.config import Topics
 from rtcrypto.ledger import Ledger
 from rtcrypto.strategy import Side
-from rtcrypto.trader.journal import OrderJournal
+from rtcrypto.trader.journal import read_journal
 from tests.helpers import (
     GEMINI_CAPTURE,
     Child,
@@ -145,7 +145,7 @@ def test_paper_trader_killed_mid_order_never_sends_twice_and_indexes_every_fill(
         wait_until(lambda: not crashing.alive(), 60, "trader exits at the fault")
         assert crashing.process.returncode == 137, crashing.log()[-2000:]
         assert "fault injection" in crashing.log()
-        pending = OrderJournal(journal_path).state.pending()
+        pending = read_journal(journal_path).pending()
         assert len(pending) == 1 and pending[0].request.side is Side.buy
 
         started = time.monotonic()
@@ -157,13 +157,13 @@ def test_paper_trader_killed_mid_order_never_sends_twice_and_indexes_every_fill(
         )
 
         def sold() -> bool:
-            state = OrderJournal(journal_path).state
+            state = read_journal(journal_path)
             return any(s.side is Side.sell for s in state.results.values())
 
         wait_until(sold, 60, "the sell of minute 4", trader, simulator)
         assert "recovered from the exchange" in trader.log()
 
-        state = OrderJournal(journal_path).state
+        state = read_journal(journal_path)
         assert len(state.sent) == 2 and state.pending() == []
         account = json.loads((Path(env["RTC_HOME"]) / "trader" / "paper-account.json").read_text())
         sent_ids = [order["client_order_id"] for order in account["orders"].values()]
@@ -242,7 +242,7 @@ def test_sandbox_trader_trades_through_the_gemini_protocol_and_never_leaks_the_s
         "RTC_GEMINI_REST_URL": f"http://127.0.0.1:{sim_port}",
     }
     publish_forecast(Path(env["RTC_FORECAST_DIR"]), ["sell", "buy", "sell"])
-    journal_path = Path(env["RTC_HOME"]) / "trader" / "journal-gemini.jsonl"
+    journal_path = Path(env["RTC_HOME"]) / "trader" / f"journal-sandbox-127.0.0.1_{sim_port}.jsonl"
     try:
         wait_until(lambda: sim_up(sim_port), 30, "simulator up", simulator)
         time.sleep(1.5)  # the replay builds its book
@@ -252,7 +252,7 @@ def test_sandbox_trader_trades_through_the_gemini_protocol_and_never_leaks_the_s
         def sold() -> bool:
             if not journal_path.exists():
                 return False
-            state = OrderJournal(journal_path).state
+            state = read_journal(journal_path)
             return any(s.side is Side.sell for s in state.results.values())
 
         wait_until(sold, 60, "a buy and a sell through the sandbox", trader, simulator)

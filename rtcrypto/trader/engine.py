@@ -237,8 +237,10 @@ class Trader:
         self._replay_to_recorder()
         self._compare_balances()
 
-    def resolve_pending(self) -> None:
-        """Ask the exchange for every order sent but not recorded (crash, timeout)."""
+    def resolve_pending(self, *, record: bool = False) -> None:
+        """Ask the exchange for every order sent but not recorded (crash, timeout, an answer
+        that could not be read); ``record`` also reports what is found to the recorder (while
+        running; at start the journal's replay does)."""
         for sent in self.journal.state.pending():
             cid = sent.request.client_order_id
             status = self.exchange.order_status(cid)
@@ -249,7 +251,10 @@ class Trader:
                 log.warning("reconcile client_order_id=%s: never reached the exchange", cid)
                 continue
             self.journal.record_result(status, cid)
-            self._book_fill(status, cid, record=False)
+            context = TradeContext(self.mode, sent.forecast_version, sent.minute_ms)
+            if record:
+                self.recorder.order(sent.request, status, context)
+            self._book_fill(status, cid, record=record, context=context)
             log.warning(
                 "reconcile client_order_id=%s: recovered from the exchange, executed=%s",
                 cid,
@@ -313,7 +318,7 @@ class Trader:
             )
         if self.journal.state.pending():
             try:
-                self.resolve_pending()
+                self.resolve_pending(record=True)
             except ExchangeError as error:
                 return Outcome("skip", f"an earlier order is still unresolved: {error}")
         if self.forecasts.refresh() or self._forecast_index_due(now):

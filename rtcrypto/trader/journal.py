@@ -13,7 +13,8 @@ A ``sent`` without ``result`` or ``abandoned`` is *pending*: the process died be
 recording. On start the trader asks the exchange for it by ``client_order_id`` before trading.
 
 A torn last line (crash or full disk mid-write) is cut off on open, with a warning, so the next
-entry starts on a line of its own. The open journal is held under an exclusive ``flock``. Files
+entry starts on a line of its own (a line an earlier version appended onto a torn one keeps its
+whole entry; the torn prefix is dropped with a warning). The open journal is held under an exclusive ``flock``. Files
 are named by mode and exchange host (:func:`journal_file_name`), and the ``opened`` entry records
 the mode (and, since issue 10, the ``venue`` host): opening it for another refuses to start.
 Journals of earlier versions are read as they are (``journal-paper.jsonl`` keeps its name; the
@@ -43,6 +44,8 @@ from rtcrypto.exchange.codec import (
 from rtcrypto.exchange.endpoints import venue_slug
 
 log = logging.getLogger(__name__)
+
+ENTRY_START = '{"type":'  # every entry is written with its type first, without spaces
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +110,7 @@ def _parse(path: Path, data: bytes) -> JournalState:
         if not line.strip():
             continue
         try:
-            entry = loads(line)
-            if not isinstance(entry, dict):
-                raise ValueError("not a JSON object")
+            entry = _entry(line, path, number)
             OrderJournal._apply(state, entry)
         except (ValueError, KeyError, TypeError, ArithmeticError) as error:
             raise JournalError(
@@ -117,6 +118,28 @@ def _parse(path: Path, data: bytes) -> JournalState:
                 "aside only after checking the exchange's orders by hand"
             ) from error
     return state
+
+
+def _entry(line: str, path: Path, number: int) -> dict[str, Any]:
+    """One line's entry. A line an earlier version appended onto a torn one (``<torn>{"type":
+    ...}``) keeps its whole entry: the torn prefix is dropped with a warning."""
+    try:
+        entry = loads(line)
+    except ValueError:
+        start = line.rfind(ENTRY_START)
+        if start <= 0:
+            raise
+        entry = loads(line[start:])
+        log.warning(
+            "journal %s line %d: a torn entry of %d characters before a whole one dropped "
+            "(written before torn lines were cut on open)",
+            path,
+            number,
+            start,
+        )
+    if not isinstance(entry, dict):
+        raise ValueError("not a JSON object")
+    return entry
 
 
 class OrderJournal:

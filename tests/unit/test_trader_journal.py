@@ -279,3 +279,25 @@ def test_the_shared_gemini_journal_of_an_earlier_version_must_be_moved(
     assert "mode live" in message and "journal-sandbox-api.sandbox.gemini.com.jsonl" in message
     legacy.rename(settings.trader_dir / "journal-live-api.gemini.com.jsonl")  # what it says to do
     trader_journal(settings).close()
+
+
+def test_a_line_an_earlier_version_appended_onto_a_torn_one_keeps_its_entry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the bug left behind: ``<torn>{"type":"sent",...}`` in the middle of the file. The
+    ``sent`` entry is recovered, so the order is pending and reconciled, not sent again."""
+    path = tmp_path / "journal.jsonl"
+    journal = OrderJournal(path)
+    journal.open_account(Decimal(100), Decimal(0), "paper", T0)
+    request = OrderRequest("rtc-v1-1-buy", "btcusd", Side.buy, Decimal("0.1"), Decimal("60010"))
+    journal.record_sent(SentOrder(request, "v1", T0, T0))
+    journal.close()
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(
+        lines[0] + TORN + lines[1] + b'{"type":"abandoned","client_order_id":"x","reason":"r"}\n'
+    )
+    with caplog.at_level(logging.WARNING):
+        state = read_journal(path)
+    assert [sent.request for sent in state.pending()] == [request]
+    assert state.abandoned == {"x": "r"}
+    assert f"torn entry of {len(TORN)} characters" in caplog.text

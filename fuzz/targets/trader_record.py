@@ -16,8 +16,10 @@ Run: ``python fuzz/run.py trader_record --seconds 600`` (it instruments ``rtcryp
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import shutil
 import tempfile
 from collections import defaultdict
 from decimal import Decimal
@@ -79,6 +81,7 @@ def _top_of_book(symbol: str) -> TopOfBook:
 def _service() -> tuple[TraderService, _Producer]:
     """A paper trader with a forecast covering the capture's hours (built once per process)."""
     folder = Path(tempfile.mkdtemp(prefix="rtc-fuzz-trader-", dir=_fast_tmp()))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     settings = Settings(home=folder / "home")
     minutes = [CAPTURE_START_MS + (i - 60) * WINDOW_MS for i in range(FORECAST_MINUTES)]
     frame = pd.DataFrame(

@@ -168,3 +168,32 @@ def test_the_parser_keeps_what_it_accepted_before(tmp_path: Path) -> None:
     assert parse_liquidity_bytes(raw(2, liquidity_ratio=None)).liquidity_ratio is None
     assert parse_liquidity_bytes(raw(2, symbol="btcusd")).symbol == "BTCUSD"
     assert Decimal(str(parse_liquidity_bytes(raw(2)).window_end_ms)) > 0
+
+
+def test_the_fuzz_targets_seeds_are_real_records_and_pass() -> None:
+    """fuzz/targets/trader_record.py: the seeds are the capture's minutes (BTCUSD among them,
+    which the trader trades) and none is a finding; a processing failure would be one."""
+    from fuzz.targets import trader_record
+
+    seeds = trader_record.seed_corpus()
+    readings = []
+    for seed in seeds:
+        trader_record.test_one_input(seed)
+        try:
+            readings.append(parse_liquidity_bytes(seed))
+        except MalformedRecordError:
+            continue
+    assert len(readings) >= 10 and "BTCUSD" in {reading.symbol for reading in readings}
+    assert all(
+        reading.liquidity_ratio is None or reading.liquidity_ratio > 0 for reading in readings
+    )
+    service, _ = trader_record._service()
+    assert service.trader.orders_sent >= 1, "a seed reaches the order"
+    broken = service.trader.recorder
+    original = broken.liquidity
+    broken.liquidity = lambda record: 1 / 0  # type: ignore[method-assign]
+    try:
+        with pytest.raises(trader_record.DeadLetterFinding, match="ZeroDivisionError"):
+            trader_record.test_one_input(next(seed for seed in seeds if b'"BTCUSD"' in seed))
+    finally:
+        broken.liquidity = original  # type: ignore[method-assign]

@@ -246,6 +246,13 @@ class Trader:
             status = self.exchange.order_status(cid)
             if status is not None and status.is_live:
                 status = self.exchange.cancel_order(status.order_id)
+            if status is None and cid in self.journal.state.acknowledged:
+                log.warning(  # it answered 2xx: the order exists; never abandon it
+                    "reconcile client_order_id=%s: acknowledged by the exchange but not found "
+                    "yet; still pending",
+                    cid,
+                )
+                continue
             if status is None:
                 self.journal.record_abandoned(cid, "not on the exchange after a restart")
                 log.warning("reconcile client_order_id=%s: never reached the exchange", cid)
@@ -400,6 +407,7 @@ class Trader:
             status = self.exchange.place_order(order)
         except ExchangeUnavailableError as error:
             self.last_error = str(error)
+            self._acknowledge_if_2xx(cid, error)
             log.error(
                 "order client_order_id=%s: exchange unavailable, pending until reconciled: %s",
                 cid,
@@ -409,6 +417,7 @@ class Trader:
         except ExchangeError as error:
             self.last_error = str(error)
             if not order_refused(error):  # the order may exist: reconcile it, never abandon it
+                self._acknowledge_if_2xx(cid, error)
                 log.error(
                     "order client_order_id=%s: outcome unknown, pending until reconciled: %s",
                     cid,
@@ -436,6 +445,12 @@ class Trader:
             status.fee_usd,
         )
         return Outcome("order", "sent", cid, status)
+
+    def _acknowledge_if_2xx(self, cid: str, error: ExchangeError) -> None:
+        """A 2xx whose body could not be read: the order exists; the journal says so, so that
+        reconciliation never abandons it even while the exchange does not list it yet."""
+        if error.status is not None and 200 <= error.status < 300:
+            self.journal.record_acknowledged(cid, str(error)[:500])
 
     def _book_fill(
         self,

@@ -9,6 +9,9 @@ Entries (one JSON object per line, ``type`` first):
 - ``abandoned``: an order that never reached the exchange (found missing after a restart, or
   refused outright), with the reason.
 
+- ``acknowledged``: the exchange answered 2xx but its body could not be read: the order exists,
+  so it is never abandoned, only reconciled (``reason`` says what was wrong with the answer).
+
 A ``sent`` without ``result`` or ``abandoned`` is *pending*: the process died between sending and
 recording. On start the trader asks the exchange for it by ``client_order_id`` before trading.
 
@@ -66,6 +69,7 @@ class JournalState:
     sent: dict[str, SentOrder] = field(default_factory=dict)  # by client_order_id, in send order
     results: dict[str, OrderStatus] = field(default_factory=dict)
     abandoned: dict[str, str] = field(default_factory=dict)
+    acknowledged: dict[str, str] = field(default_factory=dict)  # 2xx, body unreadable
 
     def pending(self) -> list[SentOrder]:
         return [
@@ -226,6 +230,8 @@ class OrderJournal:
             state.results[entry["client_order_id"]] = status
         elif kind == "abandoned":
             state.abandoned[entry["client_order_id"]] = entry["reason"]
+        elif kind == "acknowledged":
+            state.acknowledged[entry["client_order_id"]] = entry["reason"]
         else:
             raise ValueError(f"unknown journal entry type {kind!r}")
 
@@ -274,6 +280,9 @@ class OrderJournal:
 
     def record_abandoned(self, client_order_id: str, reason: str) -> None:
         self._append({"type": "abandoned", "client_order_id": client_order_id, "reason": reason})
+
+    def record_acknowledged(self, client_order_id: str, reason: str) -> None:
+        self._append({"type": "acknowledged", "client_order_id": client_order_id, "reason": reason})
 
     # --- readers ---------------------------------------------------------------------------------
     def knows(self, client_order_id: str) -> bool:

@@ -92,6 +92,7 @@ def test_a_2xx_with_an_unreadable_body_stays_pending_and_the_fill_is_reconciled(
     assert cid is not None
     state = read_journal(tmp_path / "journal.jsonl")
     assert state.abandoned == {}, "a 2xx order is never abandoned"
+    assert list(state.acknowledged) == [cid] and "not JSON" in state.acknowledged[cid]
     assert [sent.request.client_order_id for sent in state.pending()] == [cid]
     bought = adapter.balances()["btc"] - before["btc"]
     assert bought > 0, "the sandbox did fill it"

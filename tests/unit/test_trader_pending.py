@@ -17,6 +17,7 @@ from rtcrypto.exchange.base import (
 )
 from rtcrypto.exchange.paper import PaperExchange
 from rtcrypto.trader.engine import order_refused, parse_liquidity
+from rtcrypto.trader.journal import OrderJournal, read_journal
 from tests.unit.test_trader_engine import Book, ListRecorder, make_trader, record
 
 
@@ -85,3 +86,35 @@ def test_which_errors_count_as_refusals() -> None:
     assert not order_refused(ExchangeError("body", status=200))
     assert not order_refused(ExchangeError("unknown"))
     assert not order_refused(OrderStateUnknownError("x", status=200))
+
+
+class Invisible(GarbledAnswers):
+    """Gemini acknowledged the order (2xx) but does not list it yet (eventual consistency)."""
+
+    hidden = True
+
+    def order_status(self, client_order_id: str) -> OrderStatus | None:
+        return None if self.hidden else super().order_status(client_order_id)
+
+
+def test_an_acknowledged_order_the_exchange_does_not_list_yet_is_never_abandoned(
+    tmp_path: Path,
+) -> None:
+    trader = make_trader(tmp_path, ["sell", "buy", "buy", "buy"], Book())
+    exchange = Invisible(tmp_path / "paper.json", Book(), usd=Decimal(0), clock_ms=lambda: 0)
+    exchange.error = OrderStateUnknownError("2xx, body cut", reason="UnreadableAnswer", status=200)
+    trader.exchange = exchange
+    cid = trader.on_liquidity(parse_liquidity(record(1))).client_order_id
+    assert cid is not None and cid in trader.journal.state.acknowledged
+    trader.on_liquidity(parse_liquidity(record(2)))  # reconciles first: not listed yet
+    state = trader.journal.state
+    assert state.abandoned == {}, "acknowledged: never abandoned"
+    assert [s.request.client_order_id for s in state.pending()] == [cid]
+    trader.journal.close()
+    reread = read_journal(tmp_path / "journal.jsonl")
+    assert reread.acknowledged == state.acknowledged and reread.abandoned == {}
+    trader.journal = OrderJournal(tmp_path / "journal.jsonl")
+    exchange.hidden = False
+    trader.resolve_pending()
+    assert trader.journal.state.pending() == []
+    assert trader.journal.state.results[cid].executed_quantity > 0

@@ -4,7 +4,7 @@
 
 Runs the real ``Trader`` (strategy, risk gate, journal with fsync, ledger) on the paper exchange
 with a forecast whose side flips every minute, so every record leads to an order. Timed per
-record: JSON decode + ``parse_liquidity`` + ``Trader.on_liquidity`` up to the moment
+record: bounded JSON decode + ``parse_liquidity_bytes`` + ``Trader.on_liquidity`` up to the moment
 ``place_order`` is entered (the paper fill and what follows it are not part of the decision).
 ``--book memory`` reads a fixed top of book (the decision path alone); ``--book simulator`` reads
 it over HTTP from a local exchange simulator replaying the real Gemini capture, as the service
@@ -32,7 +32,7 @@ from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
 from rtcrypto.exchange.paper import PaperExchange
 from rtcrypto.risk import RiskLimits
 from rtcrypto.strategy import StrategyParams
-from rtcrypto.trader.engine import Trader, parse_liquidity
+from rtcrypto.trader.engine import Trader, parse_liquidity_bytes
 from rtcrypto.trader.forecasts import ForecastSides, ForecastSource
 from rtcrypto.trader.journal import OrderJournal
 from rtcrypto.trader.recorder import NullRecorder
@@ -119,7 +119,7 @@ def run(records: int, book_source: str, workdir: Path) -> dict[str, Any]:
                 }
             ).encode()
             began = time.perf_counter_ns()
-            outcome = trader.on_liquidity(parse_liquidity(json.loads(payload)))
+            outcome = trader.on_liquidity(parse_liquidity_bytes(payload))
             if outcome.action == "order":
                 latencies_ms.append((exchange.entered_ns - began) / 1e6)
     finally:

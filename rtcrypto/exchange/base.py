@@ -51,6 +51,11 @@ class ExchangeUnavailableError(ExchangeError):
     """The exchange did not answer (network, 5xx, maintenance): safe to retry the same request."""
 
 
+class OrderStateUnknownError(ExchangeUnavailableError):
+    """An order may exist but its state is unknown (a 2xx whose body could not be read, a
+    timeout): it stays pending and is reconciled by ``client_order_id``, never abandoned."""
+
+
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     """An immediate-or-cancel limit order the trader wants to send."""

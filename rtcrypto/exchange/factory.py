@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 from rtcrypto.config import Settings, TradingMode
 from rtcrypto.exchange.base import ExchangeAdapter, TopOfBook
-from rtcrypto.exchange.gemini import GeminiAdapter, gemini_adapter_from_settings
+from rtcrypto.exchange.gemini import GeminiAdapter
+from rtcrypto.exchange.gemini_settings import gemini_adapter_from_settings
 from rtcrypto.exchange.paper import PaperExchange
 
 PAPER_ACCOUNT_FILE = "paper-account.json"

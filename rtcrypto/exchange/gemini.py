@@ -35,7 +35,6 @@ from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from rtcrypto.captures import decimal_text
-from rtcrypto.config import GEMINI_LIVE_REST_URL, Settings, TradingMode
 from rtcrypto.exchange.base import (
     AuthenticationError,
     ExchangeError,
@@ -45,6 +44,7 @@ from rtcrypto.exchange.base import (
     OrderNotFoundError,
     OrderRejectedError,
     OrderRequest,
+    OrderStateUnknownError,
     OrderStatus,
     RateLimitError,
     TopOfBook,
@@ -278,7 +278,7 @@ class GeminiAdapter:
         *,
         private_rate_per_min: float = 600,
         fallback_fee_pct: Decimal = Decimal("0.25"),
-        nonce_source: NonceSource | None = None,
+        nonce_source: Callable[[], int] | None = None,  # NonceSource, PersistentNonceSource
         read_attempts: int = READ_ATTEMPTS,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 8.0,
@@ -301,7 +301,7 @@ class GeminiAdapter:
         if keys_missing and not public_only:
             raise GeminiConfigError("a Gemini API key and secret are both required")
         self.fallback_fee_pct = fallback_fee_pct
-        self.nonce = nonce_source or NonceSource()
+        self.nonce: Callable[[], int] = nonce_source or NonceSource()
         self.bucket = TokenBucket(private_rate_per_min)
         self.read_attempts = max(1, read_attempts)
         self.retry_initial_s = retry_initial_s
@@ -346,7 +346,11 @@ class GeminiAdapter:
         if response.status_code >= 300:
             raise error_from_response(response.status_code, body, path, self._secrets)
         if not isinstance(body, dict | list):
-            raise ExchangeError(f"gemini {path}: HTTP {response.status_code} answer is not JSON")
+            raise ExchangeError(
+                f"gemini {path}: HTTP {response.status_code} answer is not JSON",
+                reason="UnreadableAnswer",
+                status=response.status_code,
+            )
         return body
 
     def _private(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -460,7 +464,24 @@ class GeminiAdapter:
                 reason=error.reason,
                 status=error.status,
             ) from None
-        status = order_from_json(answer, Decimal(0))
+        except ExchangeError as error:
+            if error.status is None or error.status >= 300:
+                raise
+            raise OrderStateUnknownError(
+                f"{error}; order client_order_id={order.client_order_id} stays pending until "
+                "order_status finds it",
+                reason=error.reason,
+                status=error.status,
+            ) from None
+        try:
+            status = order_from_json(answer, Decimal(0))
+        except ExchangeError as error:  # 2xx: the order exists, its state is unknown
+            raise OrderStateUnknownError(
+                f"gemini /v1/order/new answered 2xx with a body that cannot be read ({error}); "
+                f"order client_order_id={order.client_order_id} stays pending until "
+                "order_status finds it",
+                reason="UnreadableAnswer",
+            ) from None
         log.info(
             "order sent client_order_id=%s order_id=%s side=%s executed=%s/%s avg=%s",
             order.client_order_id,
@@ -526,59 +547,3 @@ class GeminiAdapter:
         """Cancel a live order (``/v1/order/cancel``; not retried) and return its final state."""
         answer = self._private("/v1/order/cancel", {"order_id": int(order_id)})
         return self._with_fees(answer, order_from_json(answer, Decimal(0)))
-
-
-# --- from the settings --------------------------------------------------------------------------
-
-
-def gemini_adapter_from_settings(
-    settings: Settings, clock_ms: Callable[[], int] | None = None
-) -> GeminiAdapter:
-    """A :class:`GeminiAdapter` for ``settings.trading_mode`` sandbox or live.
-
-    Refuses (:class:`GeminiConfigError`): paper mode (the paper adapter trades there), missing
-    ``RTC_GEMINI_API_KEY`` / ``RTC_GEMINI_API_SECRET``, and Gemini's live URL unless
-    ``RTC_TRADING_MODE=live``. Live logs a loud warning.
-    """
-    mode = settings.trading_mode
-    if mode is TradingMode.paper:
-        raise GeminiConfigError(
-            "RTC_TRADING_MODE is paper: orders go to the paper adapter. Set RTC_TRADING_MODE="
-            "sandbox (with RTC_GEMINI_REST_URL=http://127.0.0.1:8765 for the simulator) or live"
-        )
-    missing = [
-        name
-        for name, value in (
-            ("RTC_GEMINI_API_KEY", settings.gemini_api_key),
-            ("RTC_GEMINI_API_SECRET", settings.gemini_api_secret),
-        )
-        if value is None or not value.get_secret_value()
-    ]
-    if missing:
-        raise GeminiConfigError(
-            f"RTC_TRADING_MODE={mode.value} needs {' and '.join(missing)} "
-            "(an API key of the account to trade; never put them in a file under version control)"
-        )
-    base_url = settings.gemini_rest_base_url
-    if base_url == GEMINI_LIVE_REST_URL and mode is not TradingMode.live:
-        raise GeminiConfigError(
-            f"RTC_GEMINI_REST_URL points at live Gemini ({base_url}) but RTC_TRADING_MODE is "
-            f"{mode.value}: real orders need RTC_TRADING_MODE=live"
-        )
-    assert settings.gemini_api_key is not None and settings.gemini_api_secret is not None
-    if mode is TradingMode.live:
-        log.warning(
-            "LIVE TRADING: real orders with real money will be sent to %s "
-            "(RTC_TRADING_MODE=live). Stop with the kill switch or RTC_TRADING_MODE=paper.",
-            redact_url(base_url),
-        )
-    else:
-        log.info("gemini adapter mode=%s url=%s", mode.value, redact_url(base_url))
-    return GeminiAdapter(
-        base_url,
-        settings.gemini_api_key,
-        settings.gemini_api_secret,
-        private_rate_per_min=settings.gemini_private_rate_per_min,
-        fallback_fee_pct=settings.taker_fee_pct,
-        clock_ms=clock_ms,
-    )

@@ -27,12 +27,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import pandas as pd
+
+from rtcrypto.bounded import BoundsError, decimal_text, finite_float, loads, safe_int
 from rtcrypto.exchange.base import (
+    AuthenticationError,
     ExchangeAdapter,
     ExchangeError,
     ExchangeUnavailableError,
+    InsufficientFundsError,
+    OrderNotFoundError,
+    OrderRejectedError,
     OrderRequest,
     OrderStatus,
+    RateLimitError,
 )
 from rtcrypto.ledger import Ledger
 from rtcrypto.risk import RiskLimits, RiskState
@@ -44,11 +52,25 @@ from rtcrypto.trading.orders import price_intent, risk_state_for, size_order
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LiquidityReading", "MalformedRecordError", "Outcome", "Trader", "price_intent"]
+__all__ = [
+    "LiquidityReading",
+    "MalformedRecordError",
+    "Outcome",
+    "Trader",
+    "parse_liquidity",
+    "parse_liquidity_bytes",
+    "price_intent",
+]
 
 HUNDRED = Decimal(100)
 FORECAST_INDEX_BEFORE_MS = 3_600_000  # forecast minutes indexed around now: 1 h back,
 FORECAST_INDEX_AFTER_MS = 86_400_000  # one day ahead
+
+
+MAX_RECORD_BYTES = 64 * 1024  # a liquidity record is about 500 bytes
+MAX_SYMBOL_CHARS = 32
+# the last epoch millisecond pandas can hold (2262-04-11): forecasts are looked up with pandas
+MAX_WINDOW_MS = int(pd.Timestamp.max.value // 1_000_000)
 
 
 class MalformedRecordError(ValueError):
@@ -67,26 +89,65 @@ class LiquidityReading:
 
 
 def parse_liquidity(record: Any) -> LiquidityReading:
-    """Validate a decoded ``liquidity.minute.v1`` record; raises ``MalformedRecordError``."""
+    """Validate a decoded ``liquidity.minute.v1`` record; raises ``MalformedRecordError`` with
+    the reason (window bounds are integers in [0, ``MAX_WINDOW_MS``]: no infinity, no 2^63)."""
     if not isinstance(record, dict):
         raise MalformedRecordError("not a JSON object")
     try:
-        symbol = str(record["symbol"]).upper()
-        start = int(record["window_start_ms"])
-        end = int(record["window_end_ms"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise MalformedRecordError(f"missing or bad symbol/window bounds: {error}") from None
+        symbol = record["symbol"]
+        if not isinstance(symbol, str) or not 0 < len(symbol) <= MAX_SYMBOL_CHARS:
+            raise BoundsError(f"symbol is not a short string: {str(symbol)[:MAX_SYMBOL_CHARS]!r}")
+        start = safe_int(record["window_start_ms"], "window_start_ms", high=MAX_WINDOW_MS)
+        end = safe_int(record["window_end_ms"], "window_end_ms", high=MAX_WINDOW_MS)
+    except KeyError as error:
+        raise MalformedRecordError(f"missing field {error}") from None
+    except BoundsError as error:
+        raise MalformedRecordError(f"bad symbol/window bounds: {error}") from None
     if end <= start:
         raise MalformedRecordError(f"window_end_ms {end} is not after window_start_ms {start}")
-    ratio = record.get("liquidity_ratio")
-    if ratio is not None:
-        try:
-            ratio = float(ratio)
-        except (TypeError, ValueError):
-            raise MalformedRecordError(f"liquidity_ratio is not a number: {ratio!r}") from None
-        if not math.isfinite(ratio):
-            ratio = None
-    return LiquidityReading(symbol, start, end, ratio, record)
+    return LiquidityReading(
+        symbol.upper(), start, end, _liquidity_ratio(record.get("liquidity_ratio")), record
+    )
+
+
+def _liquidity_ratio(value: Any) -> float | None:
+    """A finite ratio, or None (absent, or a non-finite float handed in by a Python caller)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    try:
+        if isinstance(value, str):
+            return float(decimal_text(value, "liquidity_ratio"))
+        return finite_float(value, "liquidity_ratio")
+    except BoundsError as error:
+        raise MalformedRecordError(str(error)) from None
+
+
+def parse_liquidity_bytes(value: bytes | None) -> LiquidityReading:
+    """A Kafka record's value decoded with bounded JSON (size, nesting, no NaN/Infinity) and
+    validated; raises ``MalformedRecordError`` with the reason for the dead letter."""
+    try:
+        record = loads(value or b"", max_bytes=MAX_RECORD_BYTES)
+    except BoundsError as error:
+        raise MalformedRecordError(str(error)) from None
+    return parse_liquidity(record)
+
+
+REFUSALS = (
+    OrderRejectedError,
+    InsufficientFundsError,
+    AuthenticationError,
+    RateLimitError,
+    OrderNotFoundError,
+)
+
+
+def order_refused(error: ExchangeError) -> bool:
+    """True when the exchange refused the order outright (nothing was traded: a 4xx answer or
+    the paper exchange's refusal); anything else (5xx, no answer, a 2xx whose body could not be
+    read) may have created it, so it stays pending."""
+    if isinstance(error, ExchangeUnavailableError):
+        return False
+    return isinstance(error, REFUSALS) or (error.status is not None and 400 <= error.status < 500)
 
 
 def client_order_id(forecast_version: str, minute_ms: int, side: Side) -> str:
@@ -176,19 +237,31 @@ class Trader:
         self._replay_to_recorder()
         self._compare_balances()
 
-    def resolve_pending(self) -> None:
-        """Ask the exchange for every order sent but not recorded (crash, timeout)."""
+    def resolve_pending(self, *, record: bool = False) -> None:
+        """Ask the exchange for every order sent but not recorded (crash, timeout, an answer
+        that could not be read); ``record`` also reports what is found to the recorder (while
+        running; at start the journal's replay does)."""
         for sent in self.journal.state.pending():
             cid = sent.request.client_order_id
             status = self.exchange.order_status(cid)
             if status is not None and status.is_live:
                 status = self.exchange.cancel_order(status.order_id)
+            if status is None and cid in self.journal.state.acknowledged:
+                log.warning(  # it answered 2xx: the order exists; never abandon it
+                    "reconcile client_order_id=%s: acknowledged by the exchange but not found "
+                    "yet; still pending",
+                    cid,
+                )
+                continue
             if status is None:
                 self.journal.record_abandoned(cid, "not on the exchange after a restart")
                 log.warning("reconcile client_order_id=%s: never reached the exchange", cid)
                 continue
             self.journal.record_result(status, cid)
-            self._book_fill(status, cid, record=False)
+            context = TradeContext(self.mode, sent.forecast_version, sent.minute_ms)
+            if record:
+                self.recorder.order(sent.request, status, context)
+            self._book_fill(status, cid, record=record, context=context)
             log.warning(
                 "reconcile client_order_id=%s: recovered from the exchange, executed=%s",
                 cid,
@@ -252,7 +325,7 @@ class Trader:
             )
         if self.journal.state.pending():
             try:
-                self.resolve_pending()
+                self.resolve_pending(record=True)
             except ExchangeError as error:
                 return Outcome("skip", f"an earlier order is still unresolved: {error}")
         if self.forecasts.refresh() or self._forecast_index_due(now):
@@ -334,6 +407,7 @@ class Trader:
             status = self.exchange.place_order(order)
         except ExchangeUnavailableError as error:
             self.last_error = str(error)
+            self._acknowledge_if_2xx(cid, error)
             log.error(
                 "order client_order_id=%s: exchange unavailable, pending until reconciled: %s",
                 cid,
@@ -342,6 +416,14 @@ class Trader:
             return Outcome("skip", f"exchange unavailable: {error}", cid)
         except ExchangeError as error:
             self.last_error = str(error)
+            if not order_refused(error):  # the order may exist: reconcile it, never abandon it
+                self._acknowledge_if_2xx(cid, error)
+                log.error(
+                    "order client_order_id=%s: outcome unknown, pending until reconciled: %s",
+                    cid,
+                    error,
+                )
+                return Outcome("skip", f"outcome unknown: {error}", cid)
             self.journal.record_abandoned(cid, f"{type(error).__name__}: {error}")
             log.error("order client_order_id=%s refused: %s", cid, error)
             return Outcome("skip", f"refused: {error}", cid)
@@ -363,6 +445,12 @@ class Trader:
             status.fee_usd,
         )
         return Outcome("order", "sent", cid, status)
+
+    def _acknowledge_if_2xx(self, cid: str, error: ExchangeError) -> None:
+        """A 2xx whose body could not be read: the order exists; the journal says so, so that
+        reconciliation never abandons it even while the exchange does not list it yet."""
+        if error.status is not None and 200 <= error.status < 300:
+            self.journal.record_acknowledged(cid, str(error)[:500])
 
     def _book_fill(
         self,

@@ -8,7 +8,6 @@ that harmless), dead-letters records it cannot parse, sends a heartbeat every
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -21,21 +20,24 @@ from typing import Any
 
 import orjson
 
-from rtcrypto.config import Feed, Settings, settings_or_exit
+from rtcrypto.config import Feed, Settings, TradingMode, settings_or_exit
 from rtcrypto.exchange.base import ExchangeAdapter, ExchangeError
+from rtcrypto.exchange.endpoints import endpoint_host
 from rtcrypto.feedclock import FeedClock, FeedClockError, SimulatorTime
 from rtcrypto.kafka_io import KafkaUnavailable, RecordProducer, make_producer
 from rtcrypto.risk import RiskLimits
 from rtcrypto.schemas import DeadLetter, Heartbeat
 from rtcrypto.strategy import StrategyParams
-from rtcrypto.trader.engine import MalformedRecordError, Trader, parse_liquidity
+from rtcrypto.trader.engine import Trader, parse_liquidity_bytes
 from rtcrypto.trader.forecasts import ForecastSource
-from rtcrypto.trader.journal import OrderJournal
+from rtcrypto.trader.journal import OrderJournal, journal_file_name, read_journal
 from rtcrypto.trader.recorder import NullRecorder, TradeRecorder
 
 log = logging.getLogger("trader")
 
 SERVICE = "trader"
+MAX_DEAD_LETTER_RAW_BYTES = 1024 * 1024  # a dead letter keeps the record, up to 1 MiB
+MAX_REASON_CHARS = 500
 
 
 def now_ms() -> int:
@@ -180,11 +182,13 @@ class TraderService:
             )
 
     def handle(self, value: bytes | None, source: str) -> None:
-        """One Kafka record: parse, decide, act; bad input is dead-lettered, never fatal."""
+        """One Kafka record: parse, decide, act. Never raises (``Exception``): a record that
+        cannot be parsed or processed is dead-lettered with its reason, so the caller commits its
+        offset and it is not read again; exchange errors are logged and retried next minute."""
         try:
-            reading = parse_liquidity(json.loads(value or b""))
-        except (ValueError, MalformedRecordError) as error:
-            self._dead_letter(value, source, str(error))
+            reading = parse_liquidity_bytes(value)
+        except Exception as error:  # MalformedRecordError, and anything unforeseen
+            self._dead_letter(value, source, _reason(error))
             return
         if reading.symbol != self.settings.trader_symbol.upper():
             return
@@ -194,17 +198,25 @@ class TraderService:
             self.trader.last_error = str(error)
             log.error("record %s: exchange error: %s", source, error)
             return
+        except Exception as error:  # a record that breaks the decision must not loop the service
+            self.trader.last_error = _reason(error)
+            log.exception("record %s: processing failed", source)
+            self._dead_letter(value, source, f"processing failed: {_reason(error)}")
+            return
         if outcome.action == "skip":
             self.stats.skipped += 1
             log.info("minute=%d %s", reading.window_end_ms, outcome.reason)
 
     def _dead_letter(self, value: bytes | None, source: str, reason: str) -> None:
         self.stats.dead_letters += 1
-        raw = (value or b"").decode("utf-8", errors="replace")
+        raw = (value or b"")[:MAX_DEAD_LETTER_RAW_BYTES].decode("utf-8", errors="replace")
         letter = DeadLetter(
             service=SERVICE, reason=reason, raw=raw, source=source, ts_receive_ms=self._clock_ms()
         )
-        self.producer.send(self.settings.topics.deadletter, source.encode(), letter.to_bytes())
+        try:
+            self.producer.send(self.settings.topics.deadletter, source.encode(), letter.to_bytes())
+        except Exception as error:  # the record is still skipped: the log keeps the reason
+            log.error("dead letter of record %s not sent (%s): %s", source, error, reason)
         log.warning("dead-lettered record %s: %s", source, reason)
 
     def _search_overflow(self, records: Sequence[dict[str, Any]]) -> None:
@@ -244,6 +256,11 @@ class TraderService:
         self.producer.send(self.settings.topics.heartbeat, SERVICE.encode(), beat.to_bytes())
 
 
+def _reason(error: BaseException) -> str:
+    """A dead-letter reason: the error's type and message, bounded."""
+    return f"{type(error).__name__}: {error}"[:MAX_REASON_CHARS]
+
+
 def record_age_budget_ms(max_age_s: float | None, reading: SimulatorTime | None) -> int | None:
     """How old (feed ms) a liquidity record may be when the trader reads it.
 
@@ -255,6 +272,29 @@ def record_age_budget_ms(max_age_s: float | None, reading: SimulatorTime | None)
         return None
     speed = reading.speed if reading is not None and reading.speed > 1 else 1.0
     return int(max_age_s * 1000 * speed)
+
+
+LEGACY_GEMINI_JOURNAL = "journal-gemini.jsonl"  # before issue 10: sandbox and live shared it
+
+
+def trader_journal(settings: Settings) -> OrderJournal:
+    """The journal of this mode and exchange host, locked and checked (``JournalError``).
+
+    A ``journal-gemini.jsonl`` of an earlier version (shared by sandbox and live) is never
+    guessed into a mode: the trader refuses to start and says which file to move where."""
+    mode = settings.trading_mode.value
+    url = None if settings.trading_mode is TradingMode.paper else settings.gemini_rest_base_url
+    path = settings.trader_dir / journal_file_name(mode, url)
+    legacy = settings.trader_dir / LEGACY_GEMINI_JOURNAL
+    if url is not None and legacy.exists() and not path.exists():
+        opened = read_journal(legacy).opened or {}
+        raise TraderConfigError(
+            f"found {legacy} (mode {opened.get('mode', 'unknown')}) from an earlier version, "
+            f"where sandbox and live shared one journal. If it belongs to {mode} at "
+            f"{endpoint_host(url)}, move it to {path}; else move it aside. The trader does not "
+            "guess, as its pending orders would be reconciled on the wrong exchange"
+        )
+    return OrderJournal(path, mode=mode, venue=None if url is None else endpoint_host(url))
 
 
 def build_trader(settings: Settings, clock: FeedClock | None = None) -> Trader:
@@ -279,7 +319,7 @@ def build_trader(settings: Settings, clock: FeedClock | None = None) -> Trader:
     max_age = settings.trader_max_record_age_s
     return Trader(
         exchange=exchange,
-        journal=OrderJournal(settings.trader_dir / f"journal-{exchange.name}.jsonl"),
+        journal=trader_journal(settings),
         forecasts=ForecastSource(
             resolve_forecast_dir(settings.forecast_dir),
             settings.forecast_reload_interval_s,

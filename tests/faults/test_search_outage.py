@@ -19,7 +19,7 @@ import pytest
 
 from rtcrypto.config import Topics
 from rtcrypto.ledger import Ledger
-from rtcrypto.trader.journal import JournalState, OrderJournal
+from rtcrypto.trader.journal import JournalState, read_journal
 from tests.faults.proxy import OutageProxy
 from tests.helpers import TopicReader, free_port, start_simulator, wait_until
 from tests.integration.test_trader_service import (
@@ -109,7 +109,7 @@ def test_search_outage_of_60_s_spools_then_indexes_every_document_once(
         def journaled_results() -> int:
             if not journal_path.exists():
                 return 0
-            return len(OrderJournal(journal_path).state.results)
+            return len(read_journal(journal_path).results)
 
         def processed() -> int:
             counts = [b["processed"] for b in beats.values() if b["service"] == "trader"]
@@ -148,7 +148,7 @@ def test_search_outage_of_60_s_spools_then_indexes_every_document_once(
         produce(kafka_broker, fresh_topics.liquidity, [liquidity_record(m) for m in AFTER_OUTAGE])
         total_records = len(BEFORE_OUTAGE) + len(DURING_OUTAGE) + len(AFTER_OUTAGE)
         wait_until(lambda: processed() >= total_records, 40, "the records after the outage", trader)
-        state = OrderJournal(journal_path).state
+        state = read_journal(journal_path)
         expected = expected_documents(state)
         expected["liquidity"] = {
             liquidity_record(m)["key"] for m in BEFORE_OUTAGE + DURING_OUTAGE + AFTER_OUTAGE

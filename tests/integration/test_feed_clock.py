@@ -30,7 +30,7 @@ from rtcrypto.config import Topics, get_settings
 from rtcrypto.search import search_client
 from rtcrypto.search.indices import ensure_templates
 from rtcrypto.strategy import Side
-from rtcrypto.trader.journal import OrderJournal
+from rtcrypto.trader.journal import read_journal
 from tests.helpers import Child, TopicReader, free_port, sim_status, start_simulator, wait_until
 from tests.trade_documents import drop_prefix
 
@@ -167,11 +167,11 @@ def test_trader_and_review_run_on_the_simulators_historical_clock(
         def sold() -> bool:
             if not journal_path.exists():
                 return False
-            results = OrderJournal(journal_path).state.results.values()
+            results = read_journal(journal_path).results.values()
             return any(status.side is Side.sell for status in results)
 
         wait_until(sold, 60, "the sell on the replay's clock", trader, simulator)
-        state = OrderJournal(journal_path).state
+        state = read_journal(journal_path)
         assert [sent.minute_ms for sent in state.sent.values()] == [buy_end, sell_end]
         log = trader.log()
         assert log.count("stale record") == 1, log[-3000:]

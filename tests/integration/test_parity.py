@@ -48,7 +48,7 @@ from rtcrypto.history import import_file
 from rtcrypto.strategy import Side, StrategyParams
 from rtcrypto.trader.engine import MalformedRecordError, parse_liquidity
 from rtcrypto.trader.forecasts import ForecastSides
-from rtcrypto.trader.journal import OrderJournal
+from rtcrypto.trader.journal import read_journal
 from rtcrypto.trader.run_inputs import orders_from_journal, quotes_from_run
 from rtcrypto.trading.record_backtest import (
     RecordBacktestConfig,
@@ -207,9 +207,7 @@ def test_streaming_trader_and_record_backtest_send_the_same_orders(
         get_settings.cache_clear()
     assert exit_codes.get("trader") == 0, (tmp_path / "trader.log").read_text()[-3000:]
 
-    journal = OrderJournal(Path(env["RTC_HOME"]) / "trader" / "journal-paper.jsonl")
-    state = journal.state
-    journal.close()
+    state = read_journal(Path(env["RTC_HOME"]) / "trader" / "journal-paper.jsonl")
     assert state.pending() == []
     trader_orders = orders_from_journal(state)
     readings = []

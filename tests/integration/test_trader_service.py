@@ -23,7 +23,7 @@ from confluent_kafka import Producer
 from rtcrypto.config import Topics
 from rtcrypto.ledger import Ledger
 from rtcrypto.strategy import Side
-from rtcrypto.trader.journal import OrderJournal
+from rtcrypto.trader.journal import read_journal
 from tests.helpers import (
     GEMINI_CAPTURE,
     Child,
@@ -145,7 +145,7 @@ def test_paper_trader_killed_mid_order_never_sends_twice_and_indexes_every_fill(
         wait_until(lambda: not crashing.alive(), 60, "trader exits at the fault")
         assert crashing.process.returncode == 137, crashing.log()[-2000:]
         assert "fault injection" in crashing.log()
-        pending = OrderJournal(journal_path).state.pending()
+        pending = read_journal(journal_path).pending()
         assert len(pending) == 1 and pending[0].request.side is Side.buy
 
         started = time.monotonic()
@@ -157,13 +157,13 @@ def test_paper_trader_killed_mid_order_never_sends_twice_and_indexes_every_fill(
         )
 
         def sold() -> bool:
-            state = OrderJournal(journal_path).state
+            state = read_journal(journal_path)
             return any(s.side is Side.sell for s in state.results.values())
 
         wait_until(sold, 60, "the sell of minute 4", trader, simulator)
         assert "recovered from the exchange" in trader.log()
 
-        state = OrderJournal(journal_path).state
+        state = read_journal(journal_path)
         assert len(state.sent) == 2 and state.pending() == []
         account = json.loads((Path(env["RTC_HOME"]) / "trader" / "paper-account.json").read_text())
         sent_ids = [order["client_order_id"] for order in account["orders"].values()]
@@ -242,7 +242,7 @@ def test_sandbox_trader_trades_through_the_gemini_protocol_and_never_leaks_the_s
         "RTC_GEMINI_REST_URL": f"http://127.0.0.1:{sim_port}",
     }
     publish_forecast(Path(env["RTC_FORECAST_DIR"]), ["sell", "buy", "sell"])
-    journal_path = Path(env["RTC_HOME"]) / "trader" / "journal-gemini.jsonl"
+    journal_path = Path(env["RTC_HOME"]) / "trader" / f"journal-sandbox-127.0.0.1_{sim_port}.jsonl"
     try:
         wait_until(lambda: sim_up(sim_port), 30, "simulator up", simulator)
         time.sleep(1.5)  # the replay builds its book
@@ -252,7 +252,7 @@ def test_sandbox_trader_trades_through_the_gemini_protocol_and_never_leaks_the_s
         def sold() -> bool:
             if not journal_path.exists():
                 return False
-            state = OrderJournal(journal_path).state
+            state = read_journal(journal_path)
             return any(s.side is Side.sell for s in state.results.values())
 
         wait_until(sold, 60, "a buy and a sell through the sandbox", trader, simulator)
@@ -329,4 +329,64 @@ def test_sandbox_trader_with_a_wrong_secret_stops_with_an_authentication_error(
         private = {path: n for path, n in requests_seen.items() if "order" in path and n}
         assert private == {}, f"no order endpoint may be hit after the refusal: {private}"
     finally:
+        simulator.stop()
+
+
+HOSTILE_RECORDS = [
+    b'{"symbol":"BTCUSD","window_start_ms":Infinity,"window_end_ms":1618677960000}',
+    b'{"symbol":"BTCUSD","window_start_ms":' + b"[" * 3000 + b"]" * 3000 + b"}",
+    json.dumps({**liquidity_record(1), "window_end_ms": 2**64}).encode(),
+]
+
+
+def test_hostile_records_are_dead_lettered_committed_and_never_read_again(
+    tmp_path: Path,
+    trader_env: dict[str, str],
+    fresh_topics: Topics,
+    kafka_broker: str,
+) -> None:
+    """Issue 10: a record with Infinity, deep nesting or an integer above 2^63 raised before the
+    commit, so the trader crash-looped on it. Now each is dead-lettered with its reason and its
+    offset committed: the good record behind them trades, a restart reads none of them again,
+    and a second trader on the same journal refuses to start."""
+    sim_port = free_port()
+    simulator = start_simulator(sim_port, tmp_path, "--loop", "--start-immediately")
+    env = {**trader_env, "RTC_SIMULATOR_PORT": str(sim_port)}
+    publish_forecast(Path(env["RTC_FORECAST_DIR"]), ["sell", "buy", "sell"])
+    journal_path = Path(env["RTC_HOME"]) / "trader" / "journal-paper.jsonl"
+    deadletters = TopicReader(kafka_broker, fresh_topics.deadletter)
+    try:
+        trader = start_trader(tmp_path, env, "t1")
+        produce(kafka_broker, fresh_topics.liquidity, [*HOSTILE_RECORDS, liquidity_record(1)])
+
+        def bought() -> bool:
+            return len(read_journal(journal_path).results) == 1
+
+        wait_until(bought, 60, "the good record's order", trader, simulator)
+        wait_until(lambda: len(deadletters.values()) >= 3, 20, "three dead letters", trader)
+        letters = deadletters.values()
+        assert [letter["service"] for letter in letters] == ["trader"] * 3
+        reasons = [letter["reason"] for letter in letters]
+        assert "Infinity" in reasons[0], reasons
+        assert "nested deeper" in reasons[1], reasons
+        assert "outside" in reasons[2] and str(2**64) in reasons[2], reasons
+        assert [int(letter["source"].rsplit("@", 1)[1]) for letter in letters] == [0, 1, 2]
+
+        second = start_trader(tmp_path, env, "t-second")
+        wait_until(lambda: not second.alive(), 60, "the second trader refuses")
+        assert second.process.returncode == 2
+        assert "already running" in second.log(), second.log()[-2000:]
+        assert trader.alive(), "the first trader keeps its journal and partitions"
+        assert trader.stop() == 0
+
+        restarted = start_trader(tmp_path, env, "t2")
+        produce(kafka_broker, fresh_topics.liquidity, [liquidity_record(2)])
+        sold = lambda: len(read_journal(journal_path).results) == 2  # noqa: E731
+        wait_until(sold, 60, "the next record's sell after the restart", restarted, simulator)
+        time.sleep(2)  # room for any re-read record to be dead-lettered again
+        assert len(deadletters.values()) == 3, "no hostile record was read again"
+        assert restarted.stop() == 0
+        assert "Traceback" not in trader.log() + restarted.log()
+    finally:
+        deadletters.close()
         simulator.stop()

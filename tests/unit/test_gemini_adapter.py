@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -16,10 +17,10 @@ from rtcrypto.exchange.gemini import (
     TokenBucket,
     estimated_fee_usd,
     fees_usd,
-    gemini_adapter_from_settings,
     latest_order,
     order_from_json,
 )
+from rtcrypto.exchange.gemini_settings import gemini_adapter_from_settings, nonce_path
 from rtcrypto.simulator.sandbox import match_limit_order, parse_sandbox_account
 from rtcrypto.strategy import Side
 
@@ -124,6 +125,13 @@ def test_sandbox_account_spec() -> None:
 # --- settings and the factory --------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def isolated_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The factory keeps its nonce file under RTC_HOME: never the developer's."""
+    monkeypatch.setenv("RTC_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
 def settings_for(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
     for name in ("RTC_TRADING_MODE", "RTC_GEMINI_API_KEY", "RTC_GEMINI_API_SECRET"):
         monkeypatch.delenv(name, raising=False)
@@ -160,16 +168,46 @@ def test_factory_refuses_missing_keys(monkeypatch: pytest.MonkeyPatch, mode: str
     assert KEY not in str(caught.value)
 
 
-def test_factory_refuses_the_live_url_without_live_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.gemini.com",
+        "https://API.gemini.com:443",  # issue 10: passed the string comparison
+        "https://api.gemini.com:443/",
+        "https://Api.Gemini.Com./v1",
+        "http://api.gemini.com:80",
+        "https://api.gemini.com:8443",
+    ],
+)
+def test_factory_refuses_the_live_url_without_live_mode(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
     settings = settings_for(
         monkeypatch,
         RTC_TRADING_MODE="sandbox",
         RTC_GEMINI_API_KEY=KEY,
         RTC_GEMINI_API_SECRET=SECRET,
-        RTC_GEMINI_REST_URL="https://api.gemini.com",
+        RTC_GEMINI_REST_URL=url,
     )
     with pytest.raises(GeminiConfigError, match="RTC_TRADING_MODE=live"):
         gemini_adapter_from_settings(settings)
+
+
+def test_the_nonce_file_is_named_by_mode_and_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox = settings_for(
+        monkeypatch,
+        RTC_TRADING_MODE="sandbox",
+        RTC_GEMINI_API_KEY=KEY,
+        RTC_GEMINI_API_SECRET=SECRET,
+    )
+    live = settings_for(
+        monkeypatch, RTC_TRADING_MODE="live", RTC_GEMINI_API_KEY=KEY, RTC_GEMINI_API_SECRET=SECRET
+    )
+    assert nonce_path(sandbox).name == "nonce-sandbox-api.sandbox.gemini.com.txt"
+    assert nonce_path(live).name == "nonce-live-api.gemini.com.txt"
+    adapter = gemini_adapter_from_settings(sandbox)
+    first = adapter.nonce()
+    assert int(nonce_path(sandbox).read_text()) == first
 
 
 def test_live_mode_builds_with_a_loud_warning_and_no_secret_anywhere(

@@ -6,9 +6,13 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rtcrypto.config import Settings
+from rtcrypto.exchange.base import TopOfBook
 from rtcrypto.ledger import Ledger, LedgerError, equity_curve, score_round_trip
+from rtcrypto.risk import RiskLimits
 from rtcrypto.strategy import (
     Balances,
     OrderIntent,
@@ -18,8 +22,11 @@ from rtcrypto.strategy import (
     TimeInForce,
     decide_order,
 )
+from rtcrypto.trading.account import SimulatedAccount
+from rtcrypto.trading.orders import taker_fee_usd
 
 D = Decimal
+T0 = 1_618_617_600_000
 
 
 def buy_intent(quote: str) -> OrderIntent:
@@ -160,3 +167,88 @@ def test_score_round_trip_on_partial_exit() -> None:
 def test_negative_fee_is_refused() -> None:
     with pytest.raises(ValueError):
         Ledger(D("1"), taker_fee_pct=D("-0.1"))
+
+
+# --- properties (issue 10): cash + position value is conserved minus fees ----------------------
+
+PRICES = st.decimals(min_value=D("100.00"), max_value=D("200000.00"), places=2)
+QUANTITIES = st.decimals(min_value=D("0.00000001"), max_value=D("5"), places=8)
+FEE_PCTS = st.sampled_from([D(0), D("0.1"), D("0.25"), D("0.35"), D("1")])
+
+
+def equity_at(balances: Balances, price: Decimal) -> Decimal:
+    return balances.usd + balances.btc * price
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    usd=st.decimals(min_value=D(0), max_value=D("10000000"), places=2),
+    btc=st.decimals(min_value=D(0), max_value=D("10"), places=8),
+    fee_pct=FEE_PCTS,
+    fills=st.lists(st.tuples(st.sampled_from(Side), QUANTITIES, PRICES), max_size=25),
+    mark=PRICES,
+)
+def test_any_fill_sequence_conserves_cash_plus_position_value_minus_fees(
+    usd: Decimal,
+    btc: Decimal,
+    fee_pct: Decimal,
+    fills: list[tuple[Side, Decimal, Decimal]],
+    mark: Decimal,
+) -> None:
+    """Each booked fill moves equity at its own price by exactly minus its fee; over the whole
+    sequence, equity at any mark price = start - fees + what the fills gained against the mark;
+    balances never go negative (a fill that does not fit is refused and changes nothing)."""
+    ledger = Ledger(usd, btc, taker_fee_pct=fee_pct)
+    drift = D(0)  # sum over fills of signed quantity x (mark - fill price)
+    for side, quantity, price in fills:
+        before = ledger.balances
+        fee = (price * quantity * ledger.fee_rate).quantize(D("0.00000001"))
+        try:
+            fill = ledger.record(side, price, quantity, fee, T0)
+        except LedgerError:
+            assert ledger.balances == before
+            continue
+        after = fill.balances_after
+        assert after.usd >= 0 and after.btc >= 0
+        assert equity_at(after, price) == equity_at(before, price) - fee
+        signed = quantity if side is Side.buy else -quantity
+        drift += signed * (mark - price)
+    start = equity_at(Balances(usd=usd, btc=btc), mark)
+    assert equity_at(ledger.balances, mark) == start - ledger.fees_paid_usd + drift
+    assert ledger.fees_paid_usd == sum((f.fee_usd for f in ledger.fills), D(0))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    usd=st.decimals(min_value=D(0), max_value=D("1000000"), places=2),
+    fee_pct=FEE_PCTS,
+    steps=st.lists(
+        st.tuples(st.sampled_from([Side.buy, Side.sell]), PRICES, QUANTITIES, PRICES),
+        max_size=20,
+    ),
+)
+def test_the_simulated_account_conserves_equity_minus_fees_on_any_book_sequence(
+    usd: Decimal, fee_pct: Decimal, steps: list[tuple[Side, Decimal, Decimal, Decimal]]
+) -> None:
+    """The backtests' account (sizing, risk gate, IOC fill, paper fee) over random books."""
+    limits = RiskLimits(D("1000"), D("100000000"), D("100000000"), 1000)
+    account = SimulatedAccount(
+        usd, params=StrategyParams(liquidity_gate=False), limits=limits, taker_fee_pct=fee_pct
+    )
+    for minute, (side, bid, size, spread) in enumerate(steps):
+        book = TopOfBook("btcusd", bid, size, bid + spread / 100, size, T0 + minute * 60_000)
+        intent = account.decide(side, None)
+        if intent is None:
+            continue
+        before = account.ledger.balances
+        execution = account.execute(
+            intent, book, client_order_id=f"c{minute}", now_ms=T0 + minute * 60_000
+        )
+        after = account.ledger.balances
+        assert after.usd >= 0 and after.btc >= 0
+        if execution.fill is None:
+            assert after == before
+            continue
+        fill = execution.fill
+        assert equity_at(after, fill.price) == equity_at(before, fill.price) - fill.fee_usd
+        assert fill.fee_usd == taker_fee_usd(fill.price, fill.base_quantity, account.fee_rate)

@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 30.0
     depth_band_pct: float = 0.5  # book-depth imbalance band around the mid price, in percent
+    # event times (timestampms) farther than this from the receive time on the feed's clock are
+    # dead-lettered by the ingest, and by Spark when ahead of the record's Kafka time (bounded.py)
+    event_time_window_s: float = Field(default=3600.0, gt=0, le=366 * 86_400)
 
     # --- supervision (rtcrypto/services.py: Airflow's streaming_supervisor and `rtc status`) ----
     supervisor_stale_heartbeats: float = Field(default=3.0, gt=0)  # stale after N x interval

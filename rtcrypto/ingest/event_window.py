@@ -6,7 +6,7 @@ simulator's ``simulated_time_ms`` from ``GET /_sim/status`` (:mod:`rtcrypto.feed
 every ``RTC_FEED_CLOCK_RESYNC_S`` seconds and extrapolated at the replay's speed in between. The
 extrapolated part is added to the window as slack (a replay slower than its nominal speed must not
 be dead-lettered), and an event time that misses the window makes the reference re-read the
-simulator at once (at most every ``refresh_min_s``): a speed-0 replay or a halt jumps the
+simulator at once (at most every ``refresh_min_s``, counted apart from the regular re-reads): a speed-0 replay or a halt jumps the
 simulator's clock further than the extrapolation can know. Times are epoch milliseconds (UTC).
 """
 
@@ -47,7 +47,7 @@ class SimulatorReference:
         read_status: Callable[[], Any],
         *,
         resync_s: float = 5.0,
-        refresh_min_s: float = 1.0,
+        refresh_min_s: float = 0.25,
         url: str = "",
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -59,16 +59,16 @@ class SimulatorReference:
         self._reading: SimulatorTime | None = None
         self._read_at_s = 0.0
         self._last_attempt_s: float | None = None
+        self._last_refresh_s: float | None = None  # the last re-read asked for by a miss
         self._failing = False
 
     def __call__(self, receive_ms: int, refresh: bool) -> tuple[int, int] | None:
         now_s = self._monotonic()
-        since_s = None if self._last_attempt_s is None else now_s - self._last_attempt_s
-        if (
-            since_s is None
-            or since_s >= self.resync_s
-            or (refresh and since_s >= self.refresh_min_s)
-        ):
+        last, last_refresh = self._last_attempt_s, self._last_refresh_s
+        if refresh and (last_refresh is None or now_s - last_refresh >= self.refresh_min_s):
+            self._last_refresh_s = now_s
+            self._read(now_s)
+        elif last is None or now_s - last >= self.resync_s:
             self._read(now_s)
         if self._reading is None:
             return None

@@ -177,6 +177,14 @@ def test_a_jump_of_the_simulators_clock_is_read_again_before_dead_lettering() ->
         update(2, 3, YEAR_3000_MS, change("bid", "98", "1", "1")), WALL_2026_MS
     )
     assert bogus.dead_letters == 1 and simulator.reads == reads  # no re-read within 1 s
+    clock.now_s += 5.0  # a regular re-read, then at once a second jump: still re-read on a miss
+    simulator.simulated_ms = MINUTE + 4 * HOUR_MS
+    regular = update(3, 4, MINUTE + 3 * HOUR_MS + 20, change("bid", "97", "1", "1"))
+    assert processor.on_frame(regular, WALL_2026_MS).changes == 1
+    simulator.simulated_ms = MINUTE + 6 * HOUR_MS
+    clock.now_s += 0.01
+    jumped = update(4, 5, MINUTE + 6 * HOUR_MS, change("bid", "96", "1", "1"))
+    assert processor.on_frame(jumped, WALL_2026_MS).changes == 1
 
 
 def test_the_replays_speed_widens_the_window_by_the_extrapolation() -> None:

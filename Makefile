@@ -56,6 +56,16 @@ browser:
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -m "not integration and not slow"
 
+## Every fuzz target of fuzz/targets/ (atheris), FUZZ_SECONDS each; the corpus grows in .rtc/fuzz/.
+## `make test` runs each for 20 s (tests/fuzz/); a crash exits non-zero, its input in .rtc/fuzz/NAME/crashes.
+.PHONY: fuzz
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	@for target in $$(PYTHONPATH=$(CURDIR) $(BIN)/python fuzz/run.py --list); do \
+		PYTHONPATH=$(CURDIR) nice -n 10 $(BIN)/python fuzz/run.py $$target \
+			--seconds $(FUZZ_SECONDS) || exit 1; \
+	done
+
 ## The fault-injection suite only (kill -9 of broker, Spark and trader; Elasticsearch outage; ...).
 faults: $(STAMP)
 	$(BIN)/python -m pytest -m faults

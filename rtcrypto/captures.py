@@ -21,21 +21,25 @@ recompute from the file what the simulator sends. Everything here is pure (no ne
 
 from __future__ import annotations
 
-import json
 import re
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+
+from rtcrypto import bounded
 
 TakerSide = Literal["buy", "sell"]
 V2Change = tuple[str, str, str]  # (side "buy"|"sell", price, quantity) as the capture wrote them
 Venue = Literal["gemini", "kraken", "binance", "binance_us", "bitstamp"]
 
 ZERO = Decimal(0)
+MAX_LINE_ERRORS = 100  # skipped lines kept with their line numbers (all are counted)
+MAX_EPOCH_DIGITS = 12  # epoch seconds: 10 digits until the year 2286
+MAX_LINE_BYTES = 64 * 1024 * 1024  # one capture line's JSON (the largest real one is 207 kB)
 
 # Which venue recorded a capture, by a host name that appears in its URLs.
 VENUE_BY_HOST: dict[str, Venue] = {
@@ -123,6 +127,14 @@ class Capture:
     )
     skip_reasons: Counter[str] = field(default_factory=Counter)
     rest_symbols: list[str] | None = None  # a recorded GET /v1/symbols response, if any
+    # the first MAX_LINE_ERRORS skipped lines as "<file>:<line number>: <reason>"
+    line_errors: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str, line_number: int, source: str, detail: str = "") -> None:
+        """Count a line that could not be used, by reason; keep where it was (the first few)."""
+        self.skip_reasons[reason] += 1
+        if len(self.line_errors) < MAX_LINE_ERRORS:
+            self.line_errors.append(f"{source}:{line_number}: {detail or reason}"[:500])
 
     @property
     def symbols(self) -> list[str]:
@@ -162,6 +174,7 @@ class CaptureLine:
     ts_ms: int
     url: str
     body: str
+    source: str = ""  # the file the line came from
 
 
 _CONNECT = re.compile(r"^(\S+) <-> (\d+(?:\.\d*)?)\s*$")
@@ -178,31 +191,34 @@ def epoch_seconds_to_ms(text: str) -> int:
     whole, _, fraction = text.strip().partition(".")
     if not whole.isdigit() or (fraction and not fraction.isdigit()):
         raise ValueError(f"not an epoch-seconds number: {text!r}")
+    if len(whole) > MAX_EPOCH_DIGITS:  # int() of thousands of digits raises, and is no time
+        raise ValueError(f"epoch seconds of {len(whole)} digits: not a time")
     return int(whole) * 1000 + int((fraction + "000")[:3])
 
 
-def split_line(line: str, line_number: int) -> CaptureLine | None:
+def split_line(line: str, line_number: int, source: str = "") -> CaptureLine | None:
     """Split one capture line; ``None`` for a blank line. Raises ``ValueError`` when unparseable."""
     text = line.rstrip("\r\n")
     if not text.strip():
         return None
     if text.startswith("configuration: "):
-        return CaptureLine("config", line_number, 0, "", text[len("configuration: ") :])
+        return CaptureLine("config", line_number, 0, "", text[len("configuration: ") :], source)
     if text[0].isdigit():
         received = _RECEIVED.match(text)
         if received is None:
             raise ValueError("received line without '<epoch>: '")
-        return CaptureLine(
-            "received", line_number, epoch_seconds_to_ms(received[1]), "", received[2]
-        )
+        ts_ms = epoch_seconds_to_ms(received[1])
+        return CaptureLine("received", line_number, ts_ms, "", received[2], source)
     connect = _CONNECT.match(text)
     if connect is not None:
-        return CaptureLine("connect", line_number, epoch_seconds_to_ms(connect[2]), connect[1], "")
+        ts_ms = epoch_seconds_to_ms(connect[2])
+        return CaptureLine("connect", line_number, ts_ms, connect[1], "", source)
     other = _SENT_OR_REST.match(text)
     if other is None:
         raise ValueError("unknown line shape")
     kind: LineKind = "sent" if other[2] == "<-" else "rest"
-    return CaptureLine(kind, line_number, epoch_seconds_to_ms(other[3]), other[1], other[4])
+    ts_ms = epoch_seconds_to_ms(other[3])
+    return CaptureLine(kind, line_number, ts_ms, other[1], other[4], source)
 
 
 def read_lines(path: Path) -> Iterator[str]:
@@ -506,13 +522,11 @@ PARSERS: dict[Venue, type[VenueParser]] = {
 
 
 def _decimal_text(value: object) -> str:
-    """The capture's number text, checked to be a finite non-negative decimal."""
+    """The capture's number text, checked to be a finite non-negative decimal of bounded size
+    and exponent (:func:`rtcrypto.bounded.decimal_text`; ``BoundsError`` is a ValueError)."""
     text = value if isinstance(value, str) else str(value)
-    try:
-        number = Decimal(text)
-    except InvalidOperation as error:
-        raise ValueError(f"not a decimal: {text!r}") from error
-    if not number.is_finite() or number < 0:
+    number = bounded.decimal_text(text, "decimal")
+    if number < 0:
         raise ValueError(f"not a finite non-negative decimal: {text!r}")
     return text
 
@@ -567,19 +581,23 @@ def parse_sources(
     skip_reasons: Counter[str] = Counter()
     split: list[CaptureLine] = []
     lines_read = 0
-    for _, lines in sources:
+    line_errors: list[str] = []
+    for name, lines in sources:
         for line_number, text in enumerate(lines, start=1):
             lines_read += 1
             try:
-                parsed = split_line(text, line_number)
+                parsed = split_line(text, line_number, name)
             except ValueError as error:
-                skip_reasons[f"line: {error}"] += 1
+                skip_reasons[f"line: {error}"[:200]] += 1
+                if len(line_errors) < MAX_LINE_ERRORS:
+                    line_errors.append(f"{name}:{line_number}: {error}"[:500])
                 continue
             if parsed is not None:
                 split.append(parsed)
     names = tuple(name for name, _ in sources)
     chosen = venue or detect_venue((line.url for line in split if line.url), Path(names[0]).name)
     capture = Capture(venue=chosen, sources=names, lines_read=lines_read, skip_reasons=skip_reasons)
+    capture.line_errors = line_errors
     if len(sources) > 1:
         split.sort(key=lambda line: line.ts_ms)  # config lines (ts 0) first; ties keep file order
     _feed(PARSERS[chosen](), split, capture)
@@ -592,9 +610,10 @@ def _feed(parser: VenueParser, lines: list[CaptureLine], capture: Capture) -> No
         if line.kind in ("config", "connect", "sent"):
             continue
         try:
-            payload = json.loads(line.body)
-        except ValueError:
-            capture.skip_reasons["json: invalid"] += 1
+            payload = bounded.loads(line.body, max_bytes=MAX_LINE_BYTES)
+        except bounded.BoundsError as error:
+            reason = "json: invalid" if str(error).startswith("invalid JSON") else "json: bounds"
+            capture.skip(reason, line.line_number, line.source, f"{reason} ({error})")
             continue
         try:
             if line.kind == "rest":
@@ -607,8 +626,9 @@ def _feed(parser: VenueParser, lines: list[CaptureLine], capture: Capture) -> No
         except _Ignored:
             capture.lines_ignored += 1
             continue
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
-            capture.skip_reasons[f"{capture.venue}: {type(error).__name__}"] += 1
+        except Exception as error:  # noqa: BLE001 - one bad line never fails the whole capture
+            reason = f"{capture.venue}: {type(error).__name__}"
+            capture.skip(reason, line.line_number, line.source, f"{reason}: {error}")
             continue
         capture.messages.extend(messages)
 

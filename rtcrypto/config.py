@@ -202,6 +202,9 @@ class Settings(BaseSettings):
     reconnect_max_s: Seconds = 30.0
     # book-depth imbalance band around the mid price, in percent
     depth_band_pct: float = Field(default=0.5, gt=0, le=100, allow_inf_nan=False)
+    # event times (timestampms) farther than this from the receive time on the feed's clock are
+    # dead-lettered by the ingest, and by Spark when ahead of the record's Kafka time (bounded.py)
+    event_time_window_s: float = Field(default=3600.0, gt=0, le=366 * 86_400)
 
     # --- supervision (rtcrypto/services.py: Airflow's streaming_supervisor and `rtc status`) ----
     # stale after N x interval

@@ -44,3 +44,31 @@ class LiquidityWindow:
     event_count: int
     depth_imbalance: float | None = None
     mid_price: float | None = None
+
+
+# The last millisecond Spark's timestamps (and so its windows and watermark) hold: 9999-12-31
+# 23:59:59.999 UTC. timestamp_millis of ~9.2e15 ms overflows and fails the job on every restart.
+MAX_EVENT_MS = 253_402_300_799_999
+
+
+def event_time_problem(
+    ts_event_ms: int | None, receive_ms: int | None, window_ms: int
+) -> str | None:
+    """Why the Spark jobs must not use a record's event time (None: usable), as they check it.
+
+    Spark has no feed clock: a record's receive time there is its Kafka timestamp (the wall
+    clock), and a history replay's event times are legitimately years behind it. So only what
+    can move the watermark is refused: an event time more than ``window_ms`` after the receive
+    time, or outside ``[0, MAX_EVENT_MS]``. An old event time is merely late (the watermark
+    drops it). ``receive_ms`` None (no Kafka timestamp) checks the range only.
+    """
+    if ts_event_ms is None:
+        return None  # the record's own checks say "missing ts_event_ms"
+    if not 0 <= ts_event_ms <= MAX_EVENT_MS:
+        return f"ts_event_ms {ts_event_ms} is outside [0, {MAX_EVENT_MS}]"
+    if receive_ms is not None and ts_event_ms > receive_ms + window_ms:
+        return (
+            f"ts_event_ms {ts_event_ms} is more than {window_ms // 1000} s after the record's "
+            f"Kafka time {receive_ms}"
+        )
+    return None

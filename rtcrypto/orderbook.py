@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from rtcrypto.bounded import MAX_DECIMAL_EXPONENT, BoundsError
 from rtcrypto.schemas import Side
+
+
+def _check_bounded(value: Decimal, name: str) -> None:
+    if not value.is_finite() or (value and abs(value.adjusted()) > MAX_DECIMAL_EXPONENT):
+        raise BoundsError(f"{name} {value} is out of the book's range")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +37,14 @@ class OrderBook:
         self.asks.clear()
 
     def apply(self, side: Side, price: Decimal, remaining: Decimal) -> Decimal:
-        """Set a level to ``remaining`` (0 removes it); return the previous size (0 if none)."""
+        """Set a level to ``remaining`` (0 removes it); return the previous size (0 if none).
+
+        ``BoundsError`` for a price or size that is not finite or whose exponent is beyond
+        :data:`rtcrypto.bounded.MAX_DECIMAL_EXPONENT` (``1e999999999``): such a level would make
+        :meth:`depth` overflow the decimal context, so it never enters the book.
+        """
+        _check_bounded(price, "price")
+        _check_bounded(remaining, "remaining")
         levels = self.bids if side == "bid" else self.asks
         previous = levels.get(price, Decimal(0))
         if remaining == 0:

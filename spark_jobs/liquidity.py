@@ -47,12 +47,14 @@ from pyspark.sql.types import DoubleType, LongType, StringType, StructField, Str
 
 from rtcrypto.liquidity import WINDOW_MS
 from rtcrypto.schemas import SCHEMA_VERSION
+from rtcrypto.spark_event_time import checked_event_time, event_time_reason
 from rtcrypto.spark_heartbeat import SparkHeartbeats
 
 SERVICE = "spark-liquidity"
 KNOWN_TYPES = ("change", "tick", "book_depth")
 STOP_GRACE_S = 20.0  # after a stop request, exit even if the JVM stops answering
 ISO_UTC_FORMAT = "yyyy-MM-dd'T'HH:mm:ssXXX"  # XXX prints "Z" in the job's UTC session
+EVENT_TIME_WINDOW_MS = 3_600_000  # the default of settings.event_time_window_s
 
 # The union of the fields of every record type on gemini.orderbook.v1 that the job reads.
 # Prices and sizes of a change stay strings here and are cast on purpose (try_cast) so a bad
@@ -112,7 +114,7 @@ def _finite_decimal(text: Column) -> Column:
     return F.when(~F.isnan(number) & (F.abs(number) != F.lit(float("inf"))), number)
 
 
-def _malformed_reason(raw_value: Column, record: Column) -> Column:
+def _malformed_reason(raw_value: Column, record: Column, event_time_reason: Column) -> Column:
     """Why a record cannot be used (null when it can). Unknown ``type`` values are not malformed."""
     is_change = record["type"] == "change"
     return (
@@ -124,6 +126,7 @@ def _malformed_reason(raw_value: Column, record: Column) -> Column:
             & (record["symbol"].isNull() | record["ts_event_ms"].isNull()),
             F.lit("missing symbol or ts_event_ms"),
         )
+        .when(event_time_reason.isNotNull(), event_time_reason)
         .when(
             is_change & ~F.coalesce(record["side"].isin("bid", "ask"), F.lit(False)),
             F.lit("change: side must be bid or ask"),
@@ -139,16 +142,23 @@ def _malformed_reason(raw_value: Column, record: Column) -> Column:
     )
 
 
-def parse_orderbook(raw: DataFrame) -> DataFrame:
+def parse_orderbook(raw: DataFrame, event_time_window_ms: int = EVENT_TIME_WINDOW_MS) -> DataFrame:
     """Parse raw ``gemini.orderbook.v1`` values into typed columns.
 
     ``raw`` needs a string column ``value`` (the JSON record); any other columns (Kafka's
     ``topic``, ``partition``, ``offset``, ``timestamp``) are kept. Adds ``type``, ``symbol``,
     ``side``, ``price`` and ``remaining`` (doubles), ``ts_event_ms``, ``event_time`` (timestamp),
     the depth fields, and ``malformed_reason`` (null for a usable record).
+
+    An event time more than ``event_time_window_ms`` after Kafka's ``timestamp`` (when ``raw``
+    has one), or beyond what Spark's timestamps hold, gets a null ``event_time`` (it moves no
+    watermark and feeds no window) and a ``malformed_reason`` (it is dead-lettered):
+    :mod:`rtcrypto.spark_event_time`.
     """
     record = F.from_json(F.col("value"), ORDERBOOK_SCHEMA)
     parsed = raw.withColumn("record", record)
+    kafka_time = F.col("timestamp") if "timestamp" in raw.columns else None
+    time_reason = event_time_reason(F.col("record.ts_event_ms"), kafka_time, event_time_window_ms)
     return parsed.select(
         *raw.columns,
         F.col("record.type").alias("type"),
@@ -157,13 +167,13 @@ def parse_orderbook(raw: DataFrame) -> DataFrame:
         _finite_decimal(F.col("record.price")).alias("price"),
         _finite_decimal(F.col("record.remaining")).alias("remaining"),
         F.col("record.ts_event_ms").alias("ts_event_ms"),
-        F.timestamp_millis(F.col("record.ts_event_ms")).alias("event_time"),
+        checked_event_time(F.col("record.ts_event_ms"), time_reason).alias("event_time"),
         F.col("record.mid_price").alias("mid_price"),
         F.col("record.bid_depth").alias("bid_depth"),
         F.col("record.ask_depth").alias("ask_depth"),
         F.col("record.depth_imbalance").alias("depth_imbalance"),
         F.col("record.band_pct").alias("band_pct"),
-        _malformed_reason(F.col("value"), F.col("record")).alias("malformed_reason"),
+        _malformed_reason(F.col("value"), F.col("record"), time_reason).alias("malformed_reason"),
     )
 
 
@@ -289,6 +299,7 @@ class JobOptions:
     max_offsets_per_trigger: int | None = None
     heartbeat_topic: str = ""
     heartbeat_interval_s: float = 5.0
+    event_time_window_s: float = EVENT_TIME_WINDOW_MS / 1000
 
 
 def parse_args(argv: Sequence[str] | None = None) -> JobOptions:
@@ -322,7 +333,15 @@ def parse_args(argv: Sequence[str] | None = None) -> JobOptions:
         help="service heartbeats for the supervisor; '' disables them",
     )
     parser.add_argument("--heartbeat-interval", type=float, default=settings.heartbeat_interval_s)
+    parser.add_argument(
+        "--event-time-window-s",
+        type=float,
+        default=settings.event_time_window_s,
+        help="event times more than this after the Kafka time are dead-lettered",
+    )
     args = parser.parse_args(argv)
+    if args.event_time_window_s <= 0:
+        parser.error("--event-time-window-s must be > 0 (RTC_EVENT_TIME_WINDOW_S)")
     return JobOptions(
         bootstrap=args.bootstrap,
         input_topic=args.input_topic,
@@ -336,6 +355,7 @@ def parse_args(argv: Sequence[str] | None = None) -> JobOptions:
         max_offsets_per_trigger=args.max_offsets_per_trigger,
         heartbeat_topic=args.heartbeat_topic,
         heartbeat_interval_s=args.heartbeat_interval,
+        event_time_window_s=args.event_time_window_s,
     )
 
 
@@ -521,7 +541,12 @@ def run(options: JobOptions) -> int:
         spark.version,
     )
     log.info("failOnDataLoss=false: offsets lost to retention are skipped, not fatal")
-    parsed = parse_orderbook(read_orderbook_stream(spark, options))
+    log.info(
+        "event times more than %g s after their Kafka time are dead-lettered",
+        options.event_time_window_s,
+    )
+    window_ms = int(options.event_time_window_s * 1000)
+    parsed = parse_orderbook(read_orderbook_stream(spark, options), window_ms)
     queries = [start_liquidity_query(parsed, options)]
     if options.deadletter_topic:
         queries.append(start_deadletter_query(parsed, options))

@@ -43,6 +43,7 @@ class BarsJobOptions:
     heartbeat_interval_s: float = 5.0
     progress_interval_s: float = 60.0
     max_offsets_per_trigger: int | None = None
+    event_time_window_s: float = 3600.0  # rtcrypto.spark_event_time: later event times dropped
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> BarsJobOptions:
@@ -63,6 +64,7 @@ class BarsJobOptions:
             master=settings.bars_master,
             driver_memory=settings.bars_driver_memory,
             heartbeat_interval_s=settings.heartbeat_interval_s,
+            event_time_window_s=settings.event_time_window_s,
         )
 
     def with_overrides(self, **overrides: object) -> BarsJobOptions:
@@ -111,6 +113,8 @@ def parse_args(argv: Sequence[str] | None = None) -> BarsJobOptions:
             kind = int
         parser.add_argument(f"--{item.name.replace('_', '-')}", type=kind, default=default)
     args = vars(parser.parse_args(argv))
+    if args["event_time_window_s"] <= 0:
+        parser.error("--event-time-window-s must be > 0 (RTC_EVENT_TIME_WINDOW_S)")
     return replace(defaults, **args)
 
 

@@ -35,11 +35,14 @@ from pyspark.sql.types import DecimalType, DoubleType, LongType, StringType, Str
 from rtcrypto.feedbars.options import HEARTBEAT_SERVICE, QUERY_NAME, BarsJobOptions
 from rtcrypto.feedbars.sink import BAR_COLUMNS, SinkTarget, write_bars
 from rtcrypto.history.bars import MINUTE_MS
+from rtcrypto.spark_event_time import checked_event_time, event_time_reason
 from rtcrypto.spark_heartbeat import SparkHeartbeats
 
 log = logging.getLogger(HEARTBEAT_SERVICE)
 STOP_GRACE_S = 20.0  # after a stop request, exit even if the JVM stops answering
 VOLUME_DECIMAL = DecimalType(38, 18)  # trade amounts summed exactly, then rounded to double
+EVENT_TIME_WINDOW_MS = 3_600_000  # the default of settings.event_time_window_s
+OBSERVED = "event_times"  # the query's observed metric: rows whose event time was refused
 
 INPUT_SCHEMA = StructType(
     [
@@ -72,22 +75,33 @@ def _positive_finite(number: Column) -> Column:
     return F.when((number > 0) & (number != F.lit(float("inf"))) & ~F.isnan(number), number)
 
 
-def parse_records(raw: DataFrame) -> DataFrame:
+def parse_records(raw: DataFrame, event_time_window_ms: int = EVENT_TIME_WINDOW_MS) -> DataFrame:
     """Typed columns: ``type, symbol, ts_event_ms, event_time, trade_id, price`` (double),
-    ``amount`` (exact decimal), ``amount_double``, ``mid_price``; bad numbers become null."""
+    ``amount`` (exact decimal), ``amount_double``, ``mid_price``; bad numbers become null.
+
+    An event time more than ``event_time_window_ms`` after Kafka's ``timestamp`` (when ``raw``
+    has one) or beyond Spark's timestamps gets a null ``event_time`` and its reason in
+    ``event_time_reason`` (:mod:`rtcrypto.spark_event_time`): it moves no watermark and feeds no
+    bar; the job counts and logs these rows.
+    """
     record = F.from_json(F.col("value"), INPUT_SCHEMA)
-    parsed = raw.select(record.alias("r"))
+    kafka_time = ["timestamp"] if "timestamp" in raw.columns else []
+    parsed = raw.select(record.alias("r"), *kafka_time)
+    reason = event_time_reason(
+        F.col("r.ts_event_ms"), F.col("timestamp") if kafka_time else None, event_time_window_ms
+    )
     price = _positive_finite(F.col("r.price").try_cast(DoubleType()))
     amount = F.col("r.amount").try_cast(VOLUME_DECIMAL)
     return parsed.select(
         F.col("r.type").alias("type"),
         F.col("r.symbol").alias("symbol"),
         F.col("r.ts_event_ms").alias("ts_event_ms"),
-        F.timestamp_millis(F.col("r.ts_event_ms")).alias("event_time"),
+        checked_event_time(F.col("r.ts_event_ms"), reason).alias("event_time"),
         F.col("r.trade_id").alias("trade_id"),
         price.alias("price"),
         F.when(amount > 0, amount).alias("amount"),
         _positive_finite(F.col("r.mid_price")).alias("mid_price"),
+        reason.alias("event_time_reason"),
     )
 
 
@@ -170,7 +184,7 @@ def read_inputs(spark: SparkSession, options: BarsJobOptions) -> DataFrame:
     )
     if options.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", options.max_offsets_per_trigger)
-    return reader.load().select("topic", F.col("value").cast("string").alias("value"))
+    return reader.load().select("topic", F.col("value").cast("string").alias("value"), "timestamp")
 
 
 @dataclass
@@ -182,12 +196,16 @@ class BatchStats:
     input_rows: int = 0
     watermark_ms: int | None = None
     last_batch_logged: int = -1
+    refused_event_times: int = 0  # rows whose event time was out of range (not used)
 
 
 def start_query(spark: SparkSession, options: BarsJobOptions, stats: BatchStats) -> StreamingQuery:
     """Start the bars query: windows -> ``foreachBatch`` upsert into the history store."""
     raw = read_inputs(spark, options)
-    bars = build_bars(parse_records(relevant_records(raw, options.trades_topic)), options.watermark)
+    window_ms = int(options.event_time_window_s * 1000)
+    parsed = parse_records(relevant_records(raw, options.trades_topic), window_ms)
+    counted = parsed.observe(OBSERVED, F.count(F.col("event_time_reason")).alias("refused"))
+    bars = build_bars(counted, options.watermark)
     target = SinkTarget(
         history_dir=options.history_dir,
         feed_source=options.feed_source,
@@ -221,6 +239,15 @@ def _watermark_ms(progress: dict[str, Any]) -> int | None:
     return value or None  # the epoch means "no watermark yet"
 
 
+def _refused_event_times(progress: Any) -> int:
+    """The batch's count of refused event times (the observed metric; a Row or a dict)."""
+    row = (progress.get("observedMetrics") or {}).get(OBSERVED)
+    try:
+        return int(row["refused"] or 0) if row is not None else 0
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
 def update_stats(query: StreamingQuery, stats: BatchStats) -> None:
     """Fold the query's new progress reports into ``stats``."""
     for progress in query.recentProgress:
@@ -233,6 +260,16 @@ def update_stats(query: StreamingQuery, stats: BatchStats) -> None:
             )
         stats.last_batch_logged = batch_id
         stats.input_rows += int(progress.get("numInputRows") or 0)
+        refused = _refused_event_times(progress)
+        if refused:
+            stats.refused_event_times += refused
+            log.warning(
+                "batch=%s refused_event_times=%d total=%d: event times more than the window "
+                "after their Kafka time, or beyond Spark's timestamps (RTC_EVENT_TIME_WINDOW_S)",
+                batch_id,
+                refused,
+                stats.refused_event_times,
+            )
         stats.watermark_ms = _watermark_ms(progress) or stats.watermark_ms
 
 
@@ -302,7 +339,11 @@ def _watch(
                 return True
             update_stats(query, stats)
             if heartbeat is not None:
-                heartbeat.maybe_send(processed=stats.input_rows, watermark_ms=stats.watermark_ms)
+                heartbeat.maybe_send(
+                    processed=stats.input_rows,
+                    watermark_ms=stats.watermark_ms,
+                    dead_letters=stats.refused_event_times,
+                )
             if time.monotonic() >= next_summary:
                 next_summary = time.monotonic() + options.progress_interval_s
                 log.info(

@@ -2,17 +2,24 @@
 
 The service feeds every received frame to :class:`FrameProcessor` with its receive time and sends
 whatever records come back. The processor keeps the order book (for the depth summary at each
-minute's end), checks ``socket_sequence`` and turns bad input into dead letters instead of errors.
+minute's end), checks ``socket_sequence`` and turns bad input into dead letters instead of errors:
+frames are parsed with :mod:`rtcrypto.bounded` (size and nesting caps, bounded decimals and
+integers), event times must lie within ``event_time_window_ms`` of the reference time (the receive
+time, or the feed's clock: :mod:`rtcrypto.ingest.event_window`), and any exception a frame raises
+is dead-lettered with its reason: :meth:`FrameProcessor.on_frame` never raises.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from rtcrypto import bounded
+from rtcrypto.bounded import BoundsError
+from rtcrypto.ingest.event_window import EventTimeReference
 from rtcrypto.liquidity import WINDOW_MS, window_start_ms
 from rtcrypto.orderbook import OrderBook
 from rtcrypto.schemas import BookChange, BookDepth, DeadLetter, TimeTick, Trade
@@ -20,6 +27,8 @@ from rtcrypto.schemas import BookChange, BookDepth, DeadLetter, TimeTick, Trade
 MAX_RAW_CHARS = (
     64_000  # dead letters keep the raw frame, cut to this size to stay under Kafka's limit
 )
+MAX_REASON_CHARS = 1_000  # a reason quotes the bad value: cut it
+DEFAULT_EVENT_TIME_WINDOW_MS = 3_600_000  # the default of settings.event_time_window_s
 
 
 class Route(StrEnum):
@@ -58,6 +67,10 @@ class FrameProcessor:
     band_pct: float
     service: str = "ingest"
     source: str = ""
+    event_time_window_ms: int = DEFAULT_EVENT_TIME_WINDOW_MS
+    reference: EventTimeReference | None = None  # None: event times are checked against receive
+    max_frame_bytes: int = bounded.MAX_FRAME_BYTES
+    max_depth: int = bounded.MAX_DEPTH
     book: OrderBook = field(init=False)
     expected_sequence: int | None = None
     last_event_ms: int | None = None  # newest exchange time seen (events or heartbeats)
@@ -77,14 +90,16 @@ class FrameProcessor:
 
     # ----------------------------------------------------------------------------- frames
     def on_frame(self, raw: str | bytes, receive_ms: int) -> FrameResult:
-        """Process one websocket text frame received at ``receive_ms`` (local UTC ms)."""
+        """Process one websocket text frame received at ``receive_ms`` (local UTC ms).
+
+        Never raises: a frame that cannot be processed becomes a dead letter with the reason.
+        """
         result = FrameResult()
         try:
-            message = _parse_json_object(raw)
+            message = _parse_json_object(raw, self.max_frame_bytes, self.max_depth)
             sequence = message.get("socket_sequence")
             if sequence is not None:
-                if not isinstance(sequence, int) or isinstance(sequence, bool):
-                    raise MalformedFrame(f"socket_sequence is not an integer: {sequence!r}")
+                sequence = bounded.safe_int(sequence, "socket_sequence")
                 self._check_sequence(sequence, result)
             kind = message.get("type")
             if kind == "update":
@@ -93,8 +108,11 @@ class FrameProcessor:
                 self._on_heartbeat(message, receive_ms, result)
             else:
                 raise MalformedFrame(f"unsupported message type {kind!r}")
-        except MalformedFrame as error:
+        except (MalformedFrame, BoundsError) as error:
             self._dead_letter(result, str(error), raw, receive_ms)
+        except Exception as error:  # noqa: BLE001 - a frame must never stop or loop the ingest
+            reason = f"frame failed ({type(error).__name__}: {error})"
+            self._dead_letter(result, reason, raw, receive_ms)
         self.last_receive_ms = receive_ms
         return result
 
@@ -117,21 +135,41 @@ class FrameProcessor:
             result.sequence_gap = (self.expected_sequence, sequence)
         self.expected_sequence = sequence + 1
 
+    def _check_event_time(self, event_ms: object, receive_ms: int) -> int:
+        """``timestampms`` as an int within the window of the reference time, else BoundsError."""
+        ts_ms = bounded.safe_int(event_ms, "timestampms")
+        if self.reference is None:
+            return bounded.check_event_time(ts_ms, receive_ms, self.event_time_window_ms)
+        for refresh in (False, True):  # a miss re-reads the feed's clock once, then it counts
+            found = self.reference(receive_ms, refresh)
+            if found is None:
+                return ts_ms  # the feed's clock cannot be read: nothing to check against
+            reference_ms, slack_ms = found
+            try:
+                return bounded.check_event_time(
+                    ts_ms, reference_ms, self.event_time_window_ms + slack_ms
+                )
+            except BoundsError:
+                if refresh:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _on_heartbeat(self, message: dict[str, Any], receive_ms: int, result: FrameResult) -> None:
         exchange_ms = message.get("timestampms")
         if isinstance(exchange_ms, int) and not isinstance(exchange_ms, bool):
+            exchange_ms = self._check_event_time(exchange_ms, receive_ms)
             self._emit_tick(exchange_ms, receive_ms, "heartbeat", result)
 
     def _on_update(self, message: dict[str, Any], receive_ms: int, result: FrameResult) -> None:
         event_id = message.get("eventId")
         if not isinstance(event_id, int) or isinstance(event_id, bool):
             raise MalformedFrame(f"update without an integer eventId: {event_id!r}")
+        event_id = bounded.safe_int(event_id, "eventId")
         events = message.get("events")
         if not isinstance(events, list):
             raise MalformedFrame("update without an events list")
-        event_ms = message.get("timestampms")
-        if not isinstance(event_ms, int) or isinstance(event_ms, bool):
-            event_ms = receive_ms  # Gemini's initial snapshot carries no timestamp
+        stamped = message.get("timestampms")  # Gemini's initial snapshot carries none
+        event_ms = receive_ms if stamped is None else self._check_event_time(stamped, receive_ms)
         sequence = message.get("socket_sequence", -1)
         self._close_depth_windows_before(event_ms, receive_ms, result)
         if any(isinstance(e, dict) and e.get("reason") == "initial" for e in events):
@@ -140,7 +178,7 @@ class FrameProcessor:
         for index, event in enumerate(events):
             try:
                 self._on_event(event, index, event_id, sequence, event_ms, receive_ms, result)
-            except MalformedFrame as error:
+            except (MalformedFrame, BoundsError) as error:
                 raw_event = json.dumps(
                     {"eventId": event_id, "index": index, "event": event}, default=str
                 )
@@ -192,6 +230,7 @@ class FrameProcessor:
             trade_id = event.get("tid")
             if not isinstance(trade_id, int) or isinstance(trade_id, bool):
                 raise MalformedFrame(f"trade without an integer tid: {trade_id!r}")
+            trade_id = bounded.safe_int(trade_id, "tid")
             price_text, _ = _decimal_field(event, "price", positive=True)
             amount_text, _ = _decimal_field(event, "amount", positive=True)
             maker_side = event.get("makerSide")
@@ -259,7 +298,7 @@ class FrameProcessor:
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
         letter = DeadLetter(
             service=self.service,
-            reason=reason,
+            reason=reason[:MAX_REASON_CHARS],
             raw=text[:MAX_RAW_CHARS],
             source=self.source,
             ts_receive_ms=receive_ms,
@@ -268,11 +307,8 @@ class FrameProcessor:
         result.dead_letters += 1
 
 
-def _parse_json_object(raw: str | bytes) -> dict[str, Any]:
-    try:
-        message = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise MalformedFrame(f"invalid JSON: {error}") from None
+def _parse_json_object(raw: str | bytes, max_bytes: int, max_depth: int) -> dict[str, Any]:
+    message = bounded.loads(raw, max_bytes=max_bytes, max_depth=max_depth)  # BoundsError
     if not isinstance(message, dict):
         raise MalformedFrame(f"frame is not a JSON object but {type(message).__name__}")
     return message
@@ -281,16 +317,12 @@ def _parse_json_object(raw: str | bytes) -> dict[str, Any]:
 def _decimal_field(
     event: dict[str, Any], name: str, *, positive: bool = False, signed: bool = False
 ) -> tuple[str, Decimal]:
-    """Read a decimal string field; reject missing, non-numeric, non-finite or negative values."""
+    """Read a decimal string field; reject missing, non-numeric, non-finite, out-of-range
+    (:func:`rtcrypto.bounded.decimal_text`) or negative values."""
     text = event.get(name)
     if not isinstance(text, str):
         raise MalformedFrame(f"{name} is not a decimal string: {text!r}")
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise MalformedFrame(f"{name} is not a number: {text!r}") from None
-    if not value.is_finite():
-        raise MalformedFrame(f"{name} is not finite: {text!r}")
+    value = bounded.decimal_text(text, name)  # BoundsError: too long, not finite, huge exponent
     if positive and value <= 0:
         raise MalformedFrame(f"{name} must be > 0: {text!r}")
     if not signed and value < 0:

@@ -23,6 +23,7 @@ import websocket
 
 from rtcrypto.config import Settings, get_settings, settings_or_exit
 from rtcrypto.feedclock import FeedClock, FeedClockError
+from rtcrypto.ingest.event_window import event_time_reference
 from rtcrypto.ingest.processor import FrameProcessor, FrameResult, Outgoing, Route
 from rtcrypto.kafka_io import KafkaUnavailable, RecordProducer, make_producer
 from rtcrypto.redact import redact_url
@@ -162,7 +163,13 @@ class IngestService:
     def _read_forever(self, symbol: str) -> None:
         settings = self.settings
         url = market_data_url(settings.market_data_ws_url, symbol)
-        processor = FrameProcessor(symbol=symbol, band_pct=settings.depth_band_pct, source=url)
+        processor = FrameProcessor(
+            symbol=symbol,
+            band_pct=settings.depth_band_pct,
+            source=url,
+            event_time_window_ms=int(settings.event_time_window_s * 1000),
+            reference=event_time_reference(settings),  # one per reader: not shared by threads
+        )
         rng = random.Random()
         attempt = 0
         while not self._stop.is_set():

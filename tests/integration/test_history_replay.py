@@ -27,6 +27,7 @@ import pytest
 import websocket
 
 from rtcrypto.history import import_file, load_history
+from rtcrypto.ingest.event_window import SimulatorReference
 from rtcrypto.ingest.processor import FrameProcessor
 from rtcrypto.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from rtcrypto.simulator.calibration import PACKAGED_CALIBRATION
@@ -225,7 +226,9 @@ def test_a_halt_drops_clients_and_the_real_ingest_processor_resynchronises(
     the next bar, and the ingest's processor emits correct depth records after the jump."""
     bars = bars_of(history_dir, "2021-04-20T01:57", "2021-04-20T04:33")
     server = replay("2021-04-20T01:57", "2021-04-20T04:33")
-    processor = FrameProcessor("BTCUSD", band_pct=0.5)
+    # as the ingest runs it: event times checked against the simulator's clock (the bars' time)
+    reference = SimulatorReference(lambda: server.get("/_sim/status"))
+    processor = FrameProcessor("BTCUSD", band_pct=0.5, reference=reference)
     halt_to_ms = parse_utc_ms(HALT_TO, "")
     connections = 0
     records: list[dict[str, Any]] = []

@@ -188,7 +188,7 @@ def test_depth_at_window_end_is_emitted_when_event_time_leaves_the_window(
         ('{"type":"update","socket_sequence":0,"events":[]}', "eventId"),
         ('{"type":"update","eventId":1,"socket_sequence":0}', "events list"),
         ('{"type":"update","eventId":1,"socket_sequence":"x","events":[]}', "socket_sequence"),
-        (b"\xff\xfe\x00garbage", "invalid JSON"),
+        (b"\xff\xfe\x00garbage", "not UTF-8"),
     ],
 )
 def test_malformed_frames_become_dead_letters(

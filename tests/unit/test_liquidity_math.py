@@ -5,8 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from rtcrypto.liquidity import liquidity_ratio, price_weighted_volume, window_start_ms
+from rtcrypto.liquidity import (
+    WINDOW_MS,
+    liquidity_ratio,
+    price_weighted_volume,
+    window_start_ms,
+)
 from rtcrypto.orderbook import OrderBook, depth_summary
 
 
@@ -41,3 +48,40 @@ def test_order_book_apply_returns_previous_size_and_removes_zero_levels() -> Non
 def test_depth_summary_without_both_sides_has_no_mid() -> None:
     summary = depth_summary({Decimal(100): Decimal(1)}, {}, 0.5)
     assert summary.mid_price is None and summary.depth_imbalance is None
+
+
+# --- properties (hypothesis) ------------------------------------------------------------------
+
+
+LEVELS = st.lists(
+    st.tuples(
+        st.floats(min_value=0.01, max_value=1e6, allow_nan=False),
+        st.floats(min_value=0.0, max_value=1e4, allow_nan=False),
+    ),
+    max_size=50,
+)
+
+
+@given(st.integers(min_value=0, max_value=2**53), st.sampled_from([1_000, WINDOW_MS, 3_600_000]))
+def test_every_event_time_lies_in_the_window_that_starts_at_its_floor(
+    ts_ms: int, window: int
+) -> None:
+    start = window_start_ms(ts_ms, window)
+    assert start % window == 0 and start <= ts_ms < start + window
+    assert window_start_ms(start, window) == start
+
+
+@given(LEVELS, LEVELS)
+def test_price_weighted_volumes_and_their_ratio(
+    bids: list[tuple[float, float]], asks: list[tuple[float, float]]
+) -> None:
+    bid = price_weighted_volume(bids)
+    ask = price_weighted_volume(asks)
+    assert bid >= 0 and ask >= 0
+    assert bid == pytest.approx(sum(price * size for price, size in bids), rel=1e-12)
+    assert price_weighted_volume(bids + asks) == pytest.approx(bid + ask, rel=1e-9, abs=1e-9)
+    ratio = liquidity_ratio(ask, bid)
+    if bid == 0:
+        assert ratio is None
+    else:
+        assert ratio is not None and ratio >= 0 and ratio * bid == pytest.approx(ask, rel=1e-9)

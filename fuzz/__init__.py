@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing (atheris): ``fuzz/run.py NAME`` runs ``fuzz/targets/NAME.py``."""

@@ -1,0 +1,107 @@
+"""The reference time the ingest checks event times against: "now" on the feed's clock.
+
+The live feed's reference is the receive time itself (the wall clock). A simulator feed runs on
+the simulator's clock (a history replay is years behind the wall clock), so its reference is the
+simulator's ``simulated_time_ms`` from ``GET /_sim/status`` (:mod:`rtcrypto.feedclock`), re-read
+every ``RTC_FEED_CLOCK_RESYNC_S`` seconds and extrapolated at the replay's speed in between. The
+extrapolated part is added to the window as slack (a replay slower than its nominal speed must not
+be dead-lettered), and an event time that misses the window makes the reference re-read the
+simulator at once (at most every ``refresh_min_s``, counted apart from the regular re-reads): a speed-0 replay or a halt jumps the
+simulator's clock further than the extrapolation can know. Times are epoch milliseconds (UTC).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from rtcrypto.feedclock import (
+    SimulatorTime,
+    extrapolate_ms,
+    http_status_reader,
+    parse_status,
+    status_url,
+)
+
+if TYPE_CHECKING:
+    from rtcrypto.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class EventTimeReference(Protocol):
+    """``(reference_ms, slack_ms)`` for a frame received at ``receive_ms`` (the window is widened
+    by ``slack_ms``), or None when the feed's clock cannot be read (the check is skipped).
+    ``refresh`` asks for a fresh reading because an event time missed the window."""
+
+    def __call__(self, receive_ms: int, refresh: bool) -> tuple[int, int] | None: ...
+
+
+class SimulatorReference:
+    """The simulator's time, read through ``read_status`` (one per reader thread: not shared)."""
+
+    def __init__(
+        self,
+        read_status: Callable[[], Any],
+        *,
+        resync_s: float = 5.0,
+        refresh_min_s: float = 0.25,
+        url: str = "",
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read_status = read_status
+        self.resync_s = resync_s
+        self.refresh_min_s = refresh_min_s
+        self.url = url
+        self._monotonic = monotonic
+        self._reading: SimulatorTime | None = None
+        self._read_at_s = 0.0
+        self._last_attempt_s: float | None = None
+        self._last_refresh_s: float | None = None  # the last re-read asked for by a miss
+        self._failing = False
+
+    def __call__(self, receive_ms: int, refresh: bool) -> tuple[int, int] | None:
+        now_s = self._monotonic()
+        last, last_refresh = self._last_attempt_s, self._last_refresh_s
+        if refresh and (last_refresh is None or now_s - last_refresh >= self.refresh_min_s):
+            self._last_refresh_s = now_s
+            self._read(now_s)
+        elif last is None or now_s - last >= self.resync_s:
+            self._read(now_s)
+        if self._reading is None:
+            return None
+        reference_ms = extrapolate_ms(self._reading, self._read_at_s, now_s)
+        return reference_ms, reference_ms - self._reading.simulated_time_ms
+
+    def _read(self, now_s: float) -> None:
+        self._last_attempt_s = now_s
+        try:
+            reading = parse_status(self._read_status())
+        except Exception as error:  # noqa: BLE001 - any failure: keep the last reading
+            if not self._failing:
+                self._failing = True
+                log.warning(
+                    "ingest cannot read the simulator's clock at %s (%s): event times are %s",
+                    self.url,
+                    error,
+                    "checked against its last reading" if self._reading else "not checked yet",
+                )
+            return
+        if self._failing:
+            log.info("ingest reads the simulator's clock again at %s", self.url)
+            self._failing = False
+        self._reading, self._read_at_s = reading, now_s
+
+
+def event_time_reference(settings: Settings) -> EventTimeReference | None:
+    """The reference of ``settings.feed``: None (the receive time) for the live feed, else the
+    simulator's clock."""
+    from rtcrypto.config import Feed
+
+    if settings.feed is Feed.live:
+        return None
+    url = status_url(settings)
+    reader = http_status_reader(url, settings.feed_clock_timeout_s)
+    return SimulatorReference(reader, resync_s=settings.feed_clock_resync_s, url=url)

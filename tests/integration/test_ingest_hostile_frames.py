@@ -1,0 +1,114 @@
+"""Hostile frames into the real ingest during ``make up``'s default feed: a history replay at 60x
+on the simulator's historical clock (2021 event times while the wall clock says 2026).
+
+Through the simulator's ``/_sim/inject`` (real websocket, real ingest as a child process, real
+Kafka): a far-future update and heartbeat, ``timestampms`` 1e16, a remaining of
+``1e999999999``, a 64-bit-overflowing ``eventId`` and a frame nested 5,000 deep. Each is
+dead-lettered with its reason; not one replayed frame is (the event-time window holds against
+the simulator's clock, not the receive time); no reconnect; book changes and end-of-minute depth
+keep flowing after them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rtcrypto.config import Topics
+from rtcrypto.history import import_file
+from tests.helpers import (
+    Child,
+    TopicReader,
+    free_port,
+    shared_minute_file,
+    sim_post,
+    sim_status,
+    start_ingest,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+BINANCE_2021 = "binance_BTCUSDT_1m_2021-03-26_2021-04-30.csv.gz"
+YEAR_3000_MS = 32_503_680_000_000
+
+
+def hostile_frames(now_ms: int) -> dict[str, str]:
+    """Frame text -> the part of the reason its dead letter must carry (no socket_sequence:
+    nothing a gap check could act on)."""
+    change = {"type": "change", "side": "bid", "price": "1", "remaining": "1", "delta": "1"}
+
+    def update(event_id: Any, ts_ms: int, **event: str) -> str:
+        events = [{**change, "reason": "place", **event}]
+        return json.dumps(
+            {"type": "update", "eventId": event_id, "timestampms": ts_ms, "events": events}
+        )
+
+    return {
+        update(900_000_001, YEAR_3000_MS): "timestampms 32503680000000",
+        update(900_000_002, 10**16): "timestampms 10000000000000000",
+        json.dumps({"type": "heartbeat", "timestampms": YEAR_3000_MS}): "timestampms",
+        update(900_000_003, now_ms, remaining="1e999999999"): "remaining is out of range",
+        update(2**64, now_ms): "eventId",
+        "[" * 5000 + "]" * 5000: "nested deeper than",
+    }
+
+
+def test_hostile_frames_are_dead_lettered_during_a_60x_history_replay(
+    kafka_broker: str, fresh_topics: Topics, tmp_path: Path
+) -> None:
+    history = tmp_path / "history"
+    import_file(shared_minute_file(BINANCE_2021), history_dir=history)
+    port = free_port()
+    command = [sys.executable, "-m", "streaming.simulator", "--history", "binance"]
+    command += ["--start", "2021-04-19T10:00", "--end", "2021-04-19T10:40", "--speed", "60"]
+    command += ["--port", str(port), "--history-dir", str(history), "--seed", "2"]
+    simulator = Child("simulator", command, tmp_path, {})
+    wait_until(lambda: _up(port), 60, "simulator up", simulator)
+    ingest = start_ingest(port, tmp_path)
+    book = TopicReader(kafka_broker, fresh_topics.orderbook)
+    letters = TopicReader(kafka_broker, fresh_topics.deadletter)
+    beats = TopicReader(kafka_broker, fresh_topics.heartbeat)
+    try:
+        wait_until(lambda: _count(book, "book_depth") >= 2, 120, "two minutes of depth", ingest)
+        frames = hostile_frames(sim_status(port)["simulated_time_ms"])
+        sim_post(port, "/_sim/inject", {"frames": list(frames)})
+        injected_at = time.monotonic()
+        wait_until(lambda: len(letters.values()) >= len(frames), 30, "dead letters", ingest)
+        depth_before = _count(book, "book_depth")
+        wait_until(lambda: _count(book, "book_depth") >= depth_before + 2, 60, "depth", ingest)
+        assert ingest.alive(), ingest.log()[-3000:]
+        print(f"\nhostile frames dead-lettered within {time.monotonic() - injected_at:.1f} s")
+    finally:
+        ingest.stop()
+        simulator.stop()
+        book.close()
+        beats.close()
+        letters.close()
+    dead = letters.values()
+    assert sorted(letter["raw"] for letter in dead) == sorted(frames)  # only these: no replay frame
+    for letter in dead:
+        assert frames[letter["raw"]] in letter["reason"], letter["reason"]
+    ingest_beats = [b for b in beats.values() if b["service"] == "ingest"]
+    assert ingest_beats[-1]["reconnects"] == 0 and ingest_beats[-1]["dead_letters"] == len(frames)
+    minute_ms = 60_000
+    replay_start = 1_618_826_400_000  # 2021-04-19T10:00Z
+    times = [v["ts_event_ms"] for v in book.values() if v["type"] == "change"]
+    assert times and all(replay_start <= t < replay_start + 40 * minute_ms for t in times)
+
+
+def _count(reader: TopicReader, kind: str) -> int:
+    return sum(value.get("type") == kind for value in reader.values())
+
+
+def _up(port: int) -> bool:
+    try:
+        sim_status(port)
+        return True
+    except OSError:
+        return False

@@ -1,0 +1,148 @@
+"""The soak test's verdict and its ``report.md`` (the tables the README's "Soak test" part quotes)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def nearest(samples: Sequence[Mapping[str, Any]], elapsed_s: float) -> Mapping[str, Any]:
+    """The sample taken closest to ``elapsed_s``."""
+    return min(samples, key=lambda sample: abs(float(sample["elapsed_s"]) - elapsed_s))
+
+
+def memory_verdict(
+    slopes: Mapping[str, float | None], max_slope_mb_per_h: float
+) -> tuple[bool, list[str]]:
+    """Pass when every process has a slope and each is below the threshold; the reasons if not."""
+    problems = [
+        f"{name}: {'too few samples in the second half' if slope is None else f'{slope:+.1f} MB/h'}"
+        for name, slope in sorted(slopes.items())
+        if slope is None or slope >= max_slope_mb_per_h
+    ]
+    return (bool(slopes) and not problems), problems
+
+
+def _rss(sample: Mapping[str, Any], name: str) -> str:
+    value = (sample.get("rss") or {}).get(name)
+    return f"{value['rss_mb']:,.0f}" if isinstance(value, Mapping) and "rss_mb" in value else "-"
+
+
+def rss_table(
+    samples: Sequence[Mapping[str, Any]], slopes: Mapping[str, float | None], run_s: float
+) -> list[str]:
+    """Markdown rows: RSS (MB) at the start, the middle and the end, and the second-half slope."""
+    first, middle, last = samples[0], nearest(samples, run_s / 2), samples[-1]
+    lines = [
+        f"| process (with children) | RSS MB at {first['elapsed_s'] / 60:.0f} min | at "
+        f"{middle['elapsed_s'] / 60:.0f} min | at {last['elapsed_s'] / 60:.0f} min | "
+        "slope 2nd half MB/h | children at the end (MB) |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for name in sorted(slopes):
+        slope = slopes[name]
+        final = (last.get("rss") or {}).get(name) or {}
+        parts = ", ".join(
+            f"{comm} {mb:,.0f}" for comm, mb in (final.get("by_comm_mb") or {}).items()
+        )
+        lines.append(
+            f"| {name} | {_rss(first, name)} | {_rss(middle, name)} | {_rss(last, name)} | "
+            f"{'-' if slope is None else f'{slope:+.1f}'} | {parts} |"
+        )
+    return lines
+
+
+def _load(samples: Sequence[Mapping[str, Any]]) -> str:
+    loads = [float(sample["load_1m"]) for sample in samples]
+    return f"min {min(loads):.1f}, mean {sum(loads) / len(loads):.1f}, max {max(loads):.1f}"
+
+
+def _max_lag(samples: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    worst: dict[str, int] = {}
+    for sample in samples:
+        for name, lag in (sample.get("lag") or {}).items():
+            if isinstance(lag, int):
+                worst[name] = max(worst.get(name, 0), lag)
+    return worst
+
+
+def write_report(summary: dict[str, Any], samples: Sequence[Mapping[str, Any]], out: Path) -> bool:
+    """Judge the run, add the verdict to ``summary``, write ``report.md``; True on pass."""
+    run_s = float(summary["minutes"]) * 60
+    slopes = summary["slopes_mb_per_h"]
+    memory_ok, memory_problems = memory_verdict(slopes, float(summary["max_slope_mb_per_h"]))
+    counts = summary["counts"]
+    counts_ok = all(item["ok"] for item in counts["checks"])
+    changes = int(counts["orderbook_by_type"].get("change", 0))
+    span_s = float(counts["change_wall_span_s"]) or 1.0
+    replay_rate = changes / span_s
+    capture_rate = float(summary["capture"]["changes_per_s"])
+    summary["rates"] = {
+        "capture_changes_per_s": capture_rate,
+        "replay_changes_per_wall_s": round(replay_rate, 1),
+        "ratio": round(replay_rate / capture_rate, 2),
+    }
+    summary["verdict"] = {
+        "memory_ok": memory_ok,
+        "memory_problems": memory_problems,
+        "counts_ok": counts_ok,
+        "passed": memory_ok and counts_ok,
+    }
+    last = samples[-1]
+    lines = [
+        f"# Soak test {summary['started']}: {'PASSED' if memory_ok and counts_ok else 'FAILED'}",
+        "",
+        f"`{summary['command']}`: {summary['minutes']:g} min, history replay at "
+        f"{summary['speed']:g}x, a sample every {summary['interval_s']:g} s; "
+        f"{summary['cpus']} CPUs, load average {_load(samples)}; restarts "
+        f"{len(summary.get('restarts') or [])}.",
+        "",
+        f"Rate: the real Gemini capture has {capture_rate:.1f} BTCUSD changes/s "
+        f"({summary['capture']['changes']:,} in {summary['capture']['span_s']:.1f} s, snapshot "
+        f"excluded); the replay produced {changes:,} changes in {span_s:,.0f} s of wall time: "
+        f"{replay_rate:,.1f}/s = {replay_rate / capture_rate:.1f}x.",
+        "",
+        f"Memory (threshold < {summary['max_slope_mb_per_h']:g} MB/h over the second half): "
+        f"{'flat' if memory_ok else 'NOT flat: ' + '; '.join(memory_problems)}",
+        "",
+        *rss_table(samples, slopes, run_s),
+        "",
+        "| check | result | values |",
+        "|---|---|---|",
+    ]
+    for item in counts["checks"]:
+        values = ", ".join(
+            f"{k} {v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{k} {v}"
+            for k, v in item.items()
+            if k not in ("check", "ok")
+        )
+        lines.append(f"| {item['check']} | {'ok' if item['ok'] else 'MISMATCH'} | {values} |")
+    lines += [
+        "",
+        f"Orderbook records by type: {counts['orderbook_by_type']}; windows emitted "
+        f"{counts['windows_emitted']}, closed windows with changes "
+        f"{counts['windows_with_changes_closed']}, mismatched {counts['windows_mismatched'] or 'none'}; "
+        f"journal {counts['journal_by_type']}.",
+        "",
+        "| topic | records produced | retained | bytes on disk |",
+        "|---|---:|---:|---:|",
+    ]
+    for topic, size in (last.get("topics") or {}).items():
+        if isinstance(size, Mapping):
+            lines.append(
+                f"| {topic} | {size['produced']:,} | {size['retained']:,} | {size['bytes']:,} |"
+            )
+    lines += ["", "| index | documents | bytes |", "|---|---:|---:|"]
+    for index, size in (last.get("indices") or {}).items():
+        if isinstance(size, Mapping):
+            lines.append(f"| {index} | {size['docs']:,} | {size['bytes']:,} |")
+    spool = [int((sample.get("spool") or {}).get("bytes", 0)) for sample in samples]
+    lines += [
+        "",
+        f"Spool: max {max(spool):,} B, at the end {spool[-1]:,} B. Lag, worst sample: "
+        f"{_max_lag(samples)}.",
+    ]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines), flush=True)
+    return memory_ok and counts_ok

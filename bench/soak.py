@@ -165,7 +165,7 @@ def journal_counts(settings: Settings) -> dict[str, Any]:
                 continue
             kinds[entry.get("type", "?")] += 1
             if entry.get("type") == "sent":
-                sent.append(str(entry.get("client_order_id")))
+                sent.append(str((entry.get("request") or {}).get("client_order_id")))
     return {"by_type": dict(kinds), "sent_ids": sent}
 
 
@@ -296,7 +296,11 @@ def drain_and_count(settings: Settings, client: Any) -> dict[str, Any]:
                 trader_orders=None if stop_line is None else stop_line["orders"],
                 journal_sent=len(journal["sent_ids"]),
                 search_order_docs=len(order_ids),
-                same_ids=sorted(journal["sent_ids"]) == sorted(order_ids),
+            ),
+            check(
+                "journal order ids = rtc-orders ids",
+                journal=" ".join(sorted(journal["sent_ids"])),
+                search=" ".join(sorted(order_ids)),
             ),
         ],
     }
@@ -332,6 +336,12 @@ def sample_loop(
             )
 
 
+def _lag_label(key: str) -> str:
+    """``rtc-trader:liquidity.minute.v1`` -> ``rtc-trader``; ``spark:liquidity`` -> ``liquidity``."""
+    group, _, rest = key.partition(":")
+    return rest if group == "spark" else group
+
+
 def progress_line(sample: dict[str, Any], previous: dict[str, Any] | None) -> str:
     """``soak 12.0 min | rss MB kafka 812 ... | orderbook 480,112 (+668/s) | lag ... | spool``."""
     rss = sample.get("rss") or {}
@@ -349,7 +359,7 @@ def progress_line(sample: dict[str, Any], previous: dict[str, Any] | None) -> st
         )
         seconds = sample["elapsed_s"] - previous["elapsed_s"]
         rate = f" (+{(book - before) / seconds:,.0f}/s)" if seconds > 0 else ""
-    lags = " ".join(f"{k.split(':')[0]}={v}" for k, v in (sample.get("lag") or {}).items())
+    lags = " ".join(f"{_lag_label(k)}={v}" for k, v in (sample.get("lag") or {}).items())
     spool = (sample.get("spool") or {}).get("bytes", "?")
     return (
         f"soak {sample['elapsed_s'] / 60:5.1f} min | rss MB {memory} | orderbook {book:,}{rate} | "

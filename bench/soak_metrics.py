@@ -79,6 +79,7 @@ def tree_rss(root: int, table: Mapping[int, ProcInfo]) -> dict[str, Any]:
         "rss_mb": round(total / MB, 1),
         "processes": len(tree),
         "by_comm_mb": {name: round(value, 1) for name, value in sorted(by_comm.items())},
+        "by_pid_mb": {str(pid): round(table[pid].rss_bytes / MB, 1) for pid in tree},
     }
 
 
@@ -121,10 +122,11 @@ def _start_offsets(admin: Any, topic: str, partitions: Iterable[int]) -> dict[in
     return {tp.partition: int(future.result().offset) for tp, future in futures.items()}
 
 
-def dir_bytes(folder: Path) -> int:
-    """Bytes of the regular files under ``folder`` (0 if it does not exist)."""
+def log_bytes(folder: Path) -> int:
+    """Bytes of a partition folder's log segments (``*.log``; the preallocated index files left
+    out), 0 if it does not exist."""
     total = 0
-    for path in folder.rglob("*") if folder.is_dir() else ():
+    for path in folder.glob("*.log") if folder.is_dir() else ():
         try:
             if path.is_file():
                 total += path.stat().st_size
@@ -134,13 +136,13 @@ def dir_bytes(folder: Path) -> int:
 
 
 def topic_sizes(settings: Settings, admin: Any) -> dict[str, dict[str, int]]:
-    """Per topic: records produced (end offsets), records retained, bytes on the broker's disk."""
+    """Per topic: records produced (end offsets), records retained, log segment bytes on disk."""
     data_dir = kafka.kafka_paths(settings).data_dir
     sizes: dict[str, dict[str, int]] = {}
     for topic in settings.topics.all():
         ends = services.end_offsets(admin, topic)
         starts = _start_offsets(admin, topic, ends) if ends else {}
-        on_disk = sum(dir_bytes(data_dir / f"{topic}-{partition}") for partition in ends)
+        on_disk = sum(log_bytes(data_dir / f"{topic}-{partition}") for partition in ends)
         sizes[topic] = {
             "produced": sum(ends.values()),
             "retained": sum(end - starts.get(p, 0) for p, end in ends.items()),
@@ -272,7 +274,7 @@ def slope_per_hour(points: Sequence[tuple[float, float]]) -> float | None:
 
 
 def rss_series(samples: Iterable[Mapping[str, Any]]) -> dict[str, list[tuple[float, float]]]:
-    """Per managed process: ``(elapsed_s, rss_mb)`` of every sample where it ran."""
+    """Per managed process: ``(elapsed_s, rss_mb)`` of its whole tree, every sample it ran in."""
     series: dict[str, list[tuple[float, float]]] = {}
     for sample in samples:
         for name, value in (sample.get("rss") or {}).items():
@@ -281,11 +283,34 @@ def rss_series(samples: Iterable[Mapping[str, Any]]) -> dict[str, list[tuple[flo
     return series
 
 
+def persistent_series(samples: Sequence[Mapping[str, Any]], name: str) -> list[tuple[float, float]]:
+    """``(elapsed_s, rss_mb)`` of the processes of ``name``'s tree present in every one of
+    ``samples``: a leak lives in a long-lived process, while short-lived children (Airflow's
+    task runs) come and go and would only add noise to the slope."""
+    trees = [
+        (float(sample["elapsed_s"]), ((sample.get("rss") or {}).get(name) or {}).get("by_pid_mb"))
+        for sample in samples
+    ]
+    if not trees or any(not isinstance(tree, Mapping) for _, tree in trees):
+        return []
+    common = set.intersection(*(set(tree) for _, tree in trees if isinstance(tree, Mapping)))
+    return [
+        (elapsed, sum(tree[pid] for pid in common))
+        for elapsed, tree in trees
+        if isinstance(tree, Mapping)
+    ]
+
+
 def second_half_slopes(
     samples: Sequence[Mapping[str, Any]], run_s: float
-) -> dict[str, float | None]:
-    """RSS slope (MB/h) per managed process over the samples in the run's second half."""
+) -> dict[str, dict[str, float | None]]:
+    """Per managed process, over the samples of the run's second half: the RSS slope (MB/h) of
+    its long-lived processes (``persistent``, the one judged) and of its whole tree (``tree``)."""
+    late = [sample for sample in samples if float(sample["elapsed_s"]) >= run_s / 2]
     return {
-        name: slope_per_hour([point for point in points if point[0] >= run_s / 2])
-        for name, points in rss_series(samples).items()
+        name: {
+            "persistent": slope_per_hour(persistent_series(late, name)),
+            "tree": slope_per_hour(points),
+        }
+        for name, points in rss_series(late).items()
     }

@@ -29,26 +29,33 @@ def _rss(sample: Mapping[str, Any], name: str) -> str:
     return f"{value['rss_mb']:,.0f}" if isinstance(value, Mapping) and "rss_mb" in value else "-"
 
 
+def _slope(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1f}"
+
+
 def rss_table(
-    samples: Sequence[Mapping[str, Any]], slopes: Mapping[str, float | None], run_s: float
+    samples: Sequence[Mapping[str, Any]],
+    slopes: Mapping[str, Mapping[str, float | None]],
+    run_s: float,
 ) -> list[str]:
-    """Markdown rows: RSS (MB) at the start, the middle and the end, and the second-half slope."""
+    """Markdown rows: RSS (MB) at the start, the middle and the end, and the second-half slopes
+    (long-lived processes, judged; whole tree, for information)."""
     first, middle, last = samples[0], nearest(samples, run_s / 2), samples[-1]
     lines = [
         f"| process (with children) | RSS MB at {first['elapsed_s'] / 60:.0f} min | at "
         f"{middle['elapsed_s'] / 60:.0f} min | at {last['elapsed_s'] / 60:.0f} min | "
-        "slope 2nd half MB/h | children at the end (MB) |",
-        "|---|---:|---:|---:|---:|---|",
+        "slope MB/h, 2nd half (long-lived) | (whole tree) | at the end, by process (MB) |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for name in sorted(slopes):
-        slope = slopes[name]
         final = (last.get("rss") or {}).get(name) or {}
         parts = ", ".join(
             f"{comm} {mb:,.0f}" for comm, mb in (final.get("by_comm_mb") or {}).items()
         )
         lines.append(
             f"| {name} | {_rss(first, name)} | {_rss(middle, name)} | {_rss(last, name)} | "
-            f"{'-' if slope is None else f'{slope:+.1f}'} | {parts} |"
+            f"{_slope(slopes[name].get('persistent'))} | {_slope(slopes[name].get('tree'))} | "
+            f"{parts} |"
         )
     return lines
 
@@ -71,7 +78,8 @@ def write_report(summary: dict[str, Any], samples: Sequence[Mapping[str, Any]], 
     """Judge the run, add the verdict to ``summary``, write ``report.md``; True on pass."""
     run_s = float(summary["minutes"]) * 60
     slopes = summary["slopes_mb_per_h"]
-    memory_ok, memory_problems = memory_verdict(slopes, float(summary["max_slope_mb_per_h"]))
+    judged = {name: value.get("persistent") for name, value in slopes.items()}
+    memory_ok, memory_problems = memory_verdict(judged, float(summary["max_slope_mb_per_h"]))
     counts = summary["counts"]
     counts_ok = all(item["ok"] for item in counts["checks"])
     changes = int(counts["orderbook_by_type"].get("change", 0))
@@ -125,7 +133,7 @@ def write_report(summary: dict[str, Any], samples: Sequence[Mapping[str, Any]], 
         f"{counts['windows_with_changes_closed']}, mismatched {counts['windows_mismatched'] or 'none'}; "
         f"journal {counts['journal_by_type']}.",
         "",
-        "| topic | records produced | retained | bytes on disk |",
+        "| topic | records produced | retained | log bytes on disk |",
         "|---|---:|---:|---:|",
     ]
     for topic, size in (last.get("topics") or {}).items():

@@ -390,6 +390,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-slope", type=float, default=defaults.soak_max_rss_slope_mb_per_h)
     parser.add_argument("--out", type=Path, default=None, help="results folder")
     parser.add_argument("--keep-home", action="store_true", help="keep the platform's RTC_HOME")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="only judge and render again the run in DIR (its summary.json and samples.jsonl)",
+    )
     args = parser.parse_args(argv)
     for name in ("minutes", "speed", "interval", "max_slope"):
         if getattr(args, name) <= 0:
@@ -397,8 +404,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def render_again(out: Path) -> int:
+    """Judge a finished run again from its files (e.g. after a change to the report)."""
+    summary = json.loads((out / "summary.json").read_text())
+    if "counts" not in summary:
+        print(
+            f"error: {out / 'summary.json'} has no counts: the run did not finish", file=sys.stderr
+        )
+        return 2
+    lines = (out / "samples.jsonl").read_text().splitlines()
+    samples = [json.loads(line) for line in lines if line.strip()]
+    summary["slopes_mb_per_h"] = second_half_slopes(samples, float(summary["minutes"]) * 60)
+    passed = write_report(summary, samples, out)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return 0 if passed else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report is not None:
+        return render_again(args.report)
     shared = get_settings()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or RESULTS / f"soak-{stamp}"

@@ -301,6 +301,21 @@ def persistent_series(samples: Sequence[Mapping[str, Any]], name: str) -> list[t
     ]
 
 
+def steady_rss_mb(samples: Sequence[Mapping[str, Any]], index: int, name: str) -> float | None:
+    """RSS (MB) of ``name``'s tree at sample ``index``, counting only processes also present in
+    the neighbouring samples: a fork being spawned (``jspawnhelper``, which shares its JVM's
+    pages and would count it twice) or a short task run is left out."""
+    tree = ((samples[index].get("rss") or {}).get(name) or {}).get("by_pid_mb")
+    if not isinstance(tree, Mapping):
+        return None
+    pids = set(tree)
+    for neighbour in (index - 1, index + 1):
+        if 0 <= neighbour < len(samples):
+            other = ((samples[neighbour].get("rss") or {}).get(name) or {}).get("by_pid_mb")
+            pids &= set(other) if isinstance(other, Mapping) else set()
+    return round(sum(tree[pid] for pid in pids), 1)
+
+
 def second_half_slopes(
     samples: Sequence[Mapping[str, Any]], run_s: float
 ) -> dict[str, dict[str, float | None]]:

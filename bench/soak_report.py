@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.soak_metrics import steady_rss_mb
+
 
 def nearest(samples: Sequence[Mapping[str, Any]], elapsed_s: float) -> Mapping[str, Any]:
     """The sample taken closest to ``elapsed_s``."""
@@ -24,9 +26,10 @@ def memory_verdict(
     return (bool(slopes) and not problems), problems
 
 
-def _rss(sample: Mapping[str, Any], name: str) -> str:
-    value = (sample.get("rss") or {}).get(name)
-    return f"{value['rss_mb']:,.0f}" if isinstance(value, Mapping) and "rss_mb" in value else "-"
+def _rss(samples: Sequence[Mapping[str, Any]], sample: Mapping[str, Any], name: str) -> str:
+    index = next(i for i, candidate in enumerate(samples) if candidate is sample)
+    steady = steady_rss_mb(samples, index, name)
+    return "-" if steady is None else f"{steady:,.0f}"
 
 
 def _slope(value: float | None) -> str:
@@ -38,8 +41,9 @@ def rss_table(
     slopes: Mapping[str, Mapping[str, float | None]],
     run_s: float,
 ) -> list[str]:
-    """Markdown rows: RSS (MB) at the start, the middle and the end, and the second-half slopes
-    (long-lived processes, judged; whole tree, for information)."""
+    """Markdown rows: steady RSS (MB; see ``steady_rss_mb``) at the start, the middle and the end,
+    the second-half slopes (long-lived processes, judged; whole tree, for information) and the
+    processes of the tree at the end."""
     first, middle, last = samples[0], nearest(samples, run_s / 2), samples[-1]
     lines = [
         f"| process (with children) | RSS MB at {first['elapsed_s'] / 60:.0f} min | at "
@@ -53,7 +57,8 @@ def rss_table(
             f"{comm} {mb:,.0f}" for comm, mb in (final.get("by_comm_mb") or {}).items()
         )
         lines.append(
-            f"| {name} | {_rss(first, name)} | {_rss(middle, name)} | {_rss(last, name)} | "
+            f"| {name} | {_rss(samples, first, name)} | {_rss(samples, middle, name)} | "
+            f"{_rss(samples, last, name)} | "
             f"{_slope(slopes[name].get('persistent'))} | {_slope(slopes[name].get('tree'))} | "
             f"{parts} |"
         )

@@ -20,6 +20,7 @@ from bench.soak_metrics import (
     persistent_series,
     second_half_slopes,
     slope_per_hour,
+    steady_rss_mb,
     tree_rss,
 )
 from bench.soak_report import memory_verdict, nearest
@@ -152,3 +153,14 @@ def test_bad_flags_exit_2_naming_the_flag(capsys: pytest.CaptureFixture[str]) ->
         parse_args(["--speed", "0"])
     assert exit_info.value.code == 2
     assert "--speed must be > 0" in capsys.readouterr().err
+
+
+def test_steady_rss_leaves_out_a_fork_seen_in_one_sample_only() -> None:
+    # the liquidity JVM (pid 5) forks a helper (pid 9) that shows the JVM's pages for a moment
+    samples = [
+        _sample(0, liquidity={5: 1000.0, 6: 160.0}),
+        _sample(60, liquidity={5: 1010.0, 6: 160.0, 9: 1010.0}),
+        _sample(120, liquidity={5: 1020.0, 6: 160.0}),
+    ]
+    assert [steady_rss_mb(samples, i, "liquidity") for i in range(3)] == [1160.0, 1170.0, 1180.0]
+    assert steady_rss_mb(samples, 1, "kafka") is None

@@ -86,5 +86,11 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.liquidity_latency
 	$(BIN)/python -m bench.backtest_throughput
 
+## Soak test (not in CI): the whole platform for SOAK_MINUTES (60) at 10x Gemini's change rate;
+## RSS, topic/index sizes, spool and lag every minute, memory slope and counts checked at the end.
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(if $(SOAK_MINUTES),--minutes $(SOAK_MINUTES))
+
 clean:
 	rm -rf .rtc/run .rtc/logs

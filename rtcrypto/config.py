@@ -349,6 +349,13 @@ class Settings(BaseSettings):
     # Gemini's private-API limit
     gemini_private_rate_per_min: int = Field(default=600, gt=0, le=100_000)
 
+    # --- soak test (bench/soak.py, `make soak`; not in CI) -------------------------------------
+    soak_minutes: float = Field(default=60.0, gt=0, le=24 * 60)  # make soak SOAK_MINUTES=5
+    # history replay speed: the modelled book is calibrated on Gemini's change rate, so 10 = 10x
+    soak_speed: float = Field(default=10.0, gt=0, le=10_000)
+    soak_sample_interval_s: float = Field(default=60.0, gt=0)  # RSS, topics, indices, lag
+    soak_max_rss_slope_mb_per_h: float = Field(default=50.0, gt=0)  # per process, second half
+
     topics: Topics = Field(default_factory=Topics)
 
     @field_validator("symbols", mode="before")

@@ -300,10 +300,19 @@ def trader_journal(settings: Settings) -> OrderJournal:
 def build_trader(settings: Settings, clock: FeedClock | None = None) -> Trader:
     """The trader wired from settings (exchange, journal, forecast, recorder, limits), on the
     feed clock: staleness, risk windows, journal, order and fill times are the feed's time."""
-    from rtcrypto.forecast.publish import resolve_forecast_dir
-
     clock = clock or start_feed_clock(settings)
     log.info("trader clock: %s", clock.describe())
+    journal = trader_journal(settings)  # first: a second trader stops here, before any I/O
+    try:
+        return _wire_trader(settings, clock, journal)
+    except BaseException:
+        journal.close()  # its lock must not outlive a failed start
+        raise
+
+
+def _wire_trader(settings: Settings, clock: FeedClock, journal: OrderJournal) -> Trader:
+    from rtcrypto.forecast.publish import resolve_forecast_dir
+
     exchange = build_exchange(settings, clock.now_ms)
     kill_path = settings.kill_switch_path
 
@@ -319,7 +328,7 @@ def build_trader(settings: Settings, clock: FeedClock | None = None) -> Trader:
     max_age = settings.trader_max_record_age_s
     return Trader(
         exchange=exchange,
-        journal=trader_journal(settings),
+        journal=journal,
         forecasts=ForecastSource(
             resolve_forecast_dir(settings.forecast_dir),
             settings.forecast_reload_interval_s,

@@ -682,3 +682,12 @@ def test_kafka_init_sets_the_topic_bounds() -> None:
     assert added, "kafka-init sets no topic configs"
     configs = dict(item.split("=", 1) for item in added[1].split(","))
     assert configs == topic_configs(Settings())
+
+
+def test_every_container_log_is_rotated() -> None:
+    """docker-compose's containers rotate their logs like `rtc up`'s processes (issue 10)."""
+    for name, service in _services().items():
+        logging = service.get("logging") or {}
+        options = logging.get("options") or {}
+        assert logging.get("driver") == "json-file", name
+        assert options.get("max-size") and options.get("max-file"), name

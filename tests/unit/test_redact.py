@@ -129,3 +129,27 @@ def test_search_provision_fallback_hosts_carry_no_password(tmp_path: Path) -> No
     assert found["origin"] == "RTC_SEARCH_URL"
     assert found["hosts"] == ["http://127.0.0.1:9200"]
     assert found["auth"] == ["rtc_app", SECRET]
+
+
+def test_rtc_stack_status_prints_the_search_url_without_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from rtcrypto.cli.main import app
+    from rtcrypto.config import get_settings
+
+    port = free_port()
+    monkeypatch.setenv("RTC_HOME", str(tmp_path))
+    monkeypatch.setenv("RTC_SEARCH_URL", f"http://rtc_app:{SECRET}@127.0.0.1:{port}")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "elasticsearch.pid").write_text(f"{os.getpid()}\n")  # a live pid: "running"
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["stack", "status"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert f"search    http://127.0.0.1:{port}: not answering" in result.output
+    assert SECRET not in result.output

@@ -435,7 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(env)
     get_settings.cache_clear()
     settings = get_settings()
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGINT too: a shell starts a background job with SIGINT ignored, and Ctrl-C must stop it
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _raise_interrupt)
     print(
         f"soak: {args.minutes:g} min at {args.speed:g}x, RTC_HOME {home}, results {out}", flush=True
     )
@@ -451,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         "capture": capture_changes_per_s(shared.simulator_capture),
         "cpus": os.cpu_count(),
     }
-    passed = False
+    passed, verdict = False, "FAILED"
     from rtcrypto.search.client import search_client
 
     client = search_client(settings, max_retries=1)
@@ -470,8 +472,11 @@ def main(argv: list[str] | None = None) -> int:
         summary["restarts"] = [record.as_dict() for record in services.read_journal(settings)]
         passed = write_report(summary, samples, out)
     except KeyboardInterrupt as interrupt:
+        verdict = "INTERRUPTED"
         print(f"\nsoak interrupted ({interrupt or 'Ctrl-C'}): stopping the platform", flush=True)
     finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):  # the teardown below must run to the end
+            signal.signal(signum, signal.SIG_IGN)
         summary["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         client.close()
@@ -480,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         copy_logs(settings, out)
         if not args.keep_home:
             shutil.rmtree(home, ignore_errors=True)
-    print(f"soak {'PASSED' if passed else 'FAILED'}; figures in {out}", flush=True)
+    print(f"soak {'PASSED' if passed else verdict}; figures in {out}", flush=True)
     return 0 if passed else 1
 
 

@@ -1,13 +1,14 @@
 """The reference time the ingest checks event times against: "now" on the feed's clock.
 
-The live feed's reference is the receive time itself (the wall clock). A simulator feed runs on
-the simulator's clock (a history replay is years behind the wall clock), so its reference is the
-simulator's ``simulated_time_ms`` from ``GET /_sim/status`` (:mod:`rtcrypto.feedclock`), re-read
-every ``RTC_FEED_CLOCK_RESYNC_S`` seconds and extrapolated at the replay's speed in between. The
-extrapolated part is added to the window as slack (a replay slower than its nominal speed must not
-be dead-lettered), and an event time that misses the window makes the reference re-read the
-simulator at once (at most every ``refresh_min_s``, counted apart from the regular re-reads): a speed-0 replay or a halt jumps the
-simulator's clock further than the extrapolation can know. Times are epoch milliseconds (UTC).
+The live feed's reference is the receive time itself (the wall clock), checked both ways. A
+simulator feed runs on the simulator's clock (a history replay is years behind the wall clock):
+its reference is the simulator's ``simulated_time_ms`` from ``GET /_sim/status``
+(:mod:`rtcrypto.feedclock`), re-read every ``RTC_FEED_CLOCK_RESYNC_S`` seconds and extrapolated
+at the replay's speed in between. Only event times ahead of it by more than the window are
+refused (the ingest may lag the simulator's queue; a late event cannot move Spark's watermark),
+and such a miss re-reads the simulator at once (at most every ``refresh_min_s``, apart from the
+regular re-reads): a speed-0 replay or a halt jumps the simulator's clock further than the
+extrapolation can know. Times are epoch milliseconds (UTC).
 """
 
 from __future__ import annotations
@@ -32,15 +33,26 @@ log = logging.getLogger(__name__)
 
 
 class EventTimeReference(Protocol):
-    """``(reference_ms, slack_ms)`` for a frame received at ``receive_ms`` (the window is widened
-    by ``slack_ms``), or None when the feed's clock cannot be read (the check is skipped).
-    ``refresh`` asks for a fresh reading because an event time missed the window."""
+    """The reference time (epoch ms) for a frame received at ``receive_ms``, or None when the
+    feed's clock cannot be read (the check is skipped). ``refresh`` asks for a fresh reading
+    because an event time missed the window. ``checks_past`` False: only event times ahead of
+    the reference are refused."""
 
-    def __call__(self, receive_ms: int, refresh: bool) -> tuple[int, int] | None: ...
+    checks_past: bool
+
+    def __call__(self, receive_ms: int, refresh: bool) -> int | None: ...
 
 
 class SimulatorReference:
-    """The simulator's time, read through ``read_status`` (one per reader thread: not shared)."""
+    """The simulator's time, read through ``read_status`` (one per reader thread: not shared).
+
+    Only the future side is checked: the simulator's time is that of the newest message it has
+    queued, so it bounds every event time from above, while the ingest may lag behind it by
+    whatever the queue and the socket hold (hours of feed in a speed-0 replay). An old event
+    time cannot move Spark's watermark; a future one can.
+    """
+
+    checks_past = False
 
     def __init__(
         self,
@@ -62,7 +74,7 @@ class SimulatorReference:
         self._last_refresh_s: float | None = None  # the last re-read asked for by a miss
         self._failing = False
 
-    def __call__(self, receive_ms: int, refresh: bool) -> tuple[int, int] | None:
+    def __call__(self, receive_ms: int, refresh: bool) -> int | None:
         now_s = self._monotonic()
         last, last_refresh = self._last_attempt_s, self._last_refresh_s
         if refresh and (last_refresh is None or now_s - last_refresh >= self.refresh_min_s):
@@ -72,8 +84,7 @@ class SimulatorReference:
             self._read(now_s)
         if self._reading is None:
             return None
-        reference_ms = extrapolate_ms(self._reading, self._read_at_s, now_s)
-        return reference_ms, reference_ms - self._reading.simulated_time_ms
+        return extrapolate_ms(self._reading, self._read_at_s, now_s)
 
     def _read(self, now_s: float) -> None:
         self._last_attempt_s = now_s

@@ -14,6 +14,7 @@ extrapolation can know. Times are epoch milliseconds (UTC).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -50,6 +51,10 @@ class SimulatorReference:
     queued, so it bounds every event time from above, while the ingest may lag behind it by
     whatever the queue and the socket hold (hours of feed in a speed-0 replay). An old event
     time cannot move Spark's watermark; a future one can.
+
+    With ``background`` the regular re-reads run in a short-lived thread, so the reader never
+    waits for the simulator (busy pushing frames, it may take a while to answer); the first
+    reading and a re-read after a miss are taken at once.
     """
 
     checks_past = False
@@ -62,14 +67,16 @@ class SimulatorReference:
         refresh_min_s: float = 0.25,
         url: str = "",
         monotonic: Callable[[], float] = time.monotonic,
+        background: bool = True,
     ) -> None:
         self._read_status = read_status
+        self.background = background
         self.resync_s = resync_s
         self.refresh_min_s = refresh_min_s
         self.url = url
         self._monotonic = monotonic
-        self._reading: SimulatorTime | None = None
-        self._read_at_s = 0.0
+        self._state: tuple[SimulatorTime, float] | None = None  # reading, when (one assignment)
+        self._in_flight = threading.Event()  # a background re-read is running
         self._last_attempt_s: float | None = None
         self._last_refresh_s: float | None = None  # the last re-read asked for by a miss
         self._failing = False
@@ -81,13 +88,37 @@ class SimulatorReference:
             self._last_refresh_s = now_s
             self._read(now_s)
         elif last is None or now_s - last >= self.resync_s:
-            self._read(now_s)
-        if self._reading is None:
+            if self._state is None:
+                self._read(now_s)  # nothing to check against yet: wait for the first reading
+            else:
+                self._resync(now_s)
+        state = self._state
+        if state is None:
             return None
-        return extrapolate_ms(self._reading, self._read_at_s, now_s)
+        reading, read_at_s = state
+        return extrapolate_ms(reading, read_at_s, now_s)
 
-    def _read(self, now_s: float) -> None:
+    def _resync(self, now_s: float) -> None:
+        if not self.background:
+            self._read(now_s)
+            return
+        if self._in_flight.is_set():
+            return
+        self._in_flight.set()
         self._last_attempt_s = now_s
+
+        def read() -> None:
+            try:
+                self._read(None)
+            finally:
+                self._in_flight.clear()
+
+        threading.Thread(target=read, name="ingest-simulator-clock", daemon=True).start()
+
+    def _read(self, now_s: float | None) -> None:
+        """Read the simulator's status; ``now_s`` None: stamp the reading when it arrives."""
+        if now_s is not None:
+            self._last_attempt_s = now_s
         try:
             reading = parse_status(self._read_status())
         except Exception as error:  # noqa: BLE001 - any failure: keep the last reading
@@ -97,13 +128,13 @@ class SimulatorReference:
                     "ingest cannot read the simulator's clock at %s (%s): event times are %s",
                     self.url,
                     error,
-                    "checked against its last reading" if self._reading else "not checked yet",
+                    "checked against its last reading" if self._state else "not checked yet",
                 )
             return
         if self._failing:
             log.info("ingest reads the simulator's clock again at %s", self.url)
             self._failing = False
-        self._reading, self._read_at_s = reading, now_s
+        self._state = (reading, self._monotonic() if now_s is None else now_s)
 
 
 def event_time_reference(settings: Settings) -> EventTimeReference | None:

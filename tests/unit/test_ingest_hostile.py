@@ -136,7 +136,9 @@ class Monotonic:
 
 
 def history_processor(simulator: FakeSimulator, clock: Monotonic) -> FrameProcessor:
-    reference = SimulatorReference(simulator, resync_s=5.0, refresh_min_s=1.0, monotonic=clock)
+    reference = SimulatorReference(
+        simulator, resync_s=5.0, refresh_min_s=1.0, monotonic=clock, background=False
+    )
     return FrameProcessor(symbol="BTCUSD", band_pct=0.5, source="test", reference=reference)
 
 
@@ -276,3 +278,32 @@ def test_any_exception_of_a_frame_is_dead_lettered_and_the_next_frame_processed(
         processor.on_frame(update(1, 2, T0, change("bid", "1", "1", "1", "initial")), T0).changes
         == 1
     )
+
+
+def test_regular_re_reads_run_in_the_background_and_never_block_the_reader() -> None:
+    """The simulator, busy pushing frames, may answer slowly: only the first reading waits."""
+    import threading
+    import time
+
+    answered = threading.Event()
+    simulator = FakeSimulator(MINUTE)
+
+    def slow_status() -> dict[str, Any]:
+        if simulator.reads >= 1:
+            time.sleep(0.5)
+        body = simulator()
+        answered.set()
+        return body
+
+    clock = Monotonic()
+    reference = SimulatorReference(slow_status, resync_s=5.0, monotonic=clock)
+    assert reference(WALL_2026_MS, False) == MINUTE  # the first reading, at once
+    simulator.simulated_ms = MINUTE + HOUR_MS
+    answered.clear()
+    clock.now_s += 6.0
+    started = time.monotonic()
+    assert reference(WALL_2026_MS, False) == MINUTE  # the old reading: no wait
+    assert time.monotonic() - started < 0.3
+    assert answered.wait(5)
+    time.sleep(0.05)
+    assert reference(WALL_2026_MS, False) == MINUTE + HOUR_MS

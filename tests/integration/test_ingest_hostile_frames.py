@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from rtcrypto import bounded
 from rtcrypto.config import Topics
 from rtcrypto.history import import_file
 from tests.helpers import (
@@ -71,53 +72,57 @@ def test_hostile_frames_are_dead_lettered_during_a_60x_history_replay(
     simulator = Child("simulator", command, tmp_path, {})
     wait_until(lambda: _up(port), 60, "simulator up", simulator)
     ingest = start_ingest(port, tmp_path)
-    book = TopicReader(kafka_broker, fresh_topics.orderbook)
     letters = TopicReader(kafka_broker, fresh_topics.deadletter)
-    beats = TopicReader(kafka_broker, fresh_topics.heartbeat)
+    beats = TopicReader(kafka_broker, fresh_topics.heartbeat)  # small: the book topic is not read
     try:
-        wait_until(lambda: _count(book, "change") >= 1000, 300, "replayed changes", ingest)
+        wait_until(lambda: _processed(beats) >= 1000, 300, "replayed changes", ingest)
         frames = hostile_frames(sim_status(port)["simulated_time_ms"])
         sim_post(port, "/_sim/inject", {"frames": list(frames)})
+        processed_at_injection = _processed(beats)
         injected_at = time.monotonic()
         wait_until(lambda: len(letters.values()) >= len(frames), 120, "dead letters", ingest)
-        changes_before = _count(book, "change")
-        wait_until(lambda: _count(book, "change") > changes_before, 300, "more changes", ingest)
-        assert not sim_status(port)["done"]  # the replay was still running around the frames
+        wait_until(
+            lambda: _processed(beats) > processed_at_injection + 1000, 300, "more changes", ingest
+        )
         assert ingest.alive(), ingest.log()[-3000:]
         print(f"\nhostile frames dead-lettered within {time.monotonic() - injected_at:.1f} s")
     finally:
         ingest.stop()
         simulator.stop()
-        book.close()
         beats.close()
         letters.close()
     dead = letters.values()
     assert len(dead) == len(frames)  # these, and not one replayed frame
     for frame, reason in frames.items():
         # a bad event is dead-lettered alone (the rest of its frame is kept), a bad frame whole
-        (letter,) = [d for d in dead if d["raw"] == frame or _event_of(d["raw"]) in frame]
+        (letter,) = [d for d in dead if d["raw"] == frame or _is_event_of(d["raw"], frame)]
         assert reason in letter["reason"], letter["reason"]
     ingest_beats = [b for b in beats.values() if b["service"] == "ingest"]
     assert ingest_beats[-1]["reconnects"] == 0 and ingest_beats[-1]["dead_letters"] == len(frames)
-    minute_ms = 60_000
-    replay_start = 1_618_826_400_000  # 2021-04-19T10:00Z
-    times = [v["ts_event_ms"] for v in book.values() if v["type"] == "change"]
-    assert times and all(replay_start <= t < replay_start + 240 * minute_ms for t in times)
+    replay_start = 1_618_826_400_000  # 2021-04-19T10:00Z: event time on the bars' clock
+    assert replay_start <= ingest_beats[-1]["last_event_ms"] < replay_start + 240 * 60_000
+
+
+def _processed(beats: TopicReader) -> int:
+    """Changes and trades the ingest processed, by its newest heartbeat."""
+    ingest = [b["processed"] for b in beats.values() if b.get("service") == "ingest"]
+    return max(ingest, default=0)
+
+
+def _is_event_of(raw: str, frame: str) -> bool:
+    event = _event_of(raw)
+    return bool(event) and event in frame
 
 
 def _event_of(raw: str) -> str:
     """The event of a per-event dead letter as it sits in its frame ('' for a whole frame)."""
     try:
-        letter = json.loads(raw)
+        letter = bounded.loads(raw)  # the deep frame's raw nests 5,000 deep
     except ValueError:
         return ""
     if not isinstance(letter, dict) or "event" not in letter:
         return ""
     return json.dumps(letter["event"])
-
-
-def _count(reader: TopicReader, kind: str) -> int:
-    return sum(value.get("type") == kind for value in reader.values())
 
 
 def _up(port: int) -> bool:

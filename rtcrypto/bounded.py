@@ -102,6 +102,8 @@ def decimal_text(
         raise BoundsError(f"{name} is not a number: {text[:max_chars]!r}") from None
     if not number.is_finite():
         raise BoundsError(f"{name} is not finite: {text!r}")
+    if len(text) <= max_exponent and "e" not in text and "E" not in text:
+        return number  # plain digits: no exponent can exceed the text's length (the hot path)
     exponent = number.as_tuple().exponent
     assert isinstance(exponent, int)  # finite
     if abs(exponent) > max_exponent or (number and abs(number.adjusted()) > max_exponent):

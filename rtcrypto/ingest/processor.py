@@ -141,14 +141,13 @@ class FrameProcessor:
         if self.reference is None:
             return bounded.check_event_time(ts_ms, receive_ms, self.event_time_window_ms)
         for refresh in (False, True):  # a miss re-reads the feed's clock once, then it counts
-            found = self.reference(receive_ms, refresh)
-            if found is None:
+            reference_ms = self.reference(receive_ms, refresh)
+            if reference_ms is None:
                 return ts_ms  # the feed's clock cannot be read: nothing to check against
-            reference_ms, slack_ms = found
+            if ts_ms <= reference_ms and not self.reference.checks_past:
+                return ts_ms  # late: the feed's clock is ahead of what this ingest has read
             try:
-                return bounded.check_event_time(
-                    ts_ms, reference_ms, self.event_time_window_ms + slack_ms
-                )
+                return bounded.check_event_time(ts_ms, reference_ms, self.event_time_window_ms)
             except BoundsError:
                 if refresh:
                     raise

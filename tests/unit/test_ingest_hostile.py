@@ -136,7 +136,9 @@ class Monotonic:
 
 
 def history_processor(simulator: FakeSimulator, clock: Monotonic) -> FrameProcessor:
-    reference = SimulatorReference(simulator, resync_s=5.0, refresh_min_s=1.0, monotonic=clock)
+    reference = SimulatorReference(
+        simulator, resync_s=5.0, refresh_min_s=1.0, monotonic=clock, background=False
+    )
     return FrameProcessor(symbol="BTCUSD", band_pct=0.5, source="test", reference=reference)
 
 
@@ -187,16 +189,22 @@ def test_a_jump_of_the_simulators_clock_is_read_again_before_dead_lettering() ->
     assert processor.on_frame(jumped, WALL_2026_MS).changes == 1
 
 
-def test_the_replays_speed_widens_the_window_by_the_extrapolation() -> None:
-    simulator, clock = FakeSimulator(MINUTE, speed=60.0), Monotonic()
+def test_the_simulators_clock_runs_on_at_the_replays_speed_and_bounds_only_the_future() -> None:
+    """Between two reads the reference runs on at the replay's speed; an event behind it is the
+    ingest lagging the simulator's queue (hours of feed at speed 0): late, not refused."""
+    simulator, clock = FakeSimulator(MINUTE + 2 * HOUR_MS, speed=60.0), Monotonic()
     processor = history_processor(simulator, clock)
-    snapshot(processor)
+    lagging = update(0, 1, MINUTE, change("bid", "100", "1", "1", "initial"))  # 2 h behind
+    assert processor.on_frame(lagging, WALL_2026_MS).changes == 1
     clock.now_s += 4.0  # 4 wall seconds at 60x: 240 s of feed extrapolated, not yet re-read
     simulator.down = True
-    slow = update(1, 2, MINUTE + 2000, change("bid", "99", "1", "1"))  # the replay fell behind
-    assert processor.on_frame(slow, WALL_2026_MS).changes == 1
-    ahead = update(2, 3, MINUTE + 240_000 + HOUR_MS - 1000, change("bid", "98", "1", "1"))
-    assert processor.on_frame(ahead, WALL_2026_MS).changes == 1
+    edge = MINUTE + 2 * HOUR_MS + 240_000 + HOUR_MS
+    assert (
+        processor.on_frame(update(1, 2, edge, change("bid", "99", "1", "1")), WALL_2026_MS).changes
+        == 1
+    )
+    past_edge = update(2, 3, edge + 1000, change("bid", "98", "1", "1"))
+    assert processor.on_frame(past_edge, WALL_2026_MS).dead_letters == 1
 
 
 def test_an_unreadable_simulator_clock_skips_the_check_instead_of_losing_the_feed() -> None:
@@ -270,3 +278,32 @@ def test_any_exception_of_a_frame_is_dead_lettered_and_the_next_frame_processed(
         processor.on_frame(update(1, 2, T0, change("bid", "1", "1", "1", "initial")), T0).changes
         == 1
     )
+
+
+def test_regular_re_reads_run_in_the_background_and_never_block_the_reader() -> None:
+    """The simulator, busy pushing frames, may answer slowly: only the first reading waits."""
+    import threading
+    import time
+
+    answered = threading.Event()
+    simulator = FakeSimulator(MINUTE)
+
+    def slow_status() -> dict[str, Any]:
+        if simulator.reads >= 1:
+            time.sleep(0.5)
+        body = simulator()
+        answered.set()
+        return body
+
+    clock = Monotonic()
+    reference = SimulatorReference(slow_status, resync_s=5.0, monotonic=clock)
+    assert reference(WALL_2026_MS, False) == MINUTE  # the first reading, at once
+    simulator.simulated_ms = MINUTE + HOUR_MS
+    answered.clear()
+    clock.now_s += 6.0
+    started = time.monotonic()
+    assert reference(WALL_2026_MS, False) == MINUTE  # the old reading: no wait
+    assert time.monotonic() - started < 0.3
+    assert answered.wait(5)
+    time.sleep(0.05)
+    assert reference(WALL_2026_MS, False) == MINUTE + HOUR_MS

@@ -69,6 +69,7 @@ def test_hostile_frames_are_dead_lettered_during_a_60x_history_replay(
     command = [sys.executable, "-m", "streaming.simulator", "--history", "binance"]
     command += ["--start", "2021-04-19T10:00", "--end", "2021-04-19T14:00", "--speed", "60"]
     command += ["--port", str(port), "--history-dir", str(history), "--seed", "2"]
+    command += ["--fault-endpoints"]  # /_sim/inject is off by default
     simulator = Child("simulator", command, tmp_path, {})
     wait_until(lambda: _up(port), 60, "simulator up", simulator)
     ingest = start_ingest(port, tmp_path)

@@ -123,6 +123,15 @@ def sim_status(port: int) -> dict[str, Any]:
         return dict(json.load(response))
 
 
+def sim_up(port: int) -> bool:
+    """Whether the simulator on ``port`` answers ``/_sim/status``."""
+    try:
+        sim_status(port)
+        return True
+    except OSError:
+        return False
+
+
 def sim_post(port: int, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
     data = json.dumps(payload or {}).encode()
     request = urllib.request.Request(

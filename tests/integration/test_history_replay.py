@@ -40,6 +40,7 @@ from tests.helpers import (
     free_port,
     shared_minute_file,
     sim_status,
+    sim_up,
     start_ingest,
     wait_until,
 )
@@ -358,7 +359,7 @@ def test_hours_of_history_reach_kafka_through_the_real_ingest_across_a_halt(
     command += ["--start", start, "--end", end, "--speed", "0", "--port", str(port)]
     command += ["--history-dir", str(history_dir), "--seed", "1"]
     simulator = Child("simulator", command, tmp_path, {})
-    wait_until(lambda: _up(port), 60, "simulator up", simulator)
+    wait_until(lambda: sim_up(port), 60, "simulator up", simulator)
     ingest = start_ingest(port, tmp_path)
     trades = TopicReader(kafka_broker, fresh_topics.trades)
     book = TopicReader(kafka_broker, fresh_topics.orderbook)
@@ -387,14 +388,6 @@ def test_hours_of_history_reach_kafka_through_the_real_ingest_across_a_halt(
     assert {c["ts_event_ms"] // 60_000 * 60_000 for c in changes} <= set(bars)
     assert len(changes) >= 90 * 3000  # about 4,000 modelled changes a minute
     assert "exchange halt" in simulator.log()
-
-
-def _up(port: int) -> bool:
-    try:
-        sim_status(port)
-        return True
-    except OSError:
-        return False
 
 
 def _volume(trades: list[dict[str, Any]]) -> Decimal:

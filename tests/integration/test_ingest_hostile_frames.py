@@ -29,6 +29,7 @@ from tests.helpers import (
     shared_minute_file,
     sim_post,
     sim_status,
+    sim_up,
     start_ingest,
     wait_until,
 )
@@ -71,7 +72,7 @@ def test_hostile_frames_are_dead_lettered_during_a_60x_history_replay(
     command += ["--port", str(port), "--history-dir", str(history), "--seed", "2"]
     command += ["--fault-endpoints"]  # /_sim/inject is off by default
     simulator = Child("simulator", command, tmp_path, {})
-    wait_until(lambda: _up(port), 60, "simulator up", simulator)
+    wait_until(lambda: sim_up(port), 60, "simulator up", simulator)
     ingest = start_ingest(port, tmp_path)
     letters = TopicReader(kafka_broker, fresh_topics.deadletter)
     beats = TopicReader(kafka_broker, fresh_topics.heartbeat)  # small: the book topic is not read
@@ -124,11 +125,3 @@ def _event_of(raw: str) -> str:
     if not isinstance(letter, dict) or "event" not in letter:
         return ""
     return json.dumps(letter["event"])
-
-
-def _up(port: int) -> bool:
-    try:
-        sim_status(port)
-        return True
-    except OSError:
-        return False

@@ -50,6 +50,10 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+# Liveness deadlines, not speed goals (speed is in bench/): `rtc up` -> first record took 82-103 s
+# on a quiet machine and up to 367 s at a load average of 20+ (shared 2-core machines).
+FIRST_RECORD_DEADLINE_S = 480
+
 
 def _processes_mentioning(text: str) -> list[str]:
     found = []
@@ -63,6 +67,7 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
+@pytest.mark.timeout(1800)  # the daily loop and a retrain inside one platform run
 def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
     tmp_path: Path, services_report
 ) -> None:
@@ -110,7 +115,7 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
     )
     first_record_s = None
     try:
-        deadline = started + 240
+        deadline = started + FIRST_RECORD_DEADLINE_S
         while time.monotonic() < deadline and first_record_s is None:
             output.seek(0)
             lines = output.read().splitlines()
@@ -132,7 +137,9 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
             ],
         )
         assert scan_texts({"rtc up": log}, patterns) == [], log[-4000:]
-        assert first_record_s is not None, f"no liquidity record within 240 s:\n{log[-4000:]}"
+        assert first_record_s is not None, (
+            f"no liquidity record within {FIRST_RECORD_DEADLINE_S} s:\n{log[-4000:]}"
+        )
         assert record["type"] == "liquidity" and record["symbol"] == "BTCUSD"
         assert record["bid_price_weighted_volume"] > 0 and record["ask_price_weighted_volume"] > 0
         for name in ("kafka", "elasticsearch", "airflow", "simulator", "ingest", "liquidity"):

@@ -12,7 +12,7 @@ On every real Binance segment in ../shared/data/minute (320,000 minutes), for th
 
 Each is run twice with identical results checked: ``naive`` calls ``strategy.decide_order`` at
 every minute; ``fast`` calls it only at side changes and while it keeps acting (see
-``rtcrypto.backtest``). Both include the ledger's Decimal fills and the equity curve; loading the
+``rtcrypto.trading.backtest``). Both include the ledger's Decimal fills and the equity curve; loading the
 CSV is not timed. Rates are total minutes / total seconds over the segments, median and best of
 ``--repeat`` runs. ``full report`` times ``run_backtest`` (strategy, buy-and-hold, five random
 baselines at the same turnover, hit rate) per minute of data. Not a test: figures vary with load.
@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from rtcrypto.backtest import BacktestConfig, run_backtest, side_flip_rate, simulate
+from rtcrypto.trading.backtest import BacktestConfig, run_backtest, side_flip_rate, simulate
 
 MINUTE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "minute"
 

@@ -22,11 +22,11 @@ from tempfile import mkdtemp
 from typing import Any
 
 from bench.common import ensure_broker, save
-from rtcrypto import spark
 from rtcrypto.config import get_settings
 from rtcrypto.feedbars import options
-from rtcrypto.kafka_io import make_producer
-from rtcrypto.schemas import Trade
+from rtcrypto.kafka.producers import make_producer
+from rtcrypto.market.schemas import Trade
+from rtcrypto.spark import submit as spark
 from rtcrypto.stack import kafka as kafka_stack
 from tests.integration.test_bars_job import tree_cpu_s, tree_rss_mb
 from tests.unit.test_feed_bars import capture_orderbook, capture_trades

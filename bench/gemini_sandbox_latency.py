@@ -21,12 +21,12 @@ from decimal import Decimal
 from typing import Any
 
 from bench.common import save
-from rtcrypto.captures import load_capture
 from rtcrypto.exchange.base import OrderRequest
 from rtcrypto.exchange.gemini import GeminiAdapter
+from rtcrypto.market.captures import load_capture
 from rtcrypto.simulator import SimulatorOptions, start_simulator
 from rtcrypto.simulator.sandbox import SandboxAccount
-from rtcrypto.strategy import Side
+from rtcrypto.trading.strategy import Side
 from tests.helpers import GEMINI_CAPTURE
 
 KEY, SECRET = "account-bench", "bench-secret"

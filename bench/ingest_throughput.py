@@ -24,7 +24,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from bench.common import drop_topics, end_offsets, ensure_broker, fresh_topics, save
 from rtcrypto.config import KafkaClient, get_settings
-from rtcrypto.kafka_io import make_producer
+from rtcrypto.kafka.producers import make_producer
 from tests.helpers import GEMINI_CAPTURE, free_port, start_ingest, start_simulator
 
 

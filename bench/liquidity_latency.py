@@ -24,11 +24,11 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 
 from bench.common import drop_topics, ensure_broker, fresh_topics, save
-from rtcrypto import spark
-from rtcrypto.captures import load_capture, replay_v1_change_events
 from rtcrypto.config import get_settings
-from rtcrypto.kafka_io import make_producer
-from rtcrypto.schemas import BookChange, TimeTick
+from rtcrypto.kafka.producers import make_producer
+from rtcrypto.market.captures import load_capture, replay_v1_change_events
+from rtcrypto.market.schemas import BookChange, TimeTick
+from rtcrypto.spark import submit as spark
 from tests.helpers import GEMINI_CAPTURE
 
 WINDOW_MS = 60_000

@@ -51,9 +51,9 @@ from typing import Any
 from bench.common import RESULTS
 from bench.soak_metrics import second_half_slopes, take_sample
 from bench.soak_report import write_report
-from rtcrypto import services
 from rtcrypto.config import Settings, get_settings
 from rtcrypto.stack import process
+from rtcrypto.supervision import services
 
 RTC = [sys.executable, "-m", "rtcrypto.cli.main"]
 CAPTURE_CHANGES_PER_S_NOTE = "BTCUSD changes of the Gemini v2 capture, snapshot excluded"
@@ -86,7 +86,7 @@ def soak_env(home: Path, speed: float) -> dict[str, str]:
 def capture_changes_per_s(path: Path) -> dict[str, float]:
     """The real Gemini capture's BTCUSD change rate: changes of its updates (the first full
     snapshot excluded) over the span between its first and last BTCUSD message."""
-    from rtcrypto.captures import BookUpdate, load_capture
+    from rtcrypto.market.captures import BookUpdate, load_capture
 
     messages = load_capture(path).for_symbol("BTCUSD")
     updates = [m for m in messages if isinstance(m, BookUpdate) and not m.is_snapshot]

@@ -30,12 +30,12 @@ import pandas as pd
 from bench.common import machine, save
 from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
 from rtcrypto.exchange.paper import PaperExchange
-from rtcrypto.risk import RiskLimits
-from rtcrypto.strategy import StrategyParams
 from rtcrypto.trader.engine import Trader, parse_liquidity_bytes
 from rtcrypto.trader.forecasts import ForecastSides, ForecastSource
 from rtcrypto.trader.journal import OrderJournal
 from rtcrypto.trader.recorder import NullRecorder
+from rtcrypto.trading.risk import RiskLimits
+from rtcrypto.trading.strategy import StrategyParams
 
 T0 = 1_618_677_900_000
 MINUTE = 60_000

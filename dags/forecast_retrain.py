@@ -6,7 +6,7 @@ platform's own recorded bars (``RTC_HISTORY_FEED_SOURCE``) when they hold a full
 ``training_days`` days, else the imported source whose latest full window is newest; a full window
 has >= ``RTC_FORECAST_MIN_COVERAGE`` (90 %) of its training and of its held-out minutes. It never
 picks a source too short: when none qualifies, the run is **skipped** with the reason (not failed
-and retried). Only minutes before the trader's clock count (``rtcrypto.feedclock``: the simulator's
+and retried). Only minutes before the trader's clock count (``rtcrypto.market.feedclock``: the simulator's
 time while it replays history, else the wall clock), so a replay never trains on minutes the trader
 has not reached; given the stored minutes and that clock, a rerun trains on the same ones.
 ``train_and_publish`` calls ``rtcrypto.forecast.publish.publish``: train on the window before its
@@ -31,7 +31,7 @@ DEFAULT_HORIZON_MINUTES = 150_000  # the book's horizon; rtcrypto.forecast has t
 # DAG files import nothing of the project at parse time (a test checks both are equal)
 MAX_HORIZON_MINUTES = 525_600
 MAX_TRAINING_DAYS = 366  # a year of minute bars is ~527k rows: Prophet's fit time grows with it
-# As `rtc up`'s first forecast (rtcrypto/bootstrap.py): 21 days fit inside every real segment of
+# As `rtc up`'s first forecast (rtcrypto/platform/bootstrap.py): 21 days fit inside every real segment of
 # ../shared/data/minute, so a replay's retrain trains on the days just before the trader's clock.
 DEFAULT_TRAINING_DAYS = 21
 
@@ -103,7 +103,7 @@ def forecast_retrain() -> None:
             UnknownSourceError,
             select_training_window,
         )
-        from rtcrypto.review_clock import trader_now_ms
+        from rtcrypto.report.clock import trader_now_ms
 
         params = params or {}
         days = int(params.get("training_days") or DEFAULT_TRAINING_DAYS)
@@ -135,10 +135,10 @@ def forecast_retrain() -> None:
         """Train, forecast, backtest on the holdout and publish a version past the gate."""
         import logging
 
-        from rtcrypto.backtest import BacktestConfig
         from rtcrypto.config import get_settings
         from rtcrypto.forecast.publish import publish
         from rtcrypto.history import load_history
+        from rtcrypto.trading.backtest import BacktestConfig
 
         log = logging.getLogger(__name__)
         params = params or {}

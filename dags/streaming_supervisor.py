@@ -1,7 +1,7 @@
 """streaming_supervisor: every 5 minutes, check each streaming service and restart a dead or
 stuck one.
 
-For each service of the registry (``rtcrypto/services.py``: simulator, ingest, the Spark
+For each service of the registry (``rtcrypto/supervision/services.py``: simulator, ingest, the Spark
 liquidity job, the Spark bars job, the trader; the services this configuration runs), ``check_health``
 (``ServiceHeartbeatSensor`` in watch mode) reads the process state, the newest heartbeat on
 ``service.heartbeat.v1`` and the lag, and returns the verdict: healthy, stale (no heartbeat for
@@ -59,7 +59,7 @@ DEFAULT_ARGS: dict[str, Any] = {
             type="string",
             enum=["local", "spark_submit"],
             title="Spark job restart backend",
-            description="local: rtcrypto.spark's command; spark_submit: SparkSubmitHook's, "
+            description="local: rtcrypto.spark.submit's command; spark_submit: SparkSubmitHook's, "
             "master from the Airflow connection spark_default.",
         ),
     },
@@ -69,7 +69,7 @@ def streaming_supervisor() -> None:
     def list_services() -> list[str]:
         """The registry's services this configuration runs, in start order."""
         from rtcrypto.config import get_settings
-        from rtcrypto.services import enabled_services
+        from rtcrypto.supervision.services import enabled_services
 
         return [spec.name for spec in enabled_services(get_settings())]
 
@@ -92,7 +92,7 @@ def streaming_supervisor() -> None:
         import logging
 
         from rtcrypto.config import get_settings
-        from rtcrypto.services import read_journal, restart_counts
+        from rtcrypto.supervision.services import read_journal, restart_counts
 
         log = logging.getLogger(__name__)
         counts = restart_counts(read_journal(get_settings()))

@@ -1,7 +1,7 @@
 """trade_report: the daily trade review (HTML + PNG) of the last hours of the trader's clock.
 
 Runs at 01:00 UTC and reviews the last ``RTC_REPORT_HOURS`` hours (24) of the **feed clock**, the
-trader's clock (``rtcrypto/feedclock.py``), so the report holds the minutes the trader actually
+trader's clock (``rtcrypto/market/feedclock.py``), so the report holds the minutes the trader actually
 traded, also when the simulator replays historical days:
 
 - live feed: the range ends at the run's ``data_interval_end`` (the wall clock of the scheduled
@@ -93,7 +93,7 @@ def trade_report() -> None:
         from rtcrypto.config import get_settings
         from rtcrypto.report import ReportError
         from rtcrypto.report import build_report as build
-        from rtcrypto.review_clock import WALL, review_clock
+        from rtcrypto.report.clock import WALL, review_clock
         from rtcrypto.search import search_client
 
         log = logging.getLogger(__name__)

@@ -62,7 +62,7 @@ class Feed(StrEnum):
 
 
 class KafkaClient(StrEnum):
-    """Which Python Kafka client produces (see rtcrypto/kafka_io.py for the trade-off)."""
+    """Which Python Kafka client produces (see rtcrypto/kafka/producers.py for the trade-off)."""
 
     kafka_python = "kafka-python"
     confluent = "confluent"
@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     # producers compress their batches with this; the topics keep them as they are
     kafka_compression: Literal["zstd", "gzip", "none"] = "zstd"
     # a record the broker has not taken within this long stops the producing service (exit 75,
-    # see rtcrypto/kafka_io.py): nothing is dropped silently
+    # see rtcrypto/kafka/producers.py): nothing is dropped silently
     kafka_delivery_timeout_ms: int = Field(default=600_000, ge=1000, le=86_400_000)
 
     # --- search (Elasticsearch) ----------------------------------------------------------------
@@ -189,7 +189,7 @@ class Settings(BaseSettings):
         default=Path(__file__).resolve().parent / "simulator" / "calibration.json",
         description="the modelled book's calibration (`rtc simulate calibrate` writes it)",
     )
-    # the feed clock (rtcrypto/feedclock.py): the simulator's time, re-read this often and
+    # the feed clock (rtcrypto/market/feedclock.py): the simulator's time, re-read this often and
     # extrapolated at the replay's speed in between; the wall clock with the live feed
     feed_clock_resync_s: Seconds = 5.0
     feed_clock_timeout_s: Seconds = 2.0  # one read of GET /_sim/status
@@ -206,7 +206,7 @@ class Settings(BaseSettings):
     # dead-lettered by the ingest, and by Spark when ahead of the record's Kafka time (bounded.py)
     event_time_window_s: float = Field(default=3600.0, gt=0, le=366 * 86_400)
 
-    # --- supervision (rtcrypto/services.py: Airflow's streaming_supervisor and `rtc status`) ----
+    # --- supervision (rtcrypto/supervision/services.py: Airflow's streaming_supervisor and `rtc status`) ----
     # stale after N x interval
     supervisor_stale_heartbeats: float = Field(default=3.0, gt=0, le=1000, allow_inf_nan=False)
     # silent start allowed (Spark)

@@ -1,6 +1,6 @@
 """Spark Structured Streaming job: ``gemini.orderbook.v1`` -> ``liquidity.minute.v1``.
 
-Run it with spark-submit; ``rtc liquidity run`` builds the command (``rtcrypto/spark.py``)::
+Run it with spark-submit; ``rtc liquidity run`` builds the command (``rtcrypto/spark/submit.py``)::
 
     spark-submit --jars <kafka connector jars> spark_jobs/liquidity.py --bootstrap 127.0.0.1:9092
 
@@ -20,7 +20,7 @@ Per symbol and 1-minute tumbling event-time window it writes one JSON record, Ka
 ``tick`` records only move event time forward, so a quiet market still closes its windows; a
 window with ticks only is not written. One stateful operator (the windowed aggregate, append
 mode: each window is written once, after the watermark passes its end). A second, stateless
-query writes malformed input to ``deadletter.v1`` (fields of ``rtcrypto.schemas.DeadLetter``).
+query writes malformed input to ``deadletter.v1`` (fields of ``rtcrypto.market.schemas.DeadLetter``).
 Both checkpoint under ``--checkpoint`` (``liquidity/`` and ``deadletter/``); a restart resumes
 after the last committed batch. SIGTERM / SIGINT stop the queries between batches.
 """
@@ -45,10 +45,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
-from rtcrypto.liquidity import WINDOW_MS
-from rtcrypto.schemas import SCHEMA_VERSION
-from rtcrypto.spark_event_time import checked_event_time, event_time_reason
-from rtcrypto.spark_heartbeat import SparkHeartbeats
+from rtcrypto.market.liquidity import WINDOW_MS
+from rtcrypto.market.schemas import SCHEMA_VERSION
+from rtcrypto.spark.event_time import checked_event_time, event_time_reason
+from rtcrypto.spark.heartbeat import SparkHeartbeats
 
 SERVICE = "spark-liquidity"
 KNOWN_TYPES = ("change", "tick", "book_depth")
@@ -153,7 +153,7 @@ def parse_orderbook(raw: DataFrame, event_time_window_ms: int = EVENT_TIME_WINDO
     An event time more than ``event_time_window_ms`` after Kafka's ``timestamp`` (when ``raw``
     has one), or beyond what Spark's timestamps hold, gets a null ``event_time`` (it moves no
     watermark and feeds no window) and a ``malformed_reason`` (it is dead-lettered):
-    :mod:`rtcrypto.spark_event_time`.
+    :mod:`rtcrypto.spark.event_time`.
     """
     record = F.from_json(F.col("value"), ORDERBOOK_SCHEMA)
     parsed = raw.withColumn("record", record)
@@ -259,7 +259,7 @@ def to_kafka_records(liquidity: DataFrame) -> DataFrame:
 
 
 def build_dead_letters(parsed: DataFrame, source_topic: str) -> DataFrame:
-    """Kafka records for ``deadletter.v1`` (fields of ``rtcrypto.schemas.DeadLetter``).
+    """Kafka records for ``deadletter.v1`` (fields of ``rtcrypto.market.schemas.DeadLetter``).
 
     ``parsed`` must carry Kafka's ``partition``, ``offset`` and ``timestamp`` columns. The key
     names the input position, so a replayed batch rewrites the same dead letters.

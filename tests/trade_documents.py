@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
-from rtcrypto.ledger import Ledger
 from rtcrypto.search import documents
 from rtcrypto.search.documents import SearchAction
-from rtcrypto.strategy import OrderIntent, PriceReference, Side, TimeInForce
+from rtcrypto.trading.ledger import Ledger
+from rtcrypto.trading.strategy import OrderIntent, PriceReference, Side, TimeInForce
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch

@@ -1,4 +1,4 @@
-"""Fuzz target: the capture parsers (:func:`rtcrypto.captures.parse_lines` for every venue).
+"""Fuzz target: the capture parsers (:func:`rtcrypto.market.captures.parse_lines` for every venue).
 
 One input is a few capture lines (cryptofeed's text format); the first byte picks the venue.
 Nothing may raise: a bad line must be counted as skipped (with its line number), never fail the
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import get_args
 
 from fuzz.seeds import ORDERBOOK_DATA, capture_lines
-from rtcrypto.captures import Venue, parse_lines
+from rtcrypto.market.captures import Venue, parse_lines
 
 VENUES: tuple[Venue, ...] = get_args(Venue)
 LINES_PER_SEED = 8

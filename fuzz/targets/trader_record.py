@@ -29,18 +29,23 @@ from typing import Any
 
 import pandas as pd
 
-from rtcrypto.captures import BookUpdate, load_capture
 from rtcrypto.config import PROJECT_ROOT, Settings
 from rtcrypto.exchange.base import TopOfBook
 from rtcrypto.exchange.paper import PaperExchange
-from rtcrypto.liquidity import WINDOW_MS, liquidity_ratio, price_weighted_volume, window_start_ms
-from rtcrypto.risk import RiskLimits
-from rtcrypto.strategy import StrategyParams
+from rtcrypto.market.captures import BookUpdate, load_capture
+from rtcrypto.market.liquidity import (
+    WINDOW_MS,
+    liquidity_ratio,
+    price_weighted_volume,
+    window_start_ms,
+)
 from rtcrypto.trader.engine import Trader
 from rtcrypto.trader.forecasts import ForecastSides, ForecastSource
 from rtcrypto.trader.journal import OrderJournal
 from rtcrypto.trader.recorder import NullRecorder
 from rtcrypto.trader.service import TraderService
+from rtcrypto.trading.risk import RiskLimits
+from rtcrypto.trading.strategy import StrategyParams
 
 CAPTURE = PROJECT_ROOT.parent / "shared/data/orderbook/gemini_2021-04-17__GEMINI.ws.36.0.gz"
 CAPTURE_START_MS = 1_618_677_900_000  # 2021-04-17 16:45 UTC, the capture's first minute

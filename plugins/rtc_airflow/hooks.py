@@ -1,6 +1,6 @@
 """``ServiceSupervisionHook``: the streaming services' health, lag, start, stop and restart.
 
-A thin Airflow face over ``rtcrypto.services`` (the registry and the pure health judge), so
+A thin Airflow face over ``rtcrypto.supervision.services`` (the registry and the pure health judge), so
 sensors and operators share one code path with ``rtc up`` and ``rtc status``. Settings come from
 the task's environment (``RTC_*``, see ``rtcrypto/config.py``). Kafka lag reads use the Airflow
 Kafka provider's ``KafkaAdminClientHook`` when ``kafka_config_id`` names a connection, else a
@@ -17,11 +17,11 @@ from airflow.sdk import BaseHook
 
 if TYPE_CHECKING:
     from rtcrypto.config import Settings
-    from rtcrypto.services import Launch, RestartBackend, RestartRecord, ServiceHealth
+    from rtcrypto.supervision.services import Launch, RestartBackend, RestartRecord, ServiceHealth
 
 
 class ServiceSupervisionHook(BaseHook):
-    """Health, lag and lifecycle of the services in ``rtcrypto.services.SERVICES``.
+    """Health, lag and lifecycle of the services in ``rtcrypto.supervision.services.SERVICES``.
 
     :param kafka_config_id: an Airflow Kafka connection (``{"bootstrap.servers": ...}`` in its
         extra) for consumer-group and end-offset reads; None uses ``RTC_KAFKA_BOOTSTRAP``.
@@ -48,14 +48,14 @@ class ServiceSupervisionHook(BaseHook):
 
                 self._admin = KafkaAdminClientHook(kafka_config_id=self.kafka_config_id).get_conn
             else:
-                from rtcrypto.services import kafka_admin
+                from rtcrypto.supervision.services import kafka_admin
 
                 self._admin = kafka_admin(self.settings)
         return self._admin
 
     def health(self, service: str) -> ServiceHealth:
         """The supervisor's verdict on ``service`` (process, heartbeat age, lag)."""
-        from rtcrypto import services
+        from rtcrypto.supervision import services
 
         spec = services.get_service(service)
         settings = self.settings
@@ -68,7 +68,7 @@ class ServiceSupervisionHook(BaseHook):
     ) -> int | None:
         """Records behind: of ``service`` (its consumer group or checkpoint), or of ``group_id``
         on ``topic``. None while nothing is committed (or planned) yet."""
-        from rtcrypto import services
+        from rtcrypto.supervision import services
 
         if service is not None:
             return services.service_lag_records(
@@ -80,8 +80,8 @@ class ServiceSupervisionHook(BaseHook):
 
     def start(self, service: str) -> tuple[int | None, bool]:
         """Start ``service`` unless it runs; (pid, started by this call)."""
-        from rtcrypto import services
         from rtcrypto.stack import process
+        from rtcrypto.supervision import services
 
         settings = self.settings
         spec = services.get_service(service)
@@ -91,7 +91,7 @@ class ServiceSupervisionHook(BaseHook):
 
     def stop(self, service: str, timeout_s: float = 30.0) -> bool:
         """Stop ``service``; True if it was running. The supervisor leaves it stopped."""
-        from rtcrypto import services
+        from rtcrypto.supervision import services
 
         return services.stop_service(service, self.settings, timeout_s=timeout_s)
 
@@ -105,7 +105,7 @@ class ServiceSupervisionHook(BaseHook):
         compose_file: Path | None = None,
     ) -> RestartRecord:
         """Restart ``service`` and record it (log, journal, ``rtc-restarts`` when ES answers)."""
-        from rtcrypto import services
+        from rtcrypto.supervision import services
 
         return services.restart_service(
             service,

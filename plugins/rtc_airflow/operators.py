@@ -27,7 +27,7 @@ from rtc_airflow.hooks import ServiceSupervisionHook
 
 if TYPE_CHECKING:
     from rtcrypto.config import Settings
-    from rtcrypto.services import Launch
+    from rtcrypto.supervision.services import Launch
 
 DEFAULT_RESTART_STATES = ("dead", "stale")
 
@@ -37,13 +37,14 @@ def spark_submit_launch(settings: Settings, spark_conn_id: str) -> Launch:
 
     The master and deploy mode come from the Airflow connection ``spark_conn_id`` (for this
     machine: conn_type ``spark``, host ``local[2]``); jars, Spark conf, job script and arguments
-    from the project, as in ``rtcrypto.spark.build_submit_command``. Raises
+    from the project, as in ``rtcrypto.spark.submit.build_submit_command``. Raises
     ``AirflowFailException`` if the connection does not exist (the hook would fall back to YARN).
     """
     from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
     from airflow.sdk import BaseHook
 
-    from rtcrypto import services, spark
+    from rtcrypto.spark import submit as spark
+    from rtcrypto.supervision import services
 
     try:
         BaseHook.get_connection(spark_conn_id)
@@ -113,7 +114,7 @@ class ServiceRestartOperator(BaseOperator):
         self.restart_states = tuple(restart_states)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from rtcrypto import services
+        from rtcrypto.supervision import services
 
         service = self.service or (self.health or {}).get("service")
         if not service:
@@ -153,7 +154,7 @@ class ServiceRestartOperator(BaseOperator):
         return record.as_dict()
 
     def _backend_for(self, service: str) -> Any:
-        from rtcrypto import services
+        from rtcrypto.supervision import services
 
         try:
             backend = services.RestartBackend(self.backend)

@@ -50,8 +50,8 @@ def run(
     ] = None,
 ) -> None:
     """Run the bars job with spark-submit in the foreground (Ctrl-C stops it cleanly)."""
-    from rtcrypto import spark
     from rtcrypto.feedbars import options
+    from rtcrypto.spark import submit as spark
 
     settings = get_settings()
     job = options.BarsJobOptions.from_settings(settings).with_overrides(

@@ -15,7 +15,7 @@ from rtcrypto.config import FORECAST_HORIZON_MAX_MINUTES
 if TYPE_CHECKING:
     import pandas as pd
 
-    from rtcrypto.backtest import BacktestConfig
+    from rtcrypto.trading.backtest import BacktestConfig
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -61,8 +61,8 @@ def _default_files() -> list[Path]:
 
 
 def _config(fee: Decimal | None) -> BacktestConfig:
-    from rtcrypto.backtest import BacktestConfig
     from rtcrypto.config import get_settings
+    from rtcrypto.trading.backtest import BacktestConfig
 
     overrides = {} if fee is None else {"taker_fee_pct": fee}
     return BacktestConfig.from_settings(get_settings(), **overrides)

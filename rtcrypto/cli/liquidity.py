@@ -61,7 +61,7 @@ def run(
     ] = False,
 ) -> None:
     """Run the Spark job with spark-submit (foreground unless --detach; Ctrl-C stops it)."""
-    from rtcrypto import spark
+    from rtcrypto.spark import submit as spark
 
     settings = get_settings()
     config = spark.LiquidityJobConfig.from_settings(settings).with_overrides(
@@ -99,7 +99,7 @@ def run(
 
 def _managed_job_on(checkpoint: Path) -> int | None:
     """Pid of the managed (detached) job if it runs on ``checkpoint``, else None."""
-    from rtcrypto import spark
+    from rtcrypto.spark import submit as spark
     from rtcrypto.stack import process
 
     status = process.process_status(spark.LIQUIDITY_PROCESS, get_settings())
@@ -114,7 +114,7 @@ def _managed_job_on(checkpoint: Path) -> int | None:
 
 
 def _run_detached(command: list[str]) -> None:
-    from rtcrypto import spark
+    from rtcrypto.spark import submit as spark
     from rtcrypto.stack import process
     from rtcrypto.stack.errors import StackError
 
@@ -132,7 +132,7 @@ def _run_detached(command: list[str]) -> None:
 
 def _run_foreground(command: list[str]) -> int:
     """spark-submit as a child; SIGINT/SIGTERM are forwarded as a clean stop of the job."""
-    from rtcrypto import spark
+    from rtcrypto.spark import submit as spark
 
     job = spark.start_job(command)
     stop_requested: list[int] = []
@@ -155,7 +155,7 @@ def stop(
     timeout: Annotated[float, typer.Option(help="Seconds before the job is killed.")] = 60.0,
 ) -> None:
     """Stop the job started with --detach (or by `rtc up`): queries first, then the JVM."""
-    from rtcrypto import spark
+    from rtcrypto.spark import submit as spark
     from rtcrypto.stack import process
 
     settings = get_settings()

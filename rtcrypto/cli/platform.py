@@ -1,7 +1,7 @@
 """``rtc up|down|status``: the whole embedded platform on one machine, without Docker.
 
 ``up`` starts Kafka (``rtc stack up``), then the streaming services of the registry
-(``rtcrypto/services.py``: the exchange simulator (offline default; ``RTC_FEED=live`` reads
+(``rtcrypto/supervision/services.py``: the exchange simulator (offline default; ``RTC_FEED=live`` reads
 Gemini's public feed instead), the ingest, the Spark liquidity job and the trader) as managed
 background processes, and follows ``liquidity.minute.v1`` so the user sees records as they arrive.
 ``status`` adds each service's health as the supervisor judges it (state, heartbeat age, lag,
@@ -19,14 +19,15 @@ from typing import Any
 
 import typer
 
-from rtcrypto import bootstrap, services
-from rtcrypto.bootstrap import BootstrapError
 from rtcrypto.cli import stack as stack_cli
 from rtcrypto.config import Feed, Settings, SimulatorReplay, get_settings
 from rtcrypto.kaggle_credentials import history_download_schedule_note
+from rtcrypto.platform import bootstrap
+from rtcrypto.platform.bootstrap import BootstrapError
 from rtcrypto.redact import redact_url
 from rtcrypto.stack import process
 from rtcrypto.stack.errors import StackError
+from rtcrypto.supervision import services
 
 
 def _start(spec: services.ServiceSpec, settings: Settings) -> None:
@@ -39,7 +40,7 @@ def _start(spec: services.ServiceSpec, settings: Settings) -> None:
 
 
 def start_services(settings: Settings) -> None:
-    """Every enabled service of the registry (``rtcrypto/services.py``), in order, each once.
+    """Every enabled service of the registry (``rtcrypto/supervision/services.py``), in order, each once.
 
     The same start path as Airflow's ``streaming_start`` DAG and the supervisor's restarts.
     """
@@ -64,7 +65,7 @@ def _step(label: str, action: Callable[[], str]) -> None:
 
 
 def prepare_platform(settings: Settings) -> None:
-    """History, forecast and indices, each idempotent (``rtcrypto/bootstrap.py``)."""
+    """History, forecast and indices, each idempotent (``rtcrypto/platform/bootstrap.py``)."""
     files = bootstrap.shared_minute_files()
 
     def history() -> str:
@@ -132,7 +133,7 @@ def replay_progress(settings: Settings) -> str | None:
     """Where the running history replay is (from ``/_sim/status``); None if it does not answer."""
     if settings.feed is not Feed.simulator:
         return None
-    from rtcrypto.feedclock import http_status_reader, iso_minute, status_url
+    from rtcrypto.market.feedclock import http_status_reader, iso_minute, status_url
 
     try:
         status = http_status_reader(status_url(settings), settings.feed_clock_timeout_s)()
@@ -259,10 +260,10 @@ def show_services(settings: Settings, heartbeats: dict[str, dict[str, Any]] | No
 def show_heartbeats(settings: Settings, latest: dict[str, dict[str, Any]] | None = None) -> None:
     """The newest heartbeat of each service on ``service.heartbeat.v1``, if Kafka answers.
 
-    ``latest`` is what :func:`rtcrypto.services.read_latest_heartbeats` returned (read here when
+    ``latest`` is what :func:`rtcrypto.supervision.services.read_latest_heartbeats` returned (read here when
     not given; None means Kafka does not answer).
     """
-    from rtcrypto.heartbeats import describe
+    from rtcrypto.supervision.heartbeats import describe
 
     if latest is None:
         latest = services.read_latest_heartbeats(settings)

@@ -1,7 +1,7 @@
 """``rtc prepare``: what ``rtc up`` prepares before the streaming services start, on its own.
 
 History import, first forecast, index templates and indices, Kibana's saved objects when
-``RTC_KIBANA_URL`` is set (``rtcrypto/bootstrap.py``); each step is a no-op once done.
+``RTC_KIBANA_URL`` is set (``rtcrypto/platform/bootstrap.py``); each step is a no-op once done.
 docker-compose runs it once as its ``bootstrap`` service; locally ``rtc up`` runs the same steps.
 """
 
@@ -15,9 +15,9 @@ def register(app: typer.Typer) -> None:
     def prepare() -> None:
         """Import the shared history, publish a forecast if none is current, provision the
         indices (and Kibana's saved objects with RTC_KIBANA_URL); each step idempotent."""
-        from rtcrypto.bootstrap import BootstrapError
         from rtcrypto.cli.platform import prepare_platform
         from rtcrypto.config import get_settings
+        from rtcrypto.platform.bootstrap import BootstrapError
         from rtcrypto.search.client import SearchError
         from rtcrypto.search.kibana import KibanaError
         from rtcrypto.stack.errors import StackError

@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         with the simulator feed; the newest recorded time once the simulator is gone)."""
         from rtcrypto.config import get_settings
         from rtcrypto.report import ReportError, build_report, default_out_dir, parse_time_bound
-        from rtcrypto.review_clock import review_clock
+        from rtcrypto.report.clock import review_clock
         from rtcrypto.search import SearchError, search_client
 
         settings = get_settings()

@@ -1,7 +1,7 @@
 """``rtc service exec NAME``: run one registry service in the foreground, as `rtc up` starts it.
 
 For containers (docker-compose): the service's command comes from the one registry
-(``rtcrypto/services.py``), so a container runs exactly what the local supervisor runs, including
+(``rtcrypto/supervision/services.py``), so a container runs exactly what the local supervisor runs, including
 arguments that are computed from the settings and the prepared state (the simulator's replay window).
 """
 
@@ -11,9 +11,9 @@ import os
 
 import typer
 
-from rtcrypto import services
 from rtcrypto.config import get_settings
 from rtcrypto.stack.errors import StackError
+from rtcrypto.supervision import services
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from rtcrypto.strategy import Side
+from rtcrypto.trading.strategy import Side
 
 
 class ExchangeError(Exception):

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
-from rtcrypto.strategy import Side
+from rtcrypto.trading.strategy import Side
 
 DECIMAL_FIELDS = frozenset(
     {

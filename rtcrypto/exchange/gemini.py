@@ -34,7 +34,6 @@ import requests
 from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from rtcrypto.captures import decimal_text
 from rtcrypto.exchange.base import (
     AuthenticationError,
     ExchangeError,
@@ -50,8 +49,9 @@ from rtcrypto.exchange.base import (
     TopOfBook,
 )
 from rtcrypto.exchange.signing import NonceSource, encode_payload, private_headers, private_payload
+from rtcrypto.market.captures import decimal_text
 from rtcrypto.redact import redact_url
-from rtcrypto.strategy import Side
+from rtcrypto.trading.strategy import Side
 
 log = logging.getLogger("exchange.gemini")
 
@@ -288,7 +288,7 @@ class GeminiAdapter:
         clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        # when a book was read, on the feed's clock (rtcrypto/feedclock.py); wall clock by default
+        # when a book was read, on the feed's clock (rtcrypto/market/feedclock.py); wall clock by default
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.public_only = public_only
         self._api_key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)

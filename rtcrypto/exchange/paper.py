@@ -33,8 +33,8 @@ from rtcrypto.exchange.base import (
     TopOfBook,
 )
 from rtcrypto.exchange.codec import book_from_json, book_to_json, status_from_json, status_to_json
-from rtcrypto.strategy import Side
 from rtcrypto.trading.orders import ioc_fill, taker_fee_usd
+from rtcrypto.trading.strategy import Side
 
 log = logging.getLogger(__name__)
 

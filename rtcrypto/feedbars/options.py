@@ -43,7 +43,7 @@ class BarsJobOptions:
     heartbeat_interval_s: float = 5.0
     progress_interval_s: float = 60.0
     max_offsets_per_trigger: int | None = None
-    event_time_window_s: float = 3600.0  # rtcrypto.spark_event_time: later event times dropped
+    event_time_window_s: float = 3600.0  # rtcrypto.spark.event_time: later event times dropped
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> BarsJobOptions:
@@ -120,7 +120,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BarsJobOptions:
 
 def job_script() -> Path:
     """Path of ``spark_jobs/bars.py`` (found without importing pyspark)."""
-    from rtcrypto.spark import SparkSetupError
+    from rtcrypto.spark.submit import SparkSetupError
 
     spec = importlib.util.find_spec(JOB_MODULE)
     if spec is None or spec.origin is None:
@@ -132,7 +132,7 @@ def submit_command(
     options: BarsJobOptions, jars: Sequence[Path], *, spark_submit: Path | None = None
 ) -> list[str]:
     """The spark-submit command line of the bars job (the liquidity job's Spark settings)."""
-    from rtcrypto.spark import SPARK_CONF, find_spark_submit
+    from rtcrypto.spark.submit import SPARK_CONF, find_spark_submit
 
     command = [
         str(spark_submit or find_spark_submit()),

@@ -35,8 +35,8 @@ from pyspark.sql.types import DecimalType, DoubleType, LongType, StringType, Str
 from rtcrypto.feedbars.options import HEARTBEAT_SERVICE, QUERY_NAME, BarsJobOptions
 from rtcrypto.feedbars.sink import BAR_COLUMNS, SinkTarget, write_bars
 from rtcrypto.history.bars import MINUTE_MS
-from rtcrypto.spark_event_time import checked_event_time, event_time_reason
-from rtcrypto.spark_heartbeat import SparkHeartbeats
+from rtcrypto.spark.event_time import checked_event_time, event_time_reason
+from rtcrypto.spark.heartbeat import SparkHeartbeats
 
 log = logging.getLogger(HEARTBEAT_SERVICE)
 STOP_GRACE_S = 20.0  # after a stop request, exit even if the JVM stops answering
@@ -81,7 +81,7 @@ def parse_records(raw: DataFrame, event_time_window_ms: int = EVENT_TIME_WINDOW_
 
     An event time more than ``event_time_window_ms`` after Kafka's ``timestamp`` (when ``raw``
     has one) or beyond Spark's timestamps gets a null ``event_time`` and its reason in
-    ``event_time_reason`` (:mod:`rtcrypto.spark_event_time`): it moves no watermark and feeds no
+    ``event_time_reason`` (:mod:`rtcrypto.spark.event_time`): it moves no watermark and feeds no
     bar; the job counts and logs these rows.
     """
     record = F.from_json(F.col("value"), INPUT_SCHEMA)

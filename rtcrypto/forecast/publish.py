@@ -61,7 +61,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rtcrypto.backtest import BacktestConfig, simulate
 from rtcrypto.forecast.model import (
     DEFAULT_HORIZON_MINUTES,
     FORECAST_COLUMNS,
@@ -80,6 +79,7 @@ from rtcrypto.forecast.walkforward import (
     score_forecast,
     split_holdout,
 )
+from rtcrypto.trading.backtest import BacktestConfig, simulate
 
 CURRENT_POINTER = "current"
 VERSIONS_DIR = "versions"

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rtcrypto.backtest import BacktestConfig, BacktestReport, run_backtest
 from rtcrypto.forecast.model import (
     ForecastError,
     ForecastModel,
@@ -29,6 +28,7 @@ from rtcrypto.forecast.model import (
     side_codes,
     train,
 )
+from rtcrypto.trading.backtest import BacktestConfig, BacktestReport, run_backtest
 
 DEFAULT_HOLDOUT_DAYS = 7.0
 MINUTE = pd.Timedelta(minutes=1)

@@ -20,9 +20,9 @@ from typing import Any
 from rtcrypto import bounded
 from rtcrypto.bounded import BoundsError
 from rtcrypto.ingest.event_window import EventTimeReference
-from rtcrypto.liquidity import WINDOW_MS, window_start_ms
-from rtcrypto.orderbook import OrderBook
-from rtcrypto.schemas import BookChange, BookDepth, DeadLetter, TimeTick, Trade
+from rtcrypto.market.liquidity import WINDOW_MS, window_start_ms
+from rtcrypto.market.orderbook import OrderBook
+from rtcrypto.market.schemas import BookChange, BookDepth, DeadLetter, TimeTick, Trade
 
 MAX_RAW_CHARS = (
     64_000  # dead letters keep the raw frame, cut to this size to stay under Kafka's limit

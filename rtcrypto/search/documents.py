@@ -40,9 +40,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
-    from rtcrypto.ledger import Fill, RoundTrip
-    from rtcrypto.liquidity import LiquidityWindow
-    from rtcrypto.schemas import Heartbeat
+    from rtcrypto.market.liquidity import LiquidityWindow
+    from rtcrypto.market.schemas import Heartbeat
+    from rtcrypto.trading.ledger import Fill, RoundTrip
 
 TRADING_MODES = frozenset({"paper", "sandbox", "live"})
 MINUTE_MS = 60_000

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from rtcrypto.captures import BookUpdate, LevelBook, TradePrint, load_capture
+from rtcrypto.market.captures import BookUpdate, LevelBook, TradePrint, load_capture
 
 SCHEMA_VERSION = 1
 DEFAULT_BAND_BPS = 50.0  # the ingest's depth band (RTC_DEPTH_BAND_PCT 0.5 %) in basis points

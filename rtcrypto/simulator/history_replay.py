@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from rtcrypto.captures import Level, LevelBook, TradePrint, trade_to_v1_event
 from rtcrypto.history import HistoryError, load_history, summarize
+from rtcrypto.market.captures import Level, LevelBook, TradePrint, trade_to_v1_event
 from rtcrypto.simulator import wire
 from rtcrypto.simulator.calibration import Calibration
 from rtcrypto.simulator.connections import ReplayFrame

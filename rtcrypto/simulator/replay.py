@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from rtcrypto.captures import (
+from rtcrypto.market.captures import (
     BookUpdate,
     Capture,
     CaptureMessage,

@@ -36,8 +36,8 @@ from typing import Any
 
 from aiohttp import web
 
-from rtcrypto.captures import LevelBook, decimal_text
 from rtcrypto.exchange.signing import SignedRequestError, verify_private_request
+from rtcrypto.market.captures import LevelBook, decimal_text
 from rtcrypto.simulator.replay import StreamEngine
 from rtcrypto.simulator.wire import invalid_symbol_body, split_symbol
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from rtcrypto.captures import (
+from rtcrypto.market.captures import (
     Capture,
     load_capture,
     load_rest_symbols,

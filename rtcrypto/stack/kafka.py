@@ -127,7 +127,7 @@ def topic_configs(settings: Settings) -> dict[str, str]:
     """Per-topic bounds of every project topic: retention by bytes and time, compression.
 
     ``retention.bytes`` is per partition; deletion works on whole segments, so ``segment.bytes``
-    is kept well below it. ``compression.type`` is the producers' codec (rtcrypto/kafka_io.py),
+    is kept well below it. ``compression.type`` is the producers' codec (rtcrypto/kafka/producers.py),
     so the broker stores their batches as they come instead of recompressing them.
     """
     return {

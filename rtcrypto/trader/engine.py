@@ -3,7 +3,7 @@
 ``Trader.on_liquidity`` is called once per ``liquidity.minute.v1`` record of the traded symbol:
 
 1. skip a record older than ``max_record_age_ms`` on the feed clock (``clock_ms``: the simulator's
-   time with the simulator feed, see :mod:`rtcrypto.feedclock`; a backlog is not traded);
+   time with the simulator feed, see :mod:`rtcrypto.market.feedclock`; a backlog is not traded);
 2. look up the forecast side of the decision minute (the record's window end, moved back by the
    feed's clock offset: the simulator replays an old capture shifted to now);
 3. balances from the exchange -> ``decide_order`` (the one strategy, shared with the backtester);
@@ -42,13 +42,13 @@ from rtcrypto.exchange.base import (
     OrderStatus,
     RateLimitError,
 )
-from rtcrypto.ledger import Ledger
-from rtcrypto.risk import RiskLimits, RiskState
-from rtcrypto.strategy import Balances, Side, StrategyParams, decide_order
 from rtcrypto.trader.forecasts import ForecastSource
 from rtcrypto.trader.journal import OrderJournal, SentOrder
 from rtcrypto.trader.recorder import TradeContext, TradeRecorder
+from rtcrypto.trading.ledger import Ledger
 from rtcrypto.trading.orders import price_intent, risk_state_for, size_order
+from rtcrypto.trading.risk import RiskLimits, RiskState
+from rtcrypto.trading.strategy import Balances, Side, StrategyParams, decide_order
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rtcrypto.forecast.publish import NoCurrentForecastError, current_version, load_current
-from rtcrypto.strategy import Side
+from rtcrypto.trading.strategy import Side
 
 log = logging.getLogger(__name__)
 

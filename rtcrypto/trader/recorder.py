@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
-from rtcrypto.ledger import Fill, RoundTrip
+from rtcrypto.trading.ledger import Fill, RoundTrip
 
 
 @dataclass(frozen=True, slots=True)

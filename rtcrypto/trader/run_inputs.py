@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from rtcrypto.exchange.base import OrderStatus, TopOfBook
-from rtcrypto.strategy import Side
 from rtcrypto.trader.journal import JournalState, SentOrder
 from rtcrypto.trading.record_backtest import MinuteQuote, PlacedOrder
+from rtcrypto.trading.strategy import Side
 
 
 def orders_from_journal(state: JournalState) -> list[PlacedOrder]:

@@ -10,9 +10,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
-from rtcrypto.ledger import Fill, RoundTrip
 from rtcrypto.search import documents
 from rtcrypto.trader.recorder import TradeContext
+from rtcrypto.trading.ledger import Fill, RoundTrip
 
 if TYPE_CHECKING:
     from rtcrypto.config import Settings

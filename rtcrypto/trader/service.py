@@ -23,15 +23,15 @@ import orjson
 from rtcrypto.config import Feed, Settings, TradingMode, settings_or_exit
 from rtcrypto.exchange.base import ExchangeAdapter, ExchangeError
 from rtcrypto.exchange.endpoints import endpoint_host
-from rtcrypto.feedclock import FeedClock, FeedClockError, SimulatorTime
-from rtcrypto.kafka_io import KafkaUnavailable, RecordProducer, make_producer
-from rtcrypto.risk import RiskLimits
-from rtcrypto.schemas import DeadLetter, Heartbeat
-from rtcrypto.strategy import StrategyParams
+from rtcrypto.kafka.producers import KafkaUnavailable, RecordProducer, make_producer
+from rtcrypto.market.feedclock import FeedClock, FeedClockError, SimulatorTime
+from rtcrypto.market.schemas import DeadLetter, Heartbeat
 from rtcrypto.trader.engine import Trader, parse_liquidity_bytes
 from rtcrypto.trader.forecasts import ForecastSource
 from rtcrypto.trader.journal import OrderJournal, journal_file_name, read_journal
 from rtcrypto.trader.recorder import NullRecorder, TradeRecorder
+from rtcrypto.trading.risk import RiskLimits
+from rtcrypto.trading.strategy import StrategyParams
 
 log = logging.getLogger("trader")
 

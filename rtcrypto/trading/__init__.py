@@ -4,6 +4,6 @@
 (``risk_state_for``, ``size_order``) and the paper fill model (``ioc_fill``, ``taker_fee_usd``).
 ``record_backtest``: the backtest fed what a streaming run saw (liquidity records and the
 exchange's quotes) and ``first_difference`` between two order lists.
-The strategy (``rtcrypto.strategy``), the risk gate (``rtcrypto.risk``) and the ledger
-(``rtcrypto.ledger``) are the rules these functions apply.
+The strategy (``rtcrypto.trading.strategy``), the risk gate (``rtcrypto.trading.risk``) and the ledger
+(``rtcrypto.trading.ledger``) are the rules these functions apply.
 """

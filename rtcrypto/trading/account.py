@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from rtcrypto.exchange.base import OrderRequest, TopOfBook
-from rtcrypto.ledger import Fill, Ledger, RoundTrip
-from rtcrypto.risk import RiskLimits
-from rtcrypto.strategy import OrderIntent, Side, StrategyParams, decide_order
+from rtcrypto.trading.ledger import Fill, Ledger, RoundTrip
 from rtcrypto.trading.orders import (
     day_start_ms,
     ioc_fill,
@@ -23,6 +21,8 @@ from rtcrypto.trading.orders import (
     size_order,
     taker_fee_usd,
 )
+from rtcrypto.trading.risk import RiskLimits
+from rtcrypto.trading.strategy import OrderIntent, Side, StrategyParams, decide_order
 
 HUNDRED = Decimal(100)
 

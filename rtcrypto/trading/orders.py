@@ -1,6 +1,6 @@
 """From a strategy intent to the order sent, and how a paper order fills: pure, no I/O, no clock.
 
-The trader (``rtcrypto.trader.engine``) and both backtests (``rtcrypto.backtest`` on minute bars,
+The trader (``rtcrypto.trader.engine``) and both backtests (``rtcrypto.trading.backtest`` on minute bars,
 ``rtcrypto.trading.record_backtest`` on a streaming run's records) go through the same steps:
 
 1. ``strategy.decide_order`` -> an intent (or None);
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 from rtcrypto.exchange.base import OrderRequest, TopOfBook
-from rtcrypto.ledger import RoundTrip
-from rtcrypto.risk import RiskLimits, RiskState, check_order
-from rtcrypto.strategy import OrderIntent, Side
+from rtcrypto.trading.ledger import RoundTrip
+from rtcrypto.trading.risk import RiskLimits, RiskState, check_order
+from rtcrypto.trading.strategy import OrderIntent, Side
 
 SATOSHI = Decimal("0.00000001")
 DAY_MS = 86_400_000

@@ -20,11 +20,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from rtcrypto.exchange.base import TopOfBook
-from rtcrypto.ledger import Fill, RoundTrip
-from rtcrypto.risk import RiskLimits
-from rtcrypto.strategy import Balances, Side, StrategyParams
 from rtcrypto.trading.account import SimulatedAccount
+from rtcrypto.trading.ledger import Fill, RoundTrip
 from rtcrypto.trading.orders import SATOSHI
+from rtcrypto.trading.risk import RiskLimits
+from rtcrypto.trading.strategy import Balances, Side, StrategyParams
 
 if TYPE_CHECKING:
     from rtcrypto.config import Settings

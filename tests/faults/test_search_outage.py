@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from rtcrypto.config import Topics
-from rtcrypto.ledger import Ledger
 from rtcrypto.trader.journal import JournalState, read_journal
+from rtcrypto.trading.ledger import Ledger
 from tests.faults.proxy import OutageProxy
 from tests.helpers import TopicReader, free_port, start_simulator, wait_until
 from tests.integration.test_trader_service import (

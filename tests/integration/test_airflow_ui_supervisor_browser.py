@@ -27,10 +27,10 @@ from typing import Any
 
 import pytest
 
-from rtcrypto import services
 from rtcrypto.config import Feed, Settings, Topics
-from rtcrypto.services import HealthState
 from rtcrypto.stack import airflow, process
+from rtcrypto.supervision import services
+from rtcrypto.supervision.services import HealthState
 from tests.browser_helpers import (
     ARTIFACTS,
     chromium_page,
@@ -98,7 +98,7 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str, log: P
 
 def _first_heartbeat_ms(settings: Settings, pid: int) -> int | None:
     """``ts_ms`` (UTC ms) of the first ingest heartbeat sent by ``pid``; None before it sends one."""
-    from rtcrypto.heartbeats import read_recent
+    from rtcrypto.supervision.heartbeats import read_recent
 
     sent = [
         beat["ts_ms"]

@@ -25,14 +25,14 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from typer.testing import CliRunner
 
-from rtcrypto import spark
 from rtcrypto.cli.main import app as rtc_app
 from rtcrypto.feedbars import options
 from rtcrypto.feedbars.model import FeedBar, group_by_source, minute_bars
 from rtcrypto.history import load_history
 from rtcrypto.history.bars import MINUTE_MS
 from rtcrypto.history.store import read_manifest
-from rtcrypto.schemas import Trade
+from rtcrypto.market.schemas import Trade
+from rtcrypto.spark import submit as spark
 from tests.unit.test_feed_bars import (
     capture_orderbook,
     capture_trades,

@@ -335,8 +335,8 @@ NIGHTLY = datetime(2026, 12, 7, 0, 30, tzinfo=UTC)  # the schedule's 00:30 UTC
 
 def _rtc_up_history(root: Path, files: list[Path]) -> dict[str, str]:
     """``files`` imported as `rtc up` imports them, into a fresh home; its RTC_* overrides."""
-    from rtcrypto.bootstrap import import_history
     from rtcrypto.config import Settings
+    from rtcrypto.platform.bootstrap import import_history
 
     settings = Settings(home=root / "rtc", history_dir=root / "history")
     import_history(settings, files)
@@ -359,8 +359,8 @@ def test_nightly_retrain_at_0030_on_what_rtc_up_imports_succeeds_and_gates(
     2024-10-07 .. 10-28). The platform is down (no simulator, nothing recorded), so the trader's
     clock is unknown and the rule picks binance's last 21 days (the default); the first forecast still covers
     the day after that data, so the gate compares both on their common holdout."""
-    from rtcrypto.bootstrap import ensure_forecast, shared_minute_files
     from rtcrypto.config import Settings
+    from rtcrypto.platform.bootstrap import ensure_forecast, shared_minute_files
 
     env = _rtc_up_history(tmp_path, shared_minute_files())
     forecast_dir = tmp_path / "rtc" / "forecast"
@@ -408,7 +408,7 @@ def test_nightly_retrain_at_0030_on_what_rtc_up_imports_succeeds_and_gates(
 def test_nightly_retrain_with_only_the_10_bitstamp_rows_is_skipped_with_the_reason(
     run_dag, tmp_path: Path
 ) -> None:
-    from rtcrypto.bootstrap import shared_minute_files
+    from rtcrypto.platform.bootstrap import shared_minute_files
 
     bitstamp = [path for path in shared_minute_files() if path.name.startswith("bitstamp_")]
     assert len(bitstamp) == 2

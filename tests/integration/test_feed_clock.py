@@ -29,8 +29,8 @@ from rtcrypto.cli.main import app
 from rtcrypto.config import Topics, get_settings
 from rtcrypto.search import search_client
 from rtcrypto.search.indices import ensure_templates
-from rtcrypto.strategy import Side
 from rtcrypto.trader.journal import read_journal
+from rtcrypto.trading.strategy import Side
 from tests.helpers import Child, TopicReader, free_port, sim_status, start_simulator, wait_until
 from tests.trade_documents import drop_prefix
 

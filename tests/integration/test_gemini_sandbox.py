@@ -28,7 +28,6 @@ from typing import Any
 import pytest
 import requests
 
-from rtcrypto.captures import Capture, load_capture
 from rtcrypto.exchange.base import (
     AuthenticationError,
     ExchangeUnavailableError,
@@ -40,9 +39,10 @@ from rtcrypto.exchange.base import (
 )
 from rtcrypto.exchange.gemini import GeminiAdapter
 from rtcrypto.exchange.signing import NonceSource, signed_headers
+from rtcrypto.market.captures import Capture, load_capture
 from rtcrypto.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from rtcrypto.simulator.sandbox import SandboxAccount
-from rtcrypto.strategy import Side
+from rtcrypto.trading.strategy import Side
 from tests.helpers import GEMINI_CAPTURE, Child, free_port, wait_until
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""``python -m rtcrypto.healthcheck`` reading heartbeats from the real local Kafka broker.
+"""``python -m rtcrypto.supervision.healthcheck`` reading heartbeats from the real local Kafka broker.
 
 docker-compose runs this command inside the ingest, liquidity and trader containers; here it
 runs as a child process against the real broker, on a heartbeat topic of its own.
@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 from kafka import KafkaProducer
 
-from rtcrypto.schemas import Heartbeat
+from rtcrypto.market.schemas import Heartbeat
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ def _check(name: str, bootstrap: str, topic: str, **env: str) -> subprocess.Comp
         **env,
     )
     return subprocess.run(
-        [sys.executable, "-m", "rtcrypto.healthcheck", name],
+        [sys.executable, "-m", "rtcrypto.supervision.healthcheck", name],
         env=child_env,
         capture_output=True,
         text=True,

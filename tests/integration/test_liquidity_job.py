@@ -2,7 +2,7 @@
 
 Input: the recorded Gemini BTCUSD/ETHUSD books (see ``tests/unit/test_liquidity_spark.py``),
 replayed five times one minute apart, with the ticks and end-of-minute book depth the ingest adds.
-Expected values: the plain-Python recomputation from ``rtcrypto.liquidity``.
+Expected values: the plain-Python recomputation from ``rtcrypto.market.liquidity``.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from rtcrypto import spark
 from rtcrypto.config import get_settings
-from rtcrypto.liquidity import WINDOW_MS
-from rtcrypto.schemas import BookChange, TimeTick
+from rtcrypto.market.liquidity import WINDOW_MS
+from rtcrypto.market.schemas import BookChange, TimeTick
+from rtcrypto.spark import submit as spark
 from tests.unit.test_liquidity_spark import (
     OrderbookRecord,
     assert_window_matches,

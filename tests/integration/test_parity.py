@@ -41,11 +41,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from rtcrypto import spark
 from rtcrypto.config import Topics, get_settings
 from rtcrypto.exchange.paper import matched_books_by_client_order_id
 from rtcrypto.history import import_file
-from rtcrypto.strategy import Side, StrategyParams
+from rtcrypto.spark import submit as spark
 from rtcrypto.trader.engine import MalformedRecordError, parse_liquidity
 from rtcrypto.trader.forecasts import ForecastSides
 from rtcrypto.trader.journal import read_journal
@@ -55,6 +54,7 @@ from rtcrypto.trading.record_backtest import (
     backtest_records,
     first_difference,
 )
+from rtcrypto.trading.strategy import Side, StrategyParams
 from tests.helpers import Child, TopicReader, free_port, shared_minute_file, sim_status, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rtcrypto import spark
 from rtcrypto.config import get_settings
+from rtcrypto.spark import submit as spark
 from tests.helpers import (
     TopicReader,
     free_port,

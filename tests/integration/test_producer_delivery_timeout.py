@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from rtcrypto.config import Settings, Topics, get_settings
-from rtcrypto.kafka_io import EXIT_DELIVERY_FAILED
+from rtcrypto.kafka.producers import EXIT_DELIVERY_FAILED
 from rtcrypto.stack import kafka as kafka_stack
 from rtcrypto.stack import maven, process
 from tests.helpers import free_port
@@ -32,7 +32,7 @@ TOPIC = "bounds.delivery.v1"
 PRODUCER_SCRIPT = """
 import os, sys, time
 from rtcrypto.config import get_settings
-from rtcrypto.kafka_io import make_producer
+from rtcrypto.kafka.producers import make_producer
 from rtcrypto.logs import setup_logging
 
 setup_logging("probe")

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import websocket
 
-from rtcrypto.captures import Capture, load_capture
+from rtcrypto.market.captures import Capture, load_capture
 from rtcrypto.simulator import RunningSimulator, SimulatorOptions, start_simulator
 
 ORDERBOOK_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "orderbook"

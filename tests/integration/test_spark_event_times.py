@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from rtcrypto import spark
-from rtcrypto.schemas import BookChange, TimeTick
+from rtcrypto.market.schemas import BookChange, TimeTick
+from rtcrypto.spark import submit as spark
 from tests.integration.test_liquidity_job import (
     JOB_START_TIMEOUT_S,
     RunningJob,

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from rtcrypto.cli.main import app
 from rtcrypto.config import Settings, Topics
-from rtcrypto.kafka_io import make_producer
-from rtcrypto.schemas import Heartbeat
+from rtcrypto.kafka.producers import make_producer
+from rtcrypto.market.schemas import Heartbeat
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from rtcrypto import services
 from rtcrypto.config import Settings, Topics
-from rtcrypto.services import HealthState
 from rtcrypto.stack import process
+from rtcrypto.supervision import services
+from rtcrypto.supervision.services import HealthState
 from tests.helpers import GEMINI_CAPTURE, REPO, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -200,7 +200,7 @@ def test_reading_heartbeats_ends_while_services_keep_writing(
 
     from kafka import KafkaProducer
 
-    from rtcrypto.heartbeats import RECENT_RECORDS, latest_by_service, read_recent
+    from rtcrypto.supervision.heartbeats import RECENT_RECORDS, latest_by_service, read_recent
 
     topic = kafka_topic_factory("heartbeat")
     producer = KafkaProducer(bootstrap_servers=kafka_broker)

@@ -25,11 +25,11 @@ from rtcrypto.exchange.gemini import GeminiAdapter
 from rtcrypto.exchange.gemini_settings import gemini_adapter_from_settings, nonce_path
 from rtcrypto.exchange.nonce_store import PersistentNonceSource
 from rtcrypto.exchange.signing import NonceSource
-from rtcrypto.risk import RiskLimits
-from rtcrypto.strategy import StrategyParams
 from rtcrypto.trader.engine import Trader, parse_liquidity
 from rtcrypto.trader.forecasts import ForecastSides, ForecastSource
 from rtcrypto.trader.journal import OrderJournal, read_journal
+from rtcrypto.trading.risk import RiskLimits
+from rtcrypto.trading.strategy import StrategyParams
 from tests.integration.test_gemini_sandbox import KEY, SECRET, Sandbox
 from tests.unit.test_trader_engine import T0, ListRecorder, forecast_frame, record
 

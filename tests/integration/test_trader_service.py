@@ -21,9 +21,9 @@ import pytest
 from confluent_kafka import Producer
 
 from rtcrypto.config import Topics
-from rtcrypto.ledger import Ledger
-from rtcrypto.strategy import Side
 from rtcrypto.trader.journal import read_journal
+from rtcrypto.trading.ledger import Ledger
+from rtcrypto.trading.strategy import Side
 from tests.helpers import (
     GEMINI_CAPTURE,
     Child,

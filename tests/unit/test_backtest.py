@@ -12,7 +12,8 @@ import numpy.typing as npt
 import pandas as pd
 import pytest
 
-from rtcrypto.backtest import (
+from rtcrypto.history import import_file, load_history
+from rtcrypto.trading.backtest import (
     NO_LIQUIDITY_GATE_NOTE,
     BacktestConfig,
     directional_hit_rate,
@@ -23,8 +24,7 @@ from rtcrypto.backtest import (
     side_flip_rate,
     simulate,
 )
-from rtcrypto.history import import_file, load_history
-from rtcrypto.strategy import StrategyParams
+from rtcrypto.trading.strategy import StrategyParams
 from tests.helpers import shared_minute_file
 
 SEGMENTS = (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rtcrypto.captures import (
+from rtcrypto.market.captures import (
     BookUpdate,
     CaptureError,
     LevelBook,
@@ -286,7 +286,7 @@ def test_replay_events_recompute_every_change_of_the_file() -> None:
 
 
 def test_shift_by_whole_minutes_keeps_each_message_in_its_window_position() -> None:
-    from rtcrypto.captures import shift_capture, whole_minutes_until
+    from rtcrypto.market.captures import shift_capture, whole_minutes_until
 
     capture = load_capture(GEMINI)
     shift = whole_minutes_until(capture.first_ms, 1_795_000_000_123)

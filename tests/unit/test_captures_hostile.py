@@ -10,7 +10,7 @@ from typing import get_args
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtcrypto.captures import Venue, load_capture, parse_lines
+from rtcrypto.market.captures import Venue, load_capture, parse_lines
 from tests.unit.test_captures import GEMINI, GEMINI_LINES
 
 DEEP = "[" * 5000 + "]" * 5000

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rtcrypto.captures import TradePrint, load_capture
 from rtcrypto.config import get_settings
 from rtcrypto.feedbars.model import (
     FeedBar,
@@ -36,7 +35,8 @@ from rtcrypto.history.bars import MINUTE_MS, Bars
 from rtcrypto.history.errors import HistoryError
 from rtcrypto.history.store import read_manifest
 from rtcrypto.history.upsert import delete_unreferenced_parts, upsert_bars
-from rtcrypto.schemas import BookDepth, Trade
+from rtcrypto.market.captures import TradePrint, load_capture
+from rtcrypto.market.schemas import BookDepth, Trade
 from tests.unit.test_liquidity_spark import (
     OrderbookRecord,
     read_capture_changes,

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtcrypto.config import Settings
-from rtcrypto.feedclock import (
+from rtcrypto.market.feedclock import (
     ClockState,
     FeedClock,
     FeedClockError,
@@ -20,7 +20,7 @@ from rtcrypto.feedclock import (
     feed_now_ms,
     parse_status,
 )
-from rtcrypto.review_clock import review_clock
+from rtcrypto.report.clock import review_clock
 from rtcrypto.trader.service import TraderConfigError, forecast_offset_ms, start_feed_clock
 from tests.helpers import free_port
 
@@ -97,7 +97,7 @@ def test_an_outage_keeps_extrapolating_and_is_logged_once(caplog: pytest.LogCapt
     sim = FakeSimulator(status(T_HIST, speed=60))
     clock = sim.clock(resync_s=1).start()
     sim.body = ConnectionError("connection refused")
-    caplog.set_level(logging.INFO, logger="rtcrypto.feedclock")
+    caplog.set_level(logging.INFO, logger="rtcrypto.market.feedclock")
     times = []
     for _ in range(5):
         sim.wall_s += 2
@@ -297,7 +297,7 @@ def test_the_clock_never_goes_backwards_and_follows_each_reading(
 
 
 def test_record_age_budget_scales_with_the_replay_speed() -> None:
-    from rtcrypto.feedclock import SimulatorTime
+    from rtcrypto.market.feedclock import SimulatorTime
     from rtcrypto.trader.service import record_age_budget_ms
 
     def at(speed: float) -> SimulatorTime:

@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from rtcrypto.backtest import BacktestConfig
 from rtcrypto.cli.forecast import app as forecast_app
 from rtcrypto.forecast import (
     FORECAST_COLUMNS,
@@ -47,6 +46,7 @@ from rtcrypto.forecast.walkforward import (
     split_holdout,
     walk_forward_segment,
 )
+from rtcrypto.trading.backtest import BacktestConfig
 from tests.helpers import shared_minute_file
 
 QUICK = TrainOptions(bucket_minutes=15)  # 4 days -> 384 rows: a fit in well under a second

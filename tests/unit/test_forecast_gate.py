@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from rtcrypto.backtest import BacktestConfig
 from rtcrypto.cli.forecast import app as forecast_app
 from rtcrypto.forecast import ForecastError, TrainOptions
 from rtcrypto.forecast.publish import (
@@ -24,6 +23,7 @@ from rtcrypto.forecast.publish import (
     valid_candidate,
 )
 from rtcrypto.forecast.walkforward import load_bars_file, split_holdout
+from rtcrypto.trading.backtest import BacktestConfig
 from tests.helpers import shared_minute_file
 
 BINANCE_2024 = "binance_BTCUSDT_1m_2024-01-01_2024-01-21.csv.gz"

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtcrypto.bootstrap import shared_minute_files
 from rtcrypto.forecast.selection import (
     MINUTE_MS,
     NoSourceQualifies,
@@ -23,6 +22,7 @@ from rtcrypto.forecast.selection import (
     select_training_window,
 )
 from rtcrypto.history import import_file
+from rtcrypto.platform.bootstrap import shared_minute_files
 
 DAY_MS = 86_400_000
 T0 = 1_700_006_400_000  # 2023-11-15 00:00 UTC, a minute boundary

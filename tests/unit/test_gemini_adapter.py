@@ -22,7 +22,7 @@ from rtcrypto.exchange.gemini import (
 )
 from rtcrypto.exchange.gemini_settings import gemini_adapter_from_settings, nonce_path
 from rtcrypto.simulator.sandbox import match_limit_order, parse_sandbox_account
-from rtcrypto.strategy import Side
+from rtcrypto.trading.strategy import Side
 
 KEY = "account-unit-key-0123"
 SECRET = "unit-secret-must-never-show-9876"

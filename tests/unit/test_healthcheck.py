@@ -1,4 +1,4 @@
-"""The docker-compose containers' health check (rtcrypto/healthcheck.py), without Docker.
+"""The docker-compose containers' health check (rtcrypto/supervision/healthcheck.py), without Docker.
 
 The verdicts are the supervisor's (pure); the HTTP checks run against real local HTTP servers
 that answer as the simulator's and Airflow's endpoints do. The Kafka-reading path is in
@@ -16,9 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rtcrypto import healthcheck
 from rtcrypto.config import Settings, get_settings
-from rtcrypto.services import get_service
+from rtcrypto.supervision import healthcheck
+from rtcrypto.supervision.services import get_service
 
 NOW_MS = 1_800_000_000_000
 STARTED_S = NOW_MS / 1000 - 600  # the container started 10 minutes ago

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rtcrypto.heartbeats import describe, latest_by_service
+from rtcrypto.supervision.heartbeats import describe, latest_by_service
 
 
 def test_latest_by_service_keeps_the_newest_and_skips_malformed() -> None:

@@ -16,7 +16,7 @@ import pytest
 from rtcrypto.bounded import BoundsError
 from rtcrypto.ingest.event_window import SimulatorReference
 from rtcrypto.ingest.processor import FrameProcessor, Route
-from rtcrypto.orderbook import OrderBook
+from rtcrypto.market.orderbook import OrderBook
 from tests.unit.test_ingest_processor import T0, change, decoded, update
 
 MINUTE = T0 - T0 % 60_000

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtcrypto.ingest.processor import FrameProcessor, Route
-from rtcrypto.orderbook import OrderBook, depth_summary
+from rtcrypto.market.orderbook import OrderBook, depth_summary
 from tests.unit.test_ingest_processor import T0, change, update
 
 JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)

@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from rtcrypto.config import Settings
 from rtcrypto.exchange.base import TopOfBook
-from rtcrypto.ledger import Ledger, LedgerError, equity_curve, score_round_trip
-from rtcrypto.risk import RiskLimits
-from rtcrypto.strategy import (
+from rtcrypto.trading.account import SimulatedAccount
+from rtcrypto.trading.ledger import Ledger, LedgerError, equity_curve, score_round_trip
+from rtcrypto.trading.orders import taker_fee_usd
+from rtcrypto.trading.risk import RiskLimits
+from rtcrypto.trading.strategy import (
     Balances,
     OrderIntent,
     PriceReference,
@@ -22,8 +24,6 @@ from rtcrypto.strategy import (
     TimeInForce,
     decide_order,
 )
-from rtcrypto.trading.account import SimulatedAccount
-from rtcrypto.trading.orders import taker_fee_usd
 
 D = Decimal
 T0 = 1_618_617_600_000

@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtcrypto.liquidity import (
+from rtcrypto.market.liquidity import (
     WINDOW_MS,
     liquidity_ratio,
     price_weighted_volume,
     window_start_ms,
 )
-from rtcrypto.orderbook import OrderBook, depth_summary
+from rtcrypto.market.orderbook import OrderBook, depth_summary
 
 
 def test_window_start_floors_to_the_minute() -> None:

@@ -2,7 +2,7 @@
 
 The records are the recorded Gemini BTCUSD and ETHUSD books (cryptofeed sample, 2021-04-17)
 mapped onto ``gemini.orderbook.v1`` changes; the expected values come from the pure functions of
-``rtcrypto.liquidity`` and the book depth from ``rtcrypto.orderbook``. The helpers here are also
+``rtcrypto.market.liquidity`` and the book depth from ``rtcrypto.market.orderbook``. The helpers here are also
 used by ``tests/integration/test_liquidity_job.py``.
 """
 
@@ -21,14 +21,14 @@ from typing import Any
 import pytest
 
 from rtcrypto.config import get_settings
-from rtcrypto.liquidity import (
+from rtcrypto.market.liquidity import (
     WINDOW_MS,
     liquidity_ratio,
     price_weighted_volume,
     window_start_ms,
 )
-from rtcrypto.orderbook import OrderBook
-from rtcrypto.schemas import BookChange, BookDepth, Side, TimeTick
+from rtcrypto.market.orderbook import OrderBook
+from rtcrypto.market.schemas import BookChange, BookDepth, Side, TimeTick
 
 CAPTURE_SYMBOLS = ("BTCUSD", "ETHUSD")
 DEPTH_BAND_PCT = 0.5
@@ -340,7 +340,7 @@ def test_tick_only_window_is_skipped_and_zero_bid_gives_no_ratio(spark: Any) -> 
 
 
 def test_submit_command_carries_master_jars_conf_and_job_args(tmp_path: Path) -> None:
-    from rtcrypto import spark
+    from rtcrypto.spark import submit as spark
 
     config = spark.LiquidityJobConfig.from_settings(get_settings()).with_overrides(
         checkpoint=tmp_path / "ck", deadletter_topic="", max_offsets_per_trigger=500
@@ -364,7 +364,7 @@ def test_submit_command_carries_master_jars_conf_and_job_args(tmp_path: Path) ->
 
 def test_job_arguments_round_trip_through_the_job_parser(tmp_path: Path) -> None:
     pytest.importorskip("pyspark")
-    from rtcrypto import spark
+    from rtcrypto.spark import submit as spark
     from spark_jobs.liquidity import parse_args
 
     config = spark.LiquidityJobConfig.from_settings(get_settings()).with_overrides(

@@ -15,8 +15,6 @@ from hypothesis import strategies as st
 
 from rtcrypto.exchange.base import TopOfBook
 from rtcrypto.exchange.paper import PaperExchange, matched_books_by_client_order_id
-from rtcrypto.risk import RiskLimits
-from rtcrypto.strategy import Side, StrategyParams
 from rtcrypto.trader.engine import Trader, parse_liquidity
 from rtcrypto.trader.forecasts import ForecastSides, ForecastSource
 from rtcrypto.trader.journal import OrderJournal
@@ -27,6 +25,8 @@ from rtcrypto.trading.record_backtest import (
     backtest_records,
     first_difference,
 )
+from rtcrypto.trading.risk import RiskLimits
+from rtcrypto.trading.strategy import Side, StrategyParams
 from tests.unit.test_trader_engine import ListRecorder, forecast_frame, record
 
 T0 = 1_618_617_600_000  # 2021-04-17 00:00 UTC

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from rtcrypto.exchange.base import OrderRequest
-from rtcrypto.risk import RiskLimits, RiskState, check_order, orders_in_last_minute
-from rtcrypto.strategy import Side
+from rtcrypto.trading.risk import RiskLimits, RiskState, check_order, orders_in_last_minute
+from rtcrypto.trading.strategy import Side
 
 LIMITS = RiskLimits(
     max_position_btc=Decimal("1"),

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
-from rtcrypto.ledger import Ledger
-from rtcrypto.schemas import Heartbeat
+from rtcrypto.market.schemas import Heartbeat
 from rtcrypto.search import documents as docs
 from rtcrypto.search.documents import SearchAction
 from rtcrypto.search.indices import INDEX_SPECS, template_body
-from rtcrypto.strategy import OrderIntent, PriceReference, Side, TimeInForce
+from rtcrypto.trading.ledger import Ledger
+from rtcrypto.trading.strategy import OrderIntent, PriceReference, Side, TimeInForce
 from spark_jobs.liquidity import LIQUIDITY_FIELDS
 
 D = Decimal

@@ -1,5 +1,5 @@
-"""The Spark jobs' event-time check (rtcrypto/spark_event_time.py) on a local Spark session:
-the column expressions agree with the pure rule of ``rtcrypto.liquidity.event_time_problem``,
+"""The Spark jobs' event-time check (rtcrypto/spark/event_time.py) on a local Spark session:
+the column expressions agree with the pure rule of ``rtcrypto.market.liquidity.event_time_problem``,
 and the bars query drops far-future records instead of failing or moving its watermark."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtcrypto.liquidity import MAX_EVENT_MS, event_time_problem
+from rtcrypto.market.liquidity import MAX_EVENT_MS, event_time_problem
 from tests.unit.test_feed_bars_spark import TRADES_TOPIC, spark  # noqa: F401
 
 HOUR_MS = 3_600_000
@@ -40,7 +40,7 @@ def test_the_columns_agree_with_the_pure_rule_and_bars_skip_far_future_trades(sp
     from pyspark.sql import functions as F
 
     from rtcrypto.feedbars.streaming import build_bars, parse_records
-    from rtcrypto.spark_event_time import checked_event_time, event_time_reason
+    from rtcrypto.spark.event_time import checked_event_time, event_time_reason
 
     rows = spark.createDataFrame(CASES, "ts long, kafka_ms long").withColumn(
         "timestamp", F.timestamp_millis("kafka_ms")

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from rtcrypto.config import Settings
-from rtcrypto.strategy import (
+from rtcrypto.trading.strategy import (
     Balances,
     OrderIntent,
     PriceReference,

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from rtcrypto.config import Settings
-from rtcrypto.heartbeats import describe
+from rtcrypto.supervision.heartbeats import describe
 from rtcrypto.trader.service import TraderService
 
 

@@ -12,9 +12,6 @@ import pytest
 
 from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
 from rtcrypto.exchange.paper import PaperExchange, matched_books_by_client_order_id
-from rtcrypto.ledger import Fill, RoundTrip
-from rtcrypto.risk import RiskLimits
-from rtcrypto.strategy import Side, StrategyParams
 from rtcrypto.trader.engine import (
     MalformedRecordError,
     Trader,
@@ -24,7 +21,10 @@ from rtcrypto.trader.engine import (
 from rtcrypto.trader.forecasts import ForecastSides, ForecastSource
 from rtcrypto.trader.journal import OrderJournal
 from rtcrypto.trader.recorder import TradeContext
+from rtcrypto.trading.ledger import Fill, RoundTrip
 from rtcrypto.trading.orders import ioc_fill
+from rtcrypto.trading.risk import RiskLimits
+from rtcrypto.trading.strategy import Side, StrategyParams
 
 T0 = 1_618_617_600_000  # 2021-04-17 00:00 UTC
 MINUTE = 60_000
@@ -208,7 +208,7 @@ def test_the_daily_loss_counts_the_feed_clocks_day_only(tmp_path: Path) -> None:
     assert trader.on_liquidity(parse_liquidity(record(2))).action == "order"
     assert trader.ledger is not None and trader.ledger.realised_pnl_usd < -1000
     balances = trader.exchange.balances()
-    from rtcrypto.strategy import Balances
+    from rtcrypto.trading.strategy import Balances
 
     holding = Balances(usd=balances["usd"], btc=balances["btc"])
     today = trader._risk_state(holding, T0 + 3 * MINUTE)

@@ -15,8 +15,6 @@ import pytest
 from rtcrypto.config import Settings
 from rtcrypto.exchange.base import OrderRequest, OrderStatus
 from rtcrypto.exchange.paper import PaperExchange
-from rtcrypto.risk import RiskLimits
-from rtcrypto.strategy import Side, StrategyParams
 from rtcrypto.trader.engine import Trader, parse_liquidity
 from rtcrypto.trader.forecasts import ForecastSides, ForecastSource
 from rtcrypto.trader.journal import (
@@ -29,6 +27,8 @@ from rtcrypto.trader.journal import (
     read_journal,
 )
 from rtcrypto.trader.service import TraderConfigError, trader_journal
+from rtcrypto.trading.risk import RiskLimits
+from rtcrypto.trading.strategy import Side, StrategyParams
 from tests.unit.test_trader_engine import T0, Book, ListRecorder, forecast_frame, record
 
 TORN = b'{"type":"result","client_order_id":"rtc-v1-1618617660000-sel'

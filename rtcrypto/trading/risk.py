@@ -20,7 +20,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING
 
 from rtcrypto.exchange.base import OrderRequest
-from rtcrypto.strategy import Side
+from rtcrypto.trading.strategy import Side
 
 if TYPE_CHECKING:
     from rtcrypto.config import Settings

@@ -211,7 +211,7 @@ def training_window(settings: Settings, days: float) -> TrainingWindow:
     if not summaries:
         raise BootstrapError("no history imported: run `rtc history import FILE` first")
     if settings.feed is Feed.simulator:
-        from rtcrypto.captures import load_capture
+        from rtcrypto.market.captures import load_capture
 
         capture = load_capture(settings.simulator_capture)
         end = pd.Timestamp(capture.first_ms, unit="ms", tz="UTC").floor("min")
@@ -239,9 +239,9 @@ def training_window(settings: Settings, days: float) -> TrainingWindow:
 
 def ensure_forecast(settings: Settings, days: float = 21.0) -> tuple[str, bool, str]:
     """``(version, published_now, what)``: the current version, publishing one if none is."""
-    from rtcrypto.backtest import BacktestConfig
     from rtcrypto.forecast.publish import current_version, publish, resolve_forecast_dir
     from rtcrypto.history import load_history
+    from rtcrypto.trading.backtest import BacktestConfig
 
     # cmdstanpy logs every chain at INFO and prophet warns that plotly is missing: neither is news
     logging.getLogger("cmdstanpy").setLevel(logging.WARNING)

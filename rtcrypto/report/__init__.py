@@ -12,7 +12,7 @@ current published forecast from its files. Pure functions turn the rows into ser
   clock offset) against that minute's mid price (ticker, else the liquidity record's);
 - equity: the balances marked at the latest mid price.
 
-The range is counted on the trader's clock (:mod:`rtcrypto.review_clock`: the feed clock, replay
+The range is counted on the trader's clock (:mod:`rtcrypto.report.clock`: the feed clock, replay
 offset included); ``build_report(clock=...)`` writes which clock into the page and the summary.
 
 It writes ``report.png`` (four stacked panels), ``report.html`` (self-contained: summary, the
@@ -167,7 +167,7 @@ class ReportSummary:
     modes_seen: tuple[str, ...]
     forecast_versions_seen: tuple[str, ...]
     forecast: ForecastComparison
-    clock: str | None = None  # which clock the range was counted on (rtcrypto.review_clock)
+    clock: str | None = None  # which clock the range was counted on (rtcrypto.report.clock)
 
     @property
     def hit_rate(self) -> float | None:
@@ -1022,7 +1022,7 @@ def build_report(
     ``mode`` (paper, sandbox, live) and ``symbol`` restrict the documents; None takes all.
     ``forecast_dir`` None means the configured one; ``ratio_band`` None means the settings'
     ``(liquidity_ratio_low, liquidity_ratio_high)``. ``clock`` says which clock the range was
-    counted on (:attr:`rtcrypto.review_clock.ReviewClock.description`); the report states it,
+    counted on (:attr:`rtcrypto.report.clock.ReviewClock.description`); the report states it,
     and ``forecast_offset_ms`` is that clock's offset. Raises :class:`ReportError` for a bad
     range or mode and ``SearchUnavailableError`` when Elasticsearch does not answer.
     """

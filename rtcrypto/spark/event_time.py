@@ -1,6 +1,6 @@
 """The event-time check of the Spark jobs as column expressions (the liquidity and bars jobs).
 
-Mirrors :func:`rtcrypto.liquidity.event_time_problem`: an event time more than the window
+Mirrors :func:`rtcrypto.market.liquidity.event_time_problem`: an event time more than the window
 (``RTC_EVENT_TIME_WINDOW_S``) after the record's Kafka timestamp, or outside what Spark's
 timestamps hold, would move the watermark (every later window dropped as late) or fail
 ``timestamp_millis`` on every restart. Such a row keeps its data but gets a null ``event_time``:
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from rtcrypto.liquidity import MAX_EVENT_MS
+from rtcrypto.market.liquidity import MAX_EVENT_MS
 
 
 def event_time_reason(

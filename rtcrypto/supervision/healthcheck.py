@@ -1,4 +1,4 @@
-"""``python -m rtcrypto.healthcheck NAME``: the health check of one docker-compose container.
+"""``python -m rtcrypto.supervision.healthcheck NAME``: the health check of one docker-compose container.
 
 In docker-compose each service is its container's main process, so there are no pid files for
 the process manager to read. Docker runs this check inside the container, and a running
@@ -6,7 +6,7 @@ container means its main process is alive (the container stops when it exits). W
 check is whether the process works:
 
 - ``ingest``, ``liquidity``, ``trader``: the supervisor's own judgement
-  (:func:`rtcrypto.services.judge_health`) of the service's newest heartbeat on
+  (:func:`rtcrypto.supervision.services.judge_health`) of the service's newest heartbeat on
   ``service.heartbeat.v1``: stale after ``supervisor_stale_heartbeats`` x
   ``heartbeat_interval_s`` seconds, with ``supervisor_startup_grace_s`` after the container
   started (pid 1's start time: the main process, or Docker's init in front of it). Lag is not
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from rtcrypto.config import Settings, get_settings
-from rtcrypto.services import (
+from rtcrypto.supervision.services import (
     SIMULATOR,
     HealthState,
     Observation,
@@ -176,7 +176,9 @@ def check(name: str, settings: Settings, *, main_pid: int = 1) -> CheckResult:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one check, print its line, return the exit status (0 healthy, 1 not, 2 unknown name)."""
     known = [*service_names(), AIRFLOW]
-    parser = argparse.ArgumentParser(prog="python -m rtcrypto.healthcheck", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m rtcrypto.supervision.healthcheck", description=__doc__
+    )
     parser.add_argument("name", help=f"one of: {', '.join(known)}")
     parser.add_argument(
         "--main-pid", type=int, default=1, help="process whose start begins the start-up grace"

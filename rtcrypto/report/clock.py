@@ -1,6 +1,6 @@
 """The review's clock: "now" and the forecast offset for ``rtc report`` and the ``trade_report`` DAG.
 
-The review counts back from the trader's clock, the feed clock (:mod:`rtcrypto.feedclock`):
+The review counts back from the trader's clock, the feed clock (:mod:`rtcrypto.market.feedclock`):
 
 1. live feed: the wall clock;
 2. simulator feed, simulator answering: the simulator's time (``--since 1h`` is the last hour of
@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from rtcrypto.feedclock import SIMULATOR, WALL, FeedClock, FeedClockError, iso_minute, wall_now_ms
+from rtcrypto.market.feedclock import (
+    SIMULATOR,
+    WALL,
+    FeedClock,
+    FeedClockError,
+    iso_minute,
+    wall_now_ms,
+)
 from rtcrypto.search.client import SearchError, SearchUnavailableError
 from rtcrypto.search.indices import index_name
 

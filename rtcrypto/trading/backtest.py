@@ -35,10 +35,10 @@ import numpy as np
 import numpy.typing as npt
 
 from rtcrypto.exchange.base import TopOfBook
-from rtcrypto.ledger import Fill, RoundTrip, equity_curve
-from rtcrypto.risk import RiskLimits
-from rtcrypto.strategy import Balances, Side, StrategyParams
 from rtcrypto.trading.account import SimulatedAccount
+from rtcrypto.trading.ledger import Fill, RoundTrip, equity_curve
+from rtcrypto.trading.risk import RiskLimits
+from rtcrypto.trading.strategy import Balances, Side, StrategyParams
 
 if TYPE_CHECKING:
     from rtcrypto.config import Settings

@@ -206,7 +206,7 @@ def _simulator_launch(settings: Settings) -> Launch:
     """History mode (default): the replay window's real minute bars on their own clock, resumed
     where the last run stopped; capture mode: the capture looped and shifted to now."""
     if settings.simulator_replay is SimulatorReplay.history:
-        from rtcrypto.bootstrap import BootstrapError, replay_window, replay_window_path
+        from rtcrypto.platform.bootstrap import BootstrapError, replay_window, replay_window_path
 
         try:
             window = replay_window(settings)
@@ -259,7 +259,7 @@ def _simulator_launch(settings: Settings) -> Launch:
 
 
 def _liquidity_launch(settings: Settings) -> Launch:
-    from rtcrypto import spark
+    from rtcrypto.spark import submit as spark
 
     config = spark.LiquidityJobConfig.from_settings(settings)
     command = spark.build_submit_command(config, spark.kafka_connector_jars(settings))
@@ -267,15 +267,15 @@ def _liquidity_launch(settings: Settings) -> Launch:
 
 
 def _liquidity_offsets_dir(settings: Settings) -> Path:
-    from rtcrypto import spark
+    from rtcrypto.spark import submit as spark
 
     # The windowed query's checkpoint (the dead-letter query has its own, same input).
     return spark.default_checkpoint(settings) / "liquidity" / "offsets"
 
 
 def _bars_launch(settings: Settings) -> Launch:
-    from rtcrypto import spark
     from rtcrypto.feedbars import options
+    from rtcrypto.spark import submit as spark
 
     job = options.BarsJobOptions.from_settings(settings)
     command = options.submit_command(job, spark.kafka_connector_jars(settings))
@@ -710,8 +710,8 @@ def service_lag_records(spec: ServiceSpec, settings: Settings, admin: Any) -> in
 
 def read_latest_heartbeats(settings: Settings) -> dict[str, dict[str, Any]] | None:
     """The newest heartbeat of each service, or None when Kafka does not answer."""
-    from rtcrypto.heartbeats import latest_by_service, read_recent
     from rtcrypto.stack.kafka import broker_healthy
+    from rtcrypto.supervision.heartbeats import latest_by_service, read_recent
 
     if not broker_healthy(settings.kafka_bootstrap, timeout_s=2.0):
         return None

@@ -16,7 +16,7 @@ from decimal import ROUND_DOWN, Decimal
 import numpy as np
 import numpy.typing as npt
 
-from rtcrypto.strategy import Balances, OrderIntent, Side
+from rtcrypto.trading.strategy import Balances, OrderIntent, Side
 
 SATOSHI = Decimal("0.00000001")
 HUNDRED = Decimal(100)

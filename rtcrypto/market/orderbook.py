@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from rtcrypto.bounded import MAX_DECIMAL_EXPONENT, BoundsError
-from rtcrypto.schemas import Side
+from rtcrypto.market.schemas import Side
 
 
 def _check_bounded(value: Decimal, name: str) -> None:

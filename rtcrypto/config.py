@@ -131,6 +131,13 @@ class Settings(BaseSettings):
     # a record the broker has not taken within this long stops the producing service (exit 75,
     # see rtcrypto/kafka/producers.py): nothing is dropped silently
     kafka_delivery_timeout_ms: int = Field(default=600_000, ge=1000, le=86_400_000)
+    # client security, applied by every Kafka client of the platform (rtcrypto/kafka/clients.py):
+    # PLAINTEXT locally; SASL_SSL / SSL / SASL_PLAINTEXT against a secured cluster
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None  # RTC_KAFKA_SASL_PASSWORD; never logged
+    kafka_ssl_ca_location: Path | None = None  # PEM bundle that signed the brokers' certificates
 
     # --- search (Elasticsearch) ----------------------------------------------------------------
     search_url: str = "http://127.0.0.1:9200"  # the local node's HTTP address, or docker-compose's

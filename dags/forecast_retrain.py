@@ -1,4 +1,7 @@
-"""forecast_retrain: nightly Prophet retrain on the imported history, backtest, gated publish.
+"""forecast_retrain: nightly (or on new history) Prophet retrain, backtest, gated publish.
+
+Schedule: daily at 00:30 UTC **or** when the asset ``rtc_history`` gets an event (an import by
+``history_download``): ``rtc_airflow.assets.FORECAST_RETRAIN_SCHEDULE``.
 
 ``select_window`` picks the history source and window by the rule of
 ``rtcrypto.forecast.selection``: the param ``source``, else ``RTC_FORECAST_SOURCE``, else the
@@ -15,7 +18,9 @@ fees, baselines), write a version, and make it ``current`` past the gate
 (``rtcrypto.forecast.publish``: not worse than the current one on the common holdout, or the
 current one no longer covers the trader's next hours).
 ``book_parity`` trains stock Prophet on every minute, as the book did (slow).
-``report`` logs the verdict. Import history first (DAG ``history_download`` or
+``report`` logs the verdict. ``publish_current`` emits the asset ``rtc_forecast`` (a new current
+version, named in the event's extra) and is skipped when the version stayed a candidate; the
+consumers of the current forecast declare it. Import history first (DAG ``history_download`` or
 ``rtc history import FILE``).
 """
 
@@ -25,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, task
+from rtc_airflow.assets import FORECAST, FORECAST_RETRAIN_SCHEDULE
 
 DEFAULT_HORIZON_MINUTES = 150_000  # the book's horizon; rtcrypto.forecast has the same default
 # = rtcrypto.config.FORECAST_HORIZON_MAX_MINUTES (a year of minutes; why: there), not imported:
@@ -42,10 +48,89 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
+def _select_window(params: dict[str, Any]) -> dict[str, Any]:
+    """Source and ``[start, end)`` of the training window (ISO UTC), by the rule of
+    ``rtcrypto.forecast.selection``; skipped (with the reason) when no source qualifies."""
+    import logging
+
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from rtcrypto.config import get_settings
+    from rtcrypto.forecast.selection import (
+        NoSourceQualifies,
+        UnknownSourceError,
+        select_training_window,
+    )
+    from rtcrypto.report.clock import trader_now_ms
+
+    days = int(params.get("training_days") or DEFAULT_TRAINING_DAYS)
+    # The trader's clock: a replay of history trains only on minutes the trader has passed.
+    now_ms, clock = trader_now_ms(get_settings())
+    logging.getLogger(__name__).info("trader's clock: %s", clock)
+    try:
+        choice = select_training_window(
+            training_days=days, param_source=params.get("source"), until_ms=now_ms
+        )
+    except NoSourceQualifies as error:
+        raise AirflowSkipException(f"no retrain: {error}") from None
+    except UnknownSourceError as error:
+        raise AirflowFailException(str(error)) from None
+    window = {**choice.to_dict(), "now_ms": now_ms}
+    logging.getLogger(__name__).info(
+        "training window: %s %s .. %s (%s)",
+        window["source"],
+        window["start"],
+        window["end"],
+        window["why"],
+    )
+    return window
+
+
+def _train_and_publish(window: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Train, forecast, backtest on the holdout and publish a version past the gate."""
+    import logging
+
+    from rtcrypto.config import get_settings
+    from rtcrypto.forecast.publish import publish
+    from rtcrypto.history import load_history
+    from rtcrypto.trading.backtest import BacktestConfig
+
+    log = logging.getLogger(__name__)
+    settings = get_settings()
+    bars = load_history(window["source"], window["start"], window["end"])
+    holdout_days = float(window["holdout_days"])
+    log.info(
+        "training on %s minutes of %s from %s to %s (holdout %.1f days)",
+        f"{len(bars):,}",
+        window["source"],
+        window["start"],
+        window["end"],
+        holdout_days,
+    )
+    result = publish(
+        bars,
+        source=window["source"],
+        holdout_days=holdout_days,
+        horizon_minutes=int(params.get("horizon_minutes") or DEFAULT_HORIZON_MINUTES),
+        book_parity=bool(params.get("book_parity", False)),
+        config=BacktestConfig.from_settings(settings),
+        now_ms=window.get("now_ms"),  # staleness of the current version on the trader's clock
+    )
+    return {
+        "version": result.version,
+        "folder": str(result.folder),
+        "promoted": result.promoted,
+        "reason": result.reason,
+        "rule": result.metadata.get("gate", {}).get("rule", ""),
+        "backtest": result.metadata.get("backtest", {}),
+        "training": result.metadata.get("training", {}),
+    }
+
+
 @dag(
     dag_id="forecast_retrain",
     description="Train Prophet on the imported history, backtest, publish past the gate",
-    schedule="30 0 * * *",  # daily at 00:30 UTC
+    schedule=FORECAST_RETRAIN_SCHEDULE,  # daily at 00:30 UTC, or when new history is imported
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     # The nightly refresh runs without a click. With catchup off, a fresh Airflow (or an unpause)
@@ -91,86 +176,27 @@ DEFAULT_ARGS: dict[str, Any] = {
 def forecast_retrain() -> None:
     @task(execution_timeout=timedelta(minutes=10))
     def select_window(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Source and ``[start, end)`` of the training window (ISO UTC), by the rule of
-        ``rtcrypto.forecast.selection``; skipped (with the reason) when no source qualifies."""
-        import logging
-
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
-        from rtcrypto.config import get_settings
-        from rtcrypto.forecast.selection import (
-            NoSourceQualifies,
-            UnknownSourceError,
-            select_training_window,
-        )
-        from rtcrypto.report.clock import trader_now_ms
-
-        params = params or {}
-        days = int(params.get("training_days") or DEFAULT_TRAINING_DAYS)
-        # The trader's clock: a replay of history trains only on minutes the trader has passed.
-        now_ms, clock = trader_now_ms(get_settings())
-        logging.getLogger(__name__).info("trader's clock: %s", clock)
-        try:
-            choice = select_training_window(
-                training_days=days, param_source=params.get("source"), until_ms=now_ms
-            )
-        except NoSourceQualifies as error:
-            raise AirflowSkipException(f"no retrain: {error}") from None
-        except UnknownSourceError as error:
-            raise AirflowFailException(str(error)) from None
-        window = {**choice.to_dict(), "now_ms": now_ms}
-        logging.getLogger(__name__).info(
-            "training window: %s %s .. %s (%s)",
-            window["source"],
-            window["start"],
-            window["end"],
-            window["why"],
-        )
-        return window
+        """Source and training window by ``rtcrypto.forecast.selection`` (or skipped, why)."""
+        return _select_window(params or {})
 
     @task(execution_timeout=timedelta(hours=2))
     def train_and_publish(
         window: dict[str, Any], params: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Train, forecast, backtest on the holdout and publish a version past the gate."""
-        import logging
+        return _train_and_publish(window, params or {})
 
-        from rtcrypto.config import get_settings
-        from rtcrypto.forecast.publish import publish
-        from rtcrypto.history import load_history
-        from rtcrypto.trading.backtest import BacktestConfig
+    @task(execution_timeout=timedelta(minutes=5), outlets=[FORECAST])
+    def publish_current(result: dict[str, Any], outlet_events: Any = None) -> str:
+        """The asset event of a new current forecast; skipped when the version stayed a
+        candidate (a skipped task emits no event, so consumers see promotions only)."""
+        from airflow.sdk.exceptions import AirflowSkipException
 
-        log = logging.getLogger(__name__)
-        params = params or {}
-        settings = get_settings()
-        bars = load_history(window["source"], window["start"], window["end"])
-        holdout_days = float(window["holdout_days"])
-        log.info(
-            "training on %s minutes of %s from %s to %s (holdout %.1f days)",
-            f"{len(bars):,}",
-            window["source"],
-            window["start"],
-            window["end"],
-            holdout_days,
-        )
-        result = publish(
-            bars,
-            source=window["source"],
-            holdout_days=holdout_days,
-            horizon_minutes=int(params.get("horizon_minutes") or DEFAULT_HORIZON_MINUTES),
-            book_parity=bool(params.get("book_parity", False)),
-            config=BacktestConfig.from_settings(settings),
-            now_ms=window.get("now_ms"),  # staleness of the current version on the trader's clock
-        )
-        return {
-            "version": result.version,
-            "folder": str(result.folder),
-            "promoted": result.promoted,
-            "reason": result.reason,
-            "rule": result.metadata.get("gate", {}).get("rule", ""),
-            "backtest": result.metadata.get("backtest", {}),
-            "training": result.metadata.get("training", {}),
-        }
+        if not result["promoted"]:
+            raise AirflowSkipException(f"version {result['version']} not promoted: no event")
+        if outlet_events is not None:
+            outlet_events[FORECAST].extra = {"version": result["version"], "rule": result["rule"]}
+        return str(result["version"])
 
     @task(execution_timeout=timedelta(minutes=5))
     def report(result: dict[str, Any]) -> None:
@@ -183,7 +209,9 @@ def forecast_retrain() -> None:
         log.info("gate (%s): %s", result.get("rule", ""), result["reason"])
         log.info("holdout metrics: %s", result["backtest"])
 
-    report(train_and_publish(select_window()))
+    result = train_and_publish(select_window())
+    report(result)
+    publish_current(result)
 
 
 forecast_retrain()

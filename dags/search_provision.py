@@ -3,8 +3,9 @@
 ``ensure_templates`` creates or updates the index templates of every ``<prefix>-*`` index
 (``rtcrypto.search.indices``: explicit strict mappings, ``@timestamp`` everywhere) and creates
 the concrete indices; a rerun changes nothing and says so. The client comes from the Elasticsearch
-provider's ``ElasticsearchPythonHook``; hosts from the Airflow connection ``elasticsearch_default``
-when it exists (host, port, schema = http/https, login/password), else ``RTC_SEARCH_URL``.
+provider's ``ElasticsearchPythonHook``; hosts from ``SearchHook`` (plugins): the Airflow connection
+``elasticsearch_default`` when it exists (host, port, schema = http/https, login/password; ``rtc
+up`` and docker-compose create it from the settings), else ``RTC_SEARCH_URL``.
 
 ``import_kibana_objects`` imports ``rtcrypto/search/kibana/trade_review.ndjson`` (data views,
 the three charts, the orders table, the "Trade review" dashboard) with overwrite, when
@@ -30,34 +31,16 @@ DEFAULT_ARGS: dict[str, Any] = {
 
 
 def _elasticsearch_hosts() -> tuple[list[str], dict[str, Any], str]:
-    """(hosts, client arguments, where they came from): the Airflow connection, else settings.
-
-    The hosts carry no userinfo (fit to log); the client arguments may hold a password: never
-    log them.
+    """(hosts, client arguments, where they came from): ``SearchHook`` on the Airflow connection
+    ``elasticsearch_default``, else settings. The hosts carry no userinfo (fit to log); the
+    client arguments may hold a password: never log them.
     """
-    from airflow.sdk import BaseHook
+    from rtc_airflow.hooks import SearchHook
 
-    from rtcrypto.config import get_settings
-    from rtcrypto.redact import redact_url
-
-    try:
-        connection = BaseHook.get_connection(ELASTICSEARCH_CONNECTION_ID)
-    except Exception:  # not defined: the project's settings
-        connection = None
-    if connection is not None and connection.host:
-        scheme = connection.schema or "http"
-        hosts = [redact_url(f"{scheme}://{connection.host}:{connection.port or 9200}")]
-        arguments: dict[str, Any] = {}
-        if connection.login:
-            arguments["basic_auth"] = (connection.login, connection.password or "")
-        return hosts, arguments, f"Airflow connection {ELASTICSEARCH_CONNECTION_ID}"
-    settings = get_settings()
-    fallback: dict[str, Any] = {}
-    if settings.search_username is not None:
-        password = settings.search_password
-        secret = password.get_secret_value() if password is not None else ""
-        fallback["basic_auth"] = (settings.search_username, secret)
-    return [redact_url(settings.search_url)], fallback, "RTC_SEARCH_URL"
+    hook = SearchHook(ELASTICSEARCH_CONNECTION_ID)
+    hosts, arguments = hook.hosts_and_arguments()
+    origin = hook.origin if hook.origin.startswith("Airflow") else "RTC_SEARCH_URL"
+    return hosts, arguments, origin
 
 
 @dag(

@@ -11,7 +11,12 @@ unknown (Kafka does not answer). ``restart_if_needed`` (``ServiceRestartOperator
 dead or stale service and is skipped otherwise; every restart is a log line, a line in
 ``<RTC_HOME>/run/restarts.jsonl`` and an ``rtc-restarts`` document when Elasticsearch answers.
 After ``supervisor_max_restarts_per_hour`` restarts of one service in an hour it stops
-restarting it and fails (the alert). ``report`` logs one line per service.
+restarting it and fails (the alert). ``check_lag`` (``KafkaLagSensor``, mapped over the running
+services that read a topic: the trader's consumer group, the Spark jobs' checkpoints) waits up to
+three minutes for each to be within ``supervisor_max_lag_records`` records of its input topic,
+reading offsets through the Kafka provider's hook on the connection ``kafka_default``; still
+behind, it is skipped (soft fail). ``report`` logs one line per service. The mapped tasks are
+named by their service in the UI (``map_index_template``).
 
 Params: ``backend`` (``local`` process manager, or ``compose`` for the docker-compose stack) and
 ``spark_backend`` (``local``, or ``spark_submit``: the command built by the Spark provider's hook
@@ -25,8 +30,9 @@ from typing import Any
 
 from airflow.sdk import Param, TriggerRule, dag, task
 from rtc_airflow.operators import ServiceRestartOperator
-from rtc_airflow.sensors import ServiceHeartbeatSensor
+from rtc_airflow.sensors import KafkaLagSensor, ServiceHeartbeatSensor
 
+LAG_WAIT = timedelta(minutes=3)  # how long check_lag waits for a consumer to catch up
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "rtcrypto",
     "retries": 1,
@@ -77,6 +83,7 @@ def streaming_supervisor() -> None:
         task_id="check_health",
         watch=True,
         execution_timeout=timedelta(minutes=2),
+        map_index_template="{{ task.service }}",  # the UI names each mapped task by its service
     ).expand(service=list_services())
 
     restart = ServiceRestartOperator.partial(
@@ -84,7 +91,26 @@ def streaming_supervisor() -> None:
         backend="{{ params.backend }}",
         spark_backend="{{ params.spark_backend }}",
         execution_timeout=timedelta(minutes=4),
+        map_index_template="{{ (task.health or {}).get('service', '') }}",
     ).expand(health=check.output)
+
+    @task(execution_timeout=timedelta(minutes=1))
+    def list_lag_targets() -> list[dict[str, Any]]:
+        """The running services that read a topic, with the lag limit (supervisor_max_lag_records)."""
+        from rtc_airflow.hooks import ServiceSupervisionHook
+
+        return ServiceSupervisionHook().lag_targets()
+
+    # Offsets through the Kafka provider's hook on the connection kafka_default (rtc up creates
+    # it). Over the limit for LAG_WAIT: skipped (soft_fail), the verdict above says "lagging".
+    lag = KafkaLagSensor.partial(
+        task_id="check_lag",
+        poke_interval=30,
+        timeout=LAG_WAIT,
+        soft_fail=True,
+        execution_timeout=timedelta(minutes=1),
+        map_index_template="{{ task.service }}",
+    ).expand_kwargs(list_lag_targets())
 
     @task(trigger_rule=TriggerRule.ALL_DONE, execution_timeout=timedelta(minutes=1))
     def report(verdicts: list[dict[str, Any]]) -> dict[str, str]:
@@ -106,7 +132,7 @@ def streaming_supervisor() -> None:
             )
         return {verdict["service"]: verdict["state"] for verdict in verdicts}
 
-    restart >> report(check.output)
+    [restart, lag] >> report(check.output)
 
 
 streaming_supervisor()

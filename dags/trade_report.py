@@ -14,8 +14,10 @@ traded, also when the simulator replays historical days:
 
 ``summary.json`` and the page say which clock was used. A manual trigger works the same way.
 Task ``build_report`` reads the trader's scores, fills,
-orders, balances, ticker and liquidity documents from Elasticsearch (``RTC_SEARCH_URL``, indices
-``<RTC_SEARCH_INDEX_PREFIX>-*``) and the current forecast, and writes ``report.html``,
+orders, balances, ticker and liquidity documents from Elasticsearch (``SearchHook``: the Airflow
+connection ``elasticsearch_default``, else ``RTC_SEARCH_URL``; indices
+``<RTC_SEARCH_INDEX_PREFIX>-*``) and the current forecast (the asset ``rtc_forecast``, declared
+as the task's inlet), and writes ``report.html``,
 ``report.png`` and ``summary.json`` into ``<home>/reports/trade_report/<start>--<end>/`` (the
 reviewed range, whole minutes, UTC). Param ``mode`` keeps one trading mode (paper, sandbox, live);
 empty keeps all. The same report from a shell: ``rtc report --since 24h``.
@@ -27,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
+from rtc_airflow.assets import FORECAST
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "rtcrypto",
@@ -79,7 +82,7 @@ def report_folder_name(start: datetime, end: datetime) -> str:
     },
 )
 def trade_report() -> None:
-    @task(execution_timeout=timedelta(minutes=30))
+    @task(execution_timeout=timedelta(minutes=30), inlets=[FORECAST])
     def build_report(
         data_interval_start: datetime | None = None,
         data_interval_end: datetime | None = None,
@@ -89,19 +92,19 @@ def trade_report() -> None:
         import logging
 
         from airflow.sdk.exceptions import AirflowFailException
+        from rtc_airflow.hooks import SearchHook
 
         from rtcrypto.config import get_settings
         from rtcrypto.report import ReportError
         from rtcrypto.report import build_report as build
         from rtcrypto.report.clock import WALL, review_clock
-        from rtcrypto.search import search_client
 
         log = logging.getLogger(__name__)
         if data_interval_end is None:
             raise AirflowFailException("this run has no data interval: trigger it on a schedule")
         mode = str((params or {}).get("mode") or "").strip() or None
         settings = get_settings()
-        client = search_client(settings)
+        client = SearchHook().get_conn()  # elasticsearch_default, else RTC_SEARCH_URL
         try:
             clock = review_clock(settings, client, symbol=settings.trader_symbol)
             # the wall clock's "now" of a scheduled run is its data interval's end (reruns agree)

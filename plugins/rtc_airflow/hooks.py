@@ -1,11 +1,14 @@
-"""``ServiceSupervisionHook``: the streaming services' health, lag, start, stop and restart.
+"""Hooks of the platform: service supervision, Elasticsearch, and the Airflow connections.
 
-A thin Airflow face over ``rtcrypto.supervision.services`` (the registry and the pure health judge), so
-sensors and operators share one code path with ``rtc up`` and ``rtc status``. Settings come from
-the task's environment (``RTC_*``, see ``rtcrypto/config.py``). Kafka lag reads use the Airflow
-Kafka provider's ``KafkaAdminClientHook`` when ``kafka_config_id`` names a connection, else a
-confluent-kafka ``AdminClient`` on ``RTC_KAFKA_BOOTSTRAP``; heartbeats are always read from
-``RTC_KAFKA_BOOTSTRAP``.
+``ServiceSupervisionHook`` is a thin Airflow face over ``rtcrypto.supervision.services`` (the
+registry and the pure health judge), so sensors and operators share one code path with ``rtc up``
+and ``rtc status``. Settings come from the task's environment (``RTC_*``, see
+``rtcrypto/config.py``), with the values of the Airflow connection ``kafka_default`` in place
+when it exists (``rtc up`` and docker-compose create it from the same settings:
+``rtcrypto/stack/airflow_connections.py``): its bootstrap and security serve the heartbeat
+reads, and the Kafka provider's ``KafkaAdminClientHook`` on it reads the offsets. Without the
+connection, ``RTC_KAFKA_BOOTSTRAP``. ``SearchHook`` does the same for Elasticsearch
+(``elasticsearch_default``, else ``RTC_SEARCH_URL``).
 """
 
 from __future__ import annotations
@@ -16,41 +19,88 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
     from rtcrypto.config import Settings
     from rtcrypto.supervision.services import Launch, RestartBackend, RestartRecord, ServiceHealth
+
+
+KAFKA_CONN_ID = "kafka_default"  # = rtcrypto.stack.airflow_connections.KAFKA_CONN_ID
+SEARCH_CONN_ID = "elasticsearch_default"  # = ...SEARCH_CONN_ID (a unit test checks both)
+
+
+def find_connection(conn_id: str) -> dict[str, Any] | None:
+    """The Airflow connection ``conn_id`` as a dict (conn_type, host, port, schema, login,
+    password, extra as a dict), or None when it is not defined. Holds secrets: never log it."""
+    try:
+        connection = BaseHook.get_connection(conn_id)
+    except Exception:  # AirflowNotFoundException (or no Airflow context): not defined
+        return None
+    return {
+        "conn_type": connection.conn_type,
+        "host": connection.host,
+        "port": connection.port,
+        "schema": connection.schema,
+        "login": connection.login,
+        "password": connection.password,
+        "extra": connection.extra_dejson,
+    }
+
+
+def settings_from_connection(kind: str, conn_id: str | None) -> tuple[Settings, str]:
+    """(the task's settings with connection ``conn_id``'s values in place, where they came from).
+
+    ``kind`` names the connection's form (``kafka_default``, ``elasticsearch_default`` or
+    ``spark_default``); without ``conn_id`` or without that connection, the settings as they are.
+    """
+    from rtcrypto.config import get_settings
+    from rtcrypto.stack.airflow_connections import settings_with_connection
+
+    settings = get_settings()
+    connection = find_connection(conn_id) if conn_id else None
+    if connection is None:
+        return settings, "settings (RTC_*)"
+    return settings_with_connection(settings, kind, connection), f"Airflow connection {conn_id}"
 
 
 class ServiceSupervisionHook(BaseHook):
     """Health, lag and lifecycle of the services in ``rtcrypto.supervision.services.SERVICES``.
 
-    :param kafka_config_id: an Airflow Kafka connection (``{"bootstrap.servers": ...}`` in its
-        extra) for consumer-group and end-offset reads; None uses ``RTC_KAFKA_BOOTSTRAP``.
+    :param kafka_config_id: an Airflow Kafka connection (``{"bootstrap.servers": ...}`` and the
+        security properties in its extra) for heartbeat, consumer-group and end-offset reads;
+        when it does not exist (or None), ``RTC_KAFKA_BOOTSTRAP``.
     """
 
     hook_name = "RTC service supervision"
 
-    def __init__(self, kafka_config_id: str | None = None) -> None:
+    def __init__(self, kafka_config_id: str | None = KAFKA_CONN_ID) -> None:
         super().__init__()
         self.kafka_config_id = kafka_config_id
         self._admin: Any = None
+        self._settings: Settings | None = None
+        self.origin = ""
 
     @property
     def settings(self) -> Settings:
-        from rtcrypto.config import get_settings
-
-        return get_settings()
+        """The task's settings with ``kafka_config_id``'s values in place (read once)."""
+        if self._settings is None:
+            self._settings, self.origin = settings_from_connection(
+                KAFKA_CONN_ID, self.kafka_config_id
+            )
+        return self._settings
 
     def get_conn(self) -> Any:
         """The Kafka admin client used for offsets (created once)."""
         if self._admin is None:
-            if self.kafka_config_id:
+            settings = self.settings  # resolves the connection, if any
+            if self.origin.startswith("Airflow connection"):
                 from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
 
                 self._admin = KafkaAdminClientHook(kafka_config_id=self.kafka_config_id).get_conn
             else:
                 from rtcrypto.supervision.services import kafka_admin
 
-                self._admin = kafka_admin(self.settings)
+                self._admin = kafka_admin(settings)
         return self._admin
 
     def health(self, service: str) -> ServiceHealth:
@@ -77,6 +127,21 @@ class ServiceSupervisionHook(BaseHook):
         if not group_id or not topic:
             raise ValueError("give a service, or both group_id and topic")
         return services.consumer_group_lag(self.get_conn(), group_id, topic)
+
+    def lag_targets(self) -> list[dict[str, Any]]:
+        """``KafkaLagSensor`` arguments for each enabled service that reads a topic (consumer
+        group or checkpoint) and runs now: ``{"service": name, "max_lag": ...}``, the limit
+        being ``supervisor_max_lag_records``. A stopped service has no lag to wait for."""
+        from rtcrypto.stack import process
+        from rtcrypto.supervision import services
+
+        settings = self.settings
+        return [
+            {"service": spec.name, "max_lag": settings.supervisor_max_lag_records}
+            for spec in services.enabled_services(settings)
+            if spec.lag_source is not services.LagSource.none
+            and process.is_running(spec.name, settings)
+        ]
 
     def start(self, service: str) -> tuple[int | None, bool]:
         """Start ``service`` unless it runs; (pid, started by this call)."""
@@ -115,3 +180,51 @@ class ServiceSupervisionHook(BaseHook):
             launch=launch,
             compose_file=compose_file,
         )
+
+
+class SearchHook(BaseHook):
+    """An Elasticsearch client from the connection ``elasticsearch_default`` (host, port,
+    schema = http/https, login/password), else ``RTC_SEARCH_URL`` and its credentials.
+
+    The client is ``rtcrypto.search.search_client`` on the task's settings with the connection's
+    values in place, so retries, timeouts and basic auth are the project's.
+    """
+
+    hook_name = "RTC Elasticsearch"
+    conn_name_attr = "search_conn_id"
+    default_conn_name = SEARCH_CONN_ID
+    conn_type = "elasticsearch"
+
+    def __init__(self, search_conn_id: str | None = SEARCH_CONN_ID) -> None:
+        super().__init__()
+        self.search_conn_id = search_conn_id
+        self._settings: Settings | None = None
+        self.origin = ""
+
+    @property
+    def settings(self) -> Settings:
+        """The task's settings with the connection's search URL and credentials (read once)."""
+        if self._settings is None:
+            self._settings, self.origin = settings_from_connection(
+                SEARCH_CONN_ID, self.search_conn_id
+            )
+        return self._settings
+
+    def hosts_and_arguments(self) -> tuple[list[str], dict[str, Any]]:
+        """(hosts without userinfo, fit to log; client arguments, which may hold a password:
+        never log them), for clients built elsewhere (the provider's ``ElasticsearchPythonHook``)."""
+        from rtcrypto.redact import redact_url
+
+        settings = self.settings
+        arguments: dict[str, Any] = {}
+        if settings.search_username is not None:
+            password = settings.search_password
+            secret = password.get_secret_value() if password is not None else ""
+            arguments["basic_auth"] = (settings.search_username, secret)
+        return [redact_url(settings.search_url)], arguments
+
+    def get_conn(self, **options: Any) -> Elasticsearch:
+        """A new client (sends nothing yet); the caller closes it."""
+        from rtcrypto.search import search_client
+
+        return search_client(self.settings, **options)

@@ -4,12 +4,12 @@
 
 - ``local`` (default): the process manager (``rtcrypto/stack/process.py``): stop by pid, start
   the registry's command (the same as ``rtc up``), pid files under ``RTC_HOME/run``.
-- ``spark_submit`` (the Spark job only): the spark-submit command is built by the Airflow Spark
-  provider's ``SparkSubmitHook`` from an Airflow connection (``spark_conn_id``: master,
-  deploy mode), and the process manager still owns the process. Not ``SparkSubmitOperator``
-  itself: its ``submit()`` blocks for the job's lifetime (forever, for a streaming job), holding
-  a worker slot, and kills the job when the task ends. The hook's command builder is a private
-  method of provider 6.3.4 (pinned), so this backend is checked by a unit test.
+- ``spark_submit`` (the Spark job only): the master comes from the Spark provider's Airflow
+  connection (``spark_conn_id``, default ``spark_default``, created by ``rtc up``), the rest of
+  the command from ``rtcrypto.spark.submit``, and the process manager owns the process. Not
+  ``SparkSubmitOperator`` / ``SparkSubmitHook.submit()``, the provider's public entry points:
+  they block for the job's lifetime (forever, for a streaming job), holding a worker slot, and
+  kill the job when the task ends; their command builder is private.
 - ``compose``: ``docker compose restart <service>`` for the docker-compose stack (built here,
   never run on this project's machines: there is no Docker engine).
 """
@@ -33,40 +33,31 @@ DEFAULT_RESTART_STATES = ("dead", "stale")
 
 
 def spark_submit_launch(settings: Settings, spark_conn_id: str) -> Launch:
-    """The liquidity job's launch with its spark-submit command built by ``SparkSubmitHook``.
+    """The liquidity job's launch with the master of the Airflow connection ``spark_conn_id``.
 
-    The master and deploy mode come from the Airflow connection ``spark_conn_id`` (for this
-    machine: conn_type ``spark``, host ``local[2]``); jars, Spark conf, job script and arguments
-    from the project, as in ``rtcrypto.spark.submit.build_submit_command``. Raises
-    ``AirflowFailException`` if the connection does not exist (the hook would fall back to YARN).
+    The connection is the Spark provider's (conn_type ``spark``; host = the master, e.g.
+    ``local[2]``, with its port when it has one, as the provider's ``SparkSubmitHook`` reads it;
+    ``rtc up`` creates ``spark_default`` from ``RTC_SPARK_MASTER``). Jars, Spark conf, job script
+    and arguments are the project's, from ``rtcrypto.spark.submit.build_submit_command``: the
+    same command as ``rtc up``'s with the connection's master. Raises ``AirflowFailException``
+    if the connection does not exist (the provider would fall back to YARN).
     """
-    from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
-    from airflow.sdk import BaseHook
-
+    from rtc_airflow.hooks import find_connection
     from rtcrypto.spark import submit as spark
+    from rtcrypto.stack.airflow_connections import SPARK_CONN_ID, settings_with_connection
     from rtcrypto.supervision import services
 
-    try:
-        BaseHook.get_connection(spark_conn_id)
-    except Exception as error:  # not defined: say what to add instead of submitting to YARN
+    connection = find_connection(spark_conn_id)
+    if connection is None:  # not defined: say what to add instead of submitting to YARN
         raise AirflowFailException(
             f"the spark_submit backend needs the Airflow connection {spark_conn_id!r} "
             "(conn_type spark, host = the master, e.g. local[2]); add it, or use backend local"
-        ) from error
+        )
+    settings = settings_with_connection(settings, SPARK_CONN_ID, connection)
     config = spark.LiquidityJobConfig.from_settings(settings)
-    hook = SparkSubmitHook(
-        conn_id=spark_conn_id,
-        conf=dict(spark.SPARK_CONF),
-        jars=",".join(str(jar) for jar in spark.kafka_connector_jars(settings)),
-        name=spark.LIQUIDITY_PROCESS,
-        application_args=config.job_args(),
-        spark_binary="spark-submit",
-    )
-    command = hook._build_spark_submit_command(str(spark.liquidity_job_script()))
-    # The hook names the binary bare; use this environment's (pyspark's, or SPARK_HOME's).
-    command[0] = str(spark.find_spark_submit())
+    command = spark.build_submit_command(config, spark.kafka_connector_jars(settings))
     return services.Launch(
-        command=tuple(str(part) for part in command),
+        command=tuple(command),
         env={**services.settings_env(settings), **spark.env_additions()},
     )
 

@@ -28,7 +28,8 @@ class ServiceHeartbeatSensor(BaseSensorOperator):
 
     :param service: a name from ``rtcrypto.supervision.services.SERVICES`` (templated).
     :param watch: report the verdict at once instead of waiting for ``healthy``.
-    :param kafka_config_id: Airflow Kafka connection for offset reads; None: RTC_KAFKA_BOOTSTRAP.
+    :param kafka_config_id: Airflow Kafka connection for heartbeat and offset reads
+        (``kafka_default``, created by ``rtc up``); missing or None: RTC_KAFKA_BOOTSTRAP.
     """
 
     template_fields: Sequence[str] = ("service",)
@@ -39,7 +40,7 @@ class ServiceHeartbeatSensor(BaseSensorOperator):
         *,
         service: str,
         watch: bool = False,
-        kafka_config_id: str | None = None,
+        kafka_config_id: str | None = "kafka_default",
         mode: str = "reschedule",
         poke_interval: timedelta | float = 30,
         timeout: timedelta | float | None = timedelta(minutes=10),
@@ -71,7 +72,8 @@ class KafkaLagSensor(BaseSensorOperator):
 
     Either ``service`` (its consumer group, or for the Spark job its checkpoint's offsets) or
     ``group_id`` and ``topic``. Offsets come from the Airflow Kafka provider's
-    ``KafkaAdminClientHook`` when ``kafka_config_id`` is set, else from RTC_KAFKA_BOOTSTRAP.
+    ``KafkaAdminClientHook`` on the connection ``kafka_config_id`` (``kafka_default``, created by
+    ``rtc up``) when it exists, else from RTC_KAFKA_BOOTSTRAP.
     While nothing is committed yet the lag is unknown and the sensor keeps waiting.
     """
 
@@ -85,7 +87,7 @@ class KafkaLagSensor(BaseSensorOperator):
         service: str | None = None,
         group_id: str | None = None,
         topic: str | None = None,
-        kafka_config_id: str | None = None,
+        kafka_config_id: str | None = "kafka_default",
         mode: str = "reschedule",
         poke_interval: timedelta | float = 60,
         timeout: timedelta | float | None = timedelta(minutes=30),

@@ -7,7 +7,9 @@ on the first start, with its generated secrets), the SQLite metadata database, t
 admin password file ``simple_auth_manager_passwords.json.generated``. The settings that matter are
 passed as ``AIRFLOW__*`` environment variables (see :func:`airflow_env`), so they win over the
 file: the repo's ``dags/`` and ``plugins/``, no examples, low parallelism, LocalExecutor, and the
-api-server on ``127.0.0.1:<airflow_port>``.
+api-server on ``127.0.0.1:<airflow_port>``. The Connections ``kafka_default``,
+``elasticsearch_default`` and ``spark_default`` reach every component and task the same way, as
+``AIRFLOW_CONN_*`` variables built from the settings (``rtcrypto/stack/airflow_connections.py``).
 
 The password file is a secret: its path is reported, its content never logged.
 """
@@ -32,6 +34,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from rtcrypto.config import PROJECT_ROOT, Settings, get_settings
 from rtcrypto.stack import airflow_shim, process
+from rtcrypto.stack.airflow_connections import connection_env
 from rtcrypto.stack.errors import ServiceStartError, StackError, ToolMissingError
 
 logger = logging.getLogger(__name__)
@@ -143,6 +146,15 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
         # The project's settings reach the DAGs' tasks (history folder, home) unchanged.
         "RTC_HOME": str(settings.home),
     }
+
+
+def airflow_process_env(
+    settings: Settings, extra_env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The standalone's environment additions: :func:`airflow_env`, the Connections
+    (``AIRFLOW_CONN_*``, holding secrets: environment only, never a command line or a log), then
+    ``extra_env``. The same serves a shell's ``airflow connections get kafka_default``."""
+    return {**airflow_env(settings), **connection_env(settings), **(extra_env or {})}
 
 
 def airflow_ports(settings: Settings) -> tuple[int, ...]:
@@ -384,7 +396,7 @@ def start_airflow(
             command,
             ports=ports,
             port_hint=_PORT_HINT,
-            env={**airflow_env(settings), **(extra_env or {})},
+            env=airflow_process_env(settings, extra_env),
             cwd=paths.home_dir,
             settings=settings,
         )

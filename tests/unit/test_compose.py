@@ -555,6 +555,19 @@ def test_airflow_is_configured_as_the_local_airflow() -> None:
     assert connection["password"] == PLACEHOLDER_SECRET
 
 
+def test_airflow_connections_are_the_ones_rtc_up_builds_from_the_settings(
+    settings_of: SettingsOf,
+) -> None:
+    """kafka_default, elasticsearch_default and spark_default: what the container's own settings
+    give through rtcrypto/stack/airflow_connections.py (as `rtc up` does)."""
+    from rtcrypto.stack.airflow_connections import CONNECTION_IDS, airflow_connections
+
+    env = _resolved()["services"]["airflow"]["environment"]
+    expected = airflow_connections(settings_of("airflow"))
+    for conn_id in CONNECTION_IDS:
+        assert json.loads(env[f"AIRFLOW_CONN_{conn_id.upper()}"]) == expected[conn_id], conn_id
+
+
 # --- secrets and .env.example ----------------------------------------------------------------------
 
 

@@ -119,6 +119,7 @@ def test_search_provision_fallback_hosts_carry_no_password(tmp_path: Path) -> No
         "PYTHONPATH": str(REPO),
         "AIRFLOW_HOME": str(tmp_path),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),  # rtc_airflow's SearchHook
         "RTC_SEARCH_URL": f"http://rtc_app:{SECRET}@127.0.0.1:9200",
     }
     done = subprocess.run(

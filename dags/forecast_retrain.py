@@ -18,8 +18,8 @@ fees, baselines), write a version, and make it ``current`` past the gate
 (``rtcrypto.forecast.publish``: not worse than the current one on the common holdout, or the
 current one no longer covers the trader's next hours).
 ``book_parity`` trains stock Prophet on every minute, as the book did (slow).
-``report`` logs the verdict. ``publish_current`` emits the asset ``rtc_forecast`` (a new current
-version, named in the event's extra) and is skipped when the version stayed a candidate; the
+``report`` logs the verdict. A successful ``train_and_publish`` is an event of the asset
+``rtc_forecast`` (the version it wrote, and whether it became current, in the event's extra); the
 consumers of the current forecast declare it. Import history first (DAG ``history_download`` or
 ``rtc history import FILE``).
 """
@@ -179,24 +179,21 @@ def forecast_retrain() -> None:
         """Source and training window by ``rtcrypto.forecast.selection`` (or skipped, why)."""
         return _select_window(params or {})
 
-    @task(execution_timeout=timedelta(hours=2))
+    # Its success is an event of the asset rtc_forecast (a published version; its extra says
+    # whether it became current), which the forecast's consumers declare.
+    @task(execution_timeout=timedelta(hours=2), outlets=[FORECAST])
     def train_and_publish(
-        window: dict[str, Any], params: dict[str, Any] | None = None
+        window: dict[str, Any],
+        params: dict[str, Any] | None = None,
+        outlet_events: Any = None,
     ) -> dict[str, Any]:
         """Train, forecast, backtest on the holdout and publish a version past the gate."""
-        return _train_and_publish(window, params or {})
-
-    @task(execution_timeout=timedelta(minutes=5), outlets=[FORECAST])
-    def publish_current(result: dict[str, Any], outlet_events: Any = None) -> str:
-        """The asset event of a new current forecast; skipped when the version stayed a
-        candidate (a skipped task emits no event, so consumers see promotions only)."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        if not result["promoted"]:
-            raise AirflowSkipException(f"version {result['version']} not promoted: no event")
+        result = _train_and_publish(window, params or {})
         if outlet_events is not None:
-            outlet_events[FORECAST].extra = {"version": result["version"], "rule": result["rule"]}
-        return str(result["version"])
+            outlet_events[FORECAST].extra = {
+                key: result[key] for key in ("version", "promoted", "rule")
+            }
+        return result
 
     @task(execution_timeout=timedelta(minutes=5))
     def report(result: dict[str, Any]) -> None:
@@ -209,9 +206,7 @@ def forecast_retrain() -> None:
         log.info("gate (%s): %s", result.get("rule", ""), result["reason"])
         log.info("holdout metrics: %s", result["backtest"])
 
-    result = train_and_publish(select_window())
-    report(result)
-    publish_current(result)
+    report(train_and_publish(select_window()))
 
 
 forecast_retrain()

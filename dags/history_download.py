@@ -2,7 +2,7 @@
 
 Task ``fetch`` returns the path of the file to import: the ``local_file`` param when it is set
 (the offline path), else a download of Kaggle's ``mczielinski/bitcoin-historical-data`` by
-``KaggleHook`` (``plugins/rtc_airflow/kaggle.py``: the official ``kaggle`` client) into
+``KaggleHook`` (``plugins/rtc_airflow/kaggle_hook.py``: the official ``kaggle`` client) into
 ``<home>/downloads/kaggle``. Credentials come from the Airflow connection ``kaggle_default``
 (login = Kaggle user name, password = API key) or the standard ``KAGGLE_USERNAME`` /
 ``KAGGLE_KEY`` (or ``KAGGLE_API_TOKEN``) environment variables, else the client's own
@@ -76,7 +76,7 @@ def history_download() -> None:
     def fetch(params: dict[str, Any] | None = None) -> str:
         """The file to import: ``local_file``, else a fresh Kaggle download."""
         from airflow.sdk.exceptions import AirflowFailException
-        from rtc_airflow.kaggle import KAGGLE_DATASET, KaggleHook
+        from rtc_airflow.kaggle_hook import KAGGLE_DATASET, KaggleHook
 
         from rtcrypto.config import get_settings
 

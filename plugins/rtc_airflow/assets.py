@@ -10,10 +10,11 @@
   no asset event: an event a minute would queue a Prophet retrain a minute, and the job would
   need an Airflow API token. The nightly cron half of the schedule is their trigger: at 00:30 a
   whole new UTC day of bars is in the store.
-- ``FORECAST`` (``rtc://forecast/current``): the current forecast version under
-  ``<RTC_HOME>/forecast``. Produced by ``forecast_retrain.publish_current`` only when a new version
-  passed the gate and became current (the event's extra names it); declared as an inlet by
-  the consumers that read the current forecast (``trade_report``'s review).
+- ``FORECAST`` (``rtc://forecast/current``): the published forecast under ``<RTC_HOME>/forecast``.
+  Produced by ``forecast_retrain.train_and_publish``, the publish task: each success wrote a
+  version, and the event's extra says which and whether the gate made it current
+  (``{"version", "promoted", "rule"}``; a candidate leaves ``current`` as it was). Declared as an
+  inlet by the consumers that read the current forecast (``trade_report``'s review).
 
 Names and URIs only: nothing here touches a file, the network or a database (DAG files import
 this at parse time).

@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -421,5 +422,54 @@ def start_airflow(
 
 
 def stop_airflow(settings: Settings | None = None, *, timeout_s: float = 30.0) -> bool:
-    """Stop the whole standalone process group (TERM, then KILL); True if it ran."""
-    return process.stop_process(AIRFLOW_PROCESS, timeout_s=timeout_s, settings=settings)
+    """Stop the whole standalone process group (TERM, then KILL); True if it ran.
+
+    Airflow runs each task in a process group of its own (its supervisor's ``setpgid``), which
+    the standalone's group signal does not reach: a retrain's cmdstan fit would outlive the stop.
+    Those groups, found under the standalone before it stops, get TERM then KILL as well.
+    """
+    settings = settings or get_settings()
+    pid = process.read_pid(AIRFLOW_PROCESS, settings)
+    groups = (
+        task_process_groups(pid) if pid and process.is_running(AIRFLOW_PROCESS, settings) else set()
+    )
+    stopped = process.stop_process(AIRFLOW_PROCESS, timeout_s=timeout_s, settings=settings)
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        live = [group for group in groups if _signal_group(group, signum)]
+        deadline = time.monotonic() + 5.0
+        while live and time.monotonic() < deadline:
+            time.sleep(0.2)
+            live = [group for group in live if _signal_group(group, 0)]
+        if not live:
+            break
+    return stopped
+
+
+def task_process_groups(pid: int) -> set[int]:
+    """Process groups of ``pid``'s descendants other than its own (Linux ``/proc``)."""
+    parents: dict[int, tuple[int, int]] = {}  # pid -> (parent pid, process group)
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(")") + 2 :].split()
+        parents[int(entry.name)] = (int(fields[1]), int(fields[2]))
+    tree, grew = {pid}, True
+    while grew:
+        children = {child for child, (parent, _) in parents.items() if parent in tree} - tree
+        tree |= children
+        grew = bool(children)
+    own = parents.get(pid, (0, pid))[1]
+    return {parents[member][1] for member in tree if member in parents} - {own}
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Send ``signum`` to group ``pgid`` (0: only probe); False once the group is gone."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # not ours: leave it
+    return True

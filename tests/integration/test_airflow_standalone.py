@@ -1,13 +1,17 @@
 """Airflow standalone as a managed process: start on free ports with an isolated home, health,
-a JWT for the admin, both DAGs through the REST API, and a stop that leaves no process behind."""
+a JWT for the admin, both DAGs through the REST API, the Connections rtc up gives it (``airflow
+connections get``), and a stop that leaves no process behind."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from rtcrypto.config import Settings
 from rtcrypto.stack import airflow, process
@@ -18,6 +22,7 @@ from tests.listeners import listeners_of, process_tree
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EXPECTED_DAGS = {"history_download", "forecast_retrain"}
+SEARCH_SECRET = "Search0secret-Standalone"
 MINUTE_FILE = SHARED_DATA / "minute" / "binance_BTCUSDT_1m_2024-01-01_2024-01-21.csv.gz"
 
 
@@ -51,6 +56,8 @@ def test_standalone_starts_serves_both_dags_and_stops_cleanly(
         airflow_port=free_port(),
         airflow_worker_log_port=free_port(),
         airflow_trigger_log_port=free_port(),
+        search_username="rtc_app",  # a search password: it reaches Airflow as a connection only
+        search_password=SecretStr(SEARCH_SECRET),
     )
     started = time.monotonic()
     try:
@@ -103,6 +110,7 @@ def test_standalone_starts_serves_both_dags_and_stops_cleanly(
         assert state == "success", process.tail_log(airflow.AIRFLOW_PROCESS, 40, settings)
         assert list((home / "history").rglob("*.parquet"))
         _assert_loopback_only_and_task_logs_readable(settings, token, run_path)
+        _assert_connections_come_from_the_settings(settings)
 
         second = airflow.start_airflow(settings, timeout_s=30)  # idempotent
         assert second.already_running and second.pid == result.pid
@@ -146,6 +154,62 @@ def _assert_loopback_only_and_task_logs_readable(
     events = " ".join(str(line.get("event", line)) for line in log["content"] if line)
     assert "Could not read served logs" not in events
     assert len(log["content"]) > 3, events[:2000]
+
+
+def _assert_connections_come_from_the_settings(settings: Settings) -> None:
+    """Issue 11: ``airflow connections get`` kafka_default, elasticsearch_default and
+    spark_default work in the running Airflow's own environment (read from /proc: what its
+    components and tasks see), with the values of the settings; the search password is in no
+    command line and no log of the stack."""
+    pid = process.read_pid(airflow.AIRFLOW_PROCESS, settings)
+    assert pid is not None
+    raw = (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")
+    environ = dict(entry.decode().split("=", 1) for entry in raw if b"=" in entry)
+    program = str(airflow.airflow_bin())
+
+    def get(conn_id: str) -> dict[str, object]:
+        done = subprocess.run(
+            [program, "connections", "get", conn_id, "-o", "json"],
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        found = json.loads(done.stdout[done.stdout.index("[") :])
+        assert isinstance(found, list) and len(found) == 1, done.stdout
+        return dict(found[0])
+
+    kafka = get("kafka_default")
+    assert kafka["conn_type"] == "kafka"
+    assert kafka["extra_dejson"] == {"bootstrap.servers": settings.kafka_bootstrap}
+    search = get("elasticsearch_default")
+    assert (search["conn_type"], search["host"], str(search["port"]), search["schema"]) == (
+        "elasticsearch",
+        "127.0.0.1",
+        "9200",  # the CLI's JSON prints the port as a string
+        "http",
+    )
+    assert (search["login"], search["password"]) == ("rtc_app", SEARCH_SECRET)
+    spark = get("spark_default")
+    assert (spark["conn_type"], spark["host"]) == ("spark", settings.spark_master)
+    for command in process_command_lines(pid):
+        assert SEARCH_SECRET not in command
+    assert SEARCH_SECRET not in process.log_path(airflow.AIRFLOW_PROCESS, settings).read_text()
+    for log in airflow.airflow_paths(settings).logs_dir.rglob("*.log"):
+        assert SEARCH_SECRET not in log.read_text(errors="replace"), log
+
+
+def process_command_lines(pid: int) -> list[str]:
+    """The command lines of ``pid`` and every process below it."""
+    lines = []
+    for member in process_tree([pid]):
+        try:
+            raw = (Path("/proc") / str(member) / "cmdline").read_bytes()
+        except OSError:
+            continue
+        lines.append(raw.replace(b"\0", b" ").decode(errors="replace"))
+    return lines
 
 
 def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
-"""The Airflow UI in a real headless Chromium: log in, open forecast_retrain, trigger it through
-the trigger form with changed params, watch the run succeed, and keep a screenshot of it (and
-check on the way that history_download's form takes an empty local_file, i.e. a download).
+"""The Airflow UI in a real headless Chromium: log in, open forecast_retrain, see its asset schedule
+(cron or the history asset), trigger it through the trigger form with changed params, watch the
+run succeed, and keep a screenshot of it (and check on the way that history_download's form takes
+an empty local_file, i.e. a download).
 
 Airflow standalone runs on free ports with an isolated home (as in test_airflow_standalone.py),
 on real shared minute data imported into that home. The browser and the log-in come from
@@ -36,6 +37,7 @@ from tests.helpers import free_port, shared_minute_file
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SCREENSHOT = ARTIFACTS / "airflow_forecast_retrain.png"
+SCHEDULE_SCREENSHOT = ARTIFACTS / "airflow_forecast_retrain_schedule.png"
 FAILURE_SCREENSHOT = ARTIFACTS / "airflow_forecast_retrain_failure.png"
 DAG_ID = "forecast_retrain"
 SOURCE = "binance"
@@ -111,6 +113,17 @@ def test_trigger_forecast_retrain_from_the_ui_with_changed_params(
         expect(dialog).to_be_hidden()
 
         open_dag_from_list(page, url, DAG_ID)
+
+        # Its schedule is cron OR the history asset (AssetOrTimeSchedule), in the API and the UI.
+        details = airflow.api_get(url, f"/api/v2/dags/{DAG_ID}/details", token)
+        assert isinstance(details, dict)
+        assert details["timetable_summary"] == "Asset or 30 0 * * *", details["timetable_summary"]
+        assert "rtc_history" in json.dumps(details["asset_expression"]), details
+        expect(
+            page.get_by_text(re.compile(r"Asset or 30 0 \* \* \*|rtc_history")).first,
+            "the DAG page does not show forecast_retrain's asset schedule",
+        ).to_be_visible()
+        page.screenshot(path=str(SCHEDULE_SCREENSHOT))
 
         # Trigger it through the form with a changed training window and horizon.
         run_id, tries = trigger_through_form(

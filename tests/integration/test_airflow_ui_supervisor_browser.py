@@ -6,7 +6,8 @@ the same ``RTC_*`` environment (its scheduler's task processes inherit it). The 
 with SIGKILL; in the browser a person logs in, opens ``streaming_supervisor``, triggers a run
 from the UI (its 5-minute schedule is switched off here: ``use_job_schedule=False``, so that run
 is the only one) and, once REST says it finished, the run's page shows the ingest's restart task
-as Success and the other services' as Skipped, and that task's log shows the restart. Outside
+as Success and the other services' as Skipped, every mapped task named by its service
+(``map_index_template``), and that task's log shows the restart. Outside
 the browser: a new pid that heartbeats again and the journal line with reason "dead".
 
 Elasticsearch is not part of this test: ``search_url`` points at a closed port, so the restart's
@@ -124,6 +125,21 @@ def _task_states(url: str, token: str, run_id: str) -> dict[str, dict[int, str]]
     return states
 
 
+def _rendered_map_indexes(url: str, token: str, run_id: str) -> dict[str, dict[int, str]]:
+    """``{task_id: {map_index: rendered_map_index}}`` of the mapped task instances of one run."""
+    document = airflow.api_get(
+        url, f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=100", token
+    )
+    assert isinstance(document, dict)
+    names: dict[str, dict[int, str]] = {}
+    for instance in document["task_instances"]:
+        if int(instance["map_index"]) >= 0:
+            names.setdefault(instance["task_id"], {})[int(instance["map_index"])] = str(
+                instance.get("rendered_map_index")
+            )
+    return names
+
+
 def _run_count(url: str, token: str) -> int:
     document = airflow.api_get(url, f"/api/v2/dags/{DAG_ID}/dagRuns?limit=1", token)
     assert isinstance(document, dict)
@@ -206,11 +222,22 @@ def test_supervisor_restart_of_a_killed_ingest_shows_in_the_airflow_ui(
         expected_restarts = {
             index: "success" if index == ingest_index else "skipped" for index in range(len(names))
         }
+        # KafkaLagSensor over the running services that read a topic (here: none runs).
+        lag_targets = _xcom(url, token, run_id, "list_lag_targets")
+        assert lag_targets == [], lag_targets
         assert _task_states(url, token, run_id) == {
             "list_services": {-1: "success"},
             "check_health": {index: "success" for index in range(len(names))},
             RESTART_TASK: expected_restarts,
+            "list_lag_targets": {-1: "success"},
+            "check_lag": {-1: "skipped"},  # mapped over nothing
             "report": {-1: "success"},
+        }
+        # map_index_template: each mapped task carries its service's name.
+        by_index = dict(enumerate(names))
+        assert _rendered_map_indexes(url, token, run_id) == {
+            "check_health": by_index,
+            RESTART_TASK: by_index,
         }
         restart_record = _xcom(url, token, run_id, RESTART_TASK, ingest_index)
         new_pid = process.read_pid(services.INGEST, settings)
@@ -222,14 +249,17 @@ def test_supervisor_restart_of_a_killed_ingest_shows_in_the_airflow_ui(
         page.wait_for_load_state("networkidle")
         expect(page.get_by_role("heading", name=run_id)).to_be_visible()
         page.set_viewport_size({"width": 1400, "height": 1300})  # all 10 task instances
+        # The mapped tasks' rows name their service (map_index_template), not 0..n.
         for index, state in expected_restarts.items():
             expect(
-                page.get_by_role("row", name=re.compile(rf"^{RESTART_TASK} {index} {state}", re.I)),
-                f"the run page does not show {RESTART_TASK} [{index}] ({names[index]}) as {state}",
+                page.get_by_role(
+                    "row", name=re.compile(rf"^{RESTART_TASK} {names[index]} {state}", re.I)
+                ),
+                f"the run page does not show {RESTART_TASK} [{names[index]}] as {state}",
             ).to_be_visible()
-        for index in range(len(names)):
+        for name in names:
             expect(
-                page.get_by_role("row", name=re.compile(rf"^check_health {index} Success"))
+                page.get_by_role("row", name=re.compile(rf"^check_health {name} Success"))
             ).to_be_visible()
         for task_id in ("list_services", "report"):
             expect(page.get_by_role("row", name=re.compile(rf"^{task_id} Success"))).to_be_visible()
@@ -237,10 +267,12 @@ def test_supervisor_restart_of_a_killed_ingest_shows_in_the_airflow_ui(
 
         # The ingest's restart task, opened from the run page: its log names the restart.
         page.get_by_role(
-            "row", name=re.compile(rf"^{RESTART_TASK} {ingest_index} Success")
+            "row", name=re.compile(rf"^{RESTART_TASK} {services.INGEST} Success")
         ).get_by_role("link", name=RESTART_TASK).click()
         page.wait_for_url(f"**/tasks/{RESTART_TASK}/mapped/{ingest_index}**")
-        expect(page.get_by_role("heading", name=f"{RESTART_TASK} [{ingest_index}]")).to_be_visible()
+        expect(
+            page.get_by_role("heading", name=f"{RESTART_TASK} [{services.INGEST}]")
+        ).to_be_visible()
         expect(
             page.get_by_text(f"restarted ingest (dead): pid {first_pid} -> {new_pid}"),
             "the task log does not show the ingest's restart",

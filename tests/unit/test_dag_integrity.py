@@ -189,7 +189,7 @@ def test_trade_report_reviews_the_24_hours_before_its_0100_utc_run(dag_bag: Any)
 
 def test_assets_link_history_forecast_retrain_and_the_forecast_consumers(dag_bag: Any) -> None:
     """history_download's import produces the history; forecast_retrain runs on it (or its cron)
-    and publish_current produces the forecast, which trade_report's review declares."""
+    and its publish task produces the forecast, which trade_report's review declares."""
     from rtc_airflow.assets import FORECAST, HISTORY
 
     def outlets(dag_id: str, task_id: str) -> list[Any]:
@@ -199,8 +199,7 @@ def test_assets_link_history_forecast_retrain_and_the_forecast_consumers(dag_bag
     assert outlets("history_download", "fetch") == []
     retrain = dag_bag.dags["forecast_retrain"]
     assert retrain.timetable.asset_condition == HISTORY
-    assert outlets("forecast_retrain", "publish_current") == [FORECAST]
-    assert retrain.get_task("publish_current").upstream_task_ids == {"train_and_publish"}
+    assert outlets("forecast_retrain", "train_and_publish") == [FORECAST]
     assert list(dag_bag.dags["trade_report"].get_task("build_report").inlets) == [FORECAST]
     producers = {
         (dag_id, task.task_id)
@@ -210,7 +209,7 @@ def test_assets_link_history_forecast_retrain_and_the_forecast_consumers(dag_bag
     }
     assert producers == {
         ("history_download", "import_history"),
-        ("forecast_retrain", "publish_current"),
+        ("forecast_retrain", "train_and_publish"),
     }
 
 
@@ -224,3 +223,14 @@ def test_forecast_retrain_task_function_stays_short() -> None:
     )
     assert function.end_lineno is not None
     assert function.end_lineno - function.lineno + 1 < 80
+
+
+def test_no_plugin_module_shadows_an_installed_package() -> None:
+    """Airflow's plugin manager imports every file of the plugins folder under its bare name: a
+    ``plugins/rtc_airflow/kaggle.py`` would become ``sys.modules["kaggle"]``."""
+    import sys
+    from importlib.metadata import packages_distributions
+
+    taken = set(packages_distributions()) | set(sys.stdlib_module_names)
+    shadowing = [path for path in PLUGINS_FOLDER.rglob("*.py") if path.stem in taken]
+    assert shadowing == []

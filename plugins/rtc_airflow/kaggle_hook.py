@@ -8,6 +8,9 @@ masker, set in ``os.environ`` only while the client runs, and never logged; erro
 quote the client are redacted. Missing or refused credentials fail the task at once
 (``AirflowFailException``); an unreachable Kaggle raises :class:`KaggleDownloadError`, which a
 task retries. Every message names the offline command.
+
+Not named ``kaggle.py``: Airflow's plugin manager imports every file of the plugins folder under
+its bare file name, and a module ``kaggle`` would shadow the client package.
 """
 
 from __future__ import annotations

@@ -439,29 +439,40 @@ def stop_airflow(settings: Settings | None = None, *, timeout_s: float = 30.0) -
         deadline = time.monotonic() + 5.0
         while live and time.monotonic() < deadline:
             time.sleep(0.2)
-            live = [group for group in live if _signal_group(group, 0)]
+            live = [group for group in live if _group_running(group)]
         if not live:
             break
     return stopped
 
 
-def task_process_groups(pid: int) -> set[int]:
-    """Process groups of ``pid``'s descendants other than its own (Linux ``/proc``)."""
-    parents: dict[int, tuple[int, int]] = {}  # pid -> (parent pid, process group)
+def _proc_table() -> dict[int, tuple[str, int, int]]:
+    """``{pid: (state, parent pid, process group)}`` of every process (Linux ``/proc``)."""
+    table: dict[int, tuple[str, int, int]] = {}
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             raw = (entry / "stat").read_text()
         except OSError:
             continue
         fields = raw[raw.rfind(")") + 2 :].split()
-        parents[int(entry.name)] = (int(fields[1]), int(fields[2]))
+        table[int(entry.name)] = (fields[0], int(fields[1]), int(fields[2]))
+    return table
+
+
+def task_process_groups(pid: int) -> set[int]:
+    """Process groups of ``pid``'s descendants other than its own (Linux ``/proc``)."""
+    table = _proc_table()
     tree, grew = {pid}, True
     while grew:
-        children = {child for child, (parent, _) in parents.items() if parent in tree} - tree
+        children = {child for child, row in table.items() if row[1] in tree} - tree
         tree |= children
         grew = bool(children)
-    own = parents.get(pid, (0, pid))[1]
-    return {parents[member][1] for member in tree if member in parents} - {own}
+    own = table[pid][2] if pid in table else pid
+    return {table[member][2] for member in tree if member in table} - {own}
+
+
+def _group_running(pgid: int) -> bool:
+    """True while a process of group ``pgid`` runs (zombies, awaiting their reaper, do not)."""
+    return any(row[2] == pgid and row[0] != "Z" for row in _proc_table().values())
 
 
 def _signal_group(pgid: int, signum: int) -> bool:

@@ -31,6 +31,7 @@ def test_task_groups_below_a_process_are_found_and_not_its_own() -> None:
         while process.pid_alive(child) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not process.pid_alive(child)
+        assert not airflow._group_running(child)  # a zombie until reaped: not running
     finally:
         parent.kill()
         parent.wait()

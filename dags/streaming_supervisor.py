@@ -19,8 +19,8 @@ behind, it is skipped (soft fail). ``report`` logs one line per service. The map
 named by their service in the UI (``map_index_template``).
 
 Params: ``backend`` (``local`` process manager, or ``compose`` for the docker-compose stack) and
-``spark_backend`` (``local``, or ``spark_submit``: the command built by the Spark provider's hook
-from the connection ``spark_default``).
+``spark_backend`` (``local``, or ``spark_submit``: the master from the Spark provider's connection
+``spark_default``, which ``rtc up`` and docker-compose create from ``RTC_SPARK_MASTER``).
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ DEFAULT_ARGS: dict[str, Any] = {
             type="string",
             enum=["local", "spark_submit"],
             title="Spark job restart backend",
-            description="local: rtcrypto.spark.submit's command; spark_submit: SparkSubmitHook's, "
-            "master from the Airflow connection spark_default.",
+            description="local: rtcrypto.spark.submit's command; spark_submit: the same command "
+            "with the master of the Airflow connection spark_default (rtc up creates it).",
         ),
     },
 )

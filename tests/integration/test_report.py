@@ -21,7 +21,9 @@ from typer.testing import CliRunner
 
 from rtcrypto.cli.main import app
 from rtcrypto.config import get_settings
-from rtcrypto.report import MINUTE_MS, build_report, fetch_rows, iso_minute
+from rtcrypto.report import build_report
+from rtcrypto.report.fetch import fetch_rows
+from rtcrypto.report.model import MINUTE_MS, iso_minute
 from rtcrypto.search import search_client
 from rtcrypto.search.indices import ensure_templates
 from tests.trade_documents import (

@@ -3,7 +3,8 @@
 
 :func:`build_report` takes a range in epoch milliseconds (UTC); :func:`report_range` is what
 ``rtc report`` runs: it reads ``--since`` / ``--until`` on the review's clock
-(:mod:`rtcrypto.report.clock`) and builds the report of that range.
+(:mod:`rtcrypto.report.clock`) and builds the report of that range. The report states what
+happened in the range; it makes no claim about profit to come.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def _rule(layer: int, owns: str, *peers: str) -> Layer:
 LAYERS: dict[str, Layer] = {
     "config": _rule(0, "Settings (every RTC_* variable), paths under RTC_HOME", "config_checks", "redact"),
     "config_checks": _rule(0, "the bounds and patterns Settings validates with"),
-    "logs": _rule(0, "logging set-up"),
+    "logs": _rule(0, "logging set-up (the level from Settings)", "config", "config_checks"),
     "redact": _rule(0, "URL and secret redaction for anything printed or logged"),
     "bounded": _rule(0, "size/nesting/decimal caps for parsing hostile input"),
     "kaggle_credentials": _rule(0, "where Kaggle credentials are found (env, kaggle.json)"),
@@ -52,9 +52,9 @@ LAYERS: dict[str, Layer] = {
     "history": _rule(3, "minute-bar import, the partitioned Parquet store, upserts"),
     "forecast": _rule(3, "Prophet training, walk-forward, source selection, publish gate", "history"),
     "spark": _rule(3, "spark-submit, Spark job options, event-time guards, job heartbeats", "kafka", "stack"),
-    # stack sits with the I/O adapters, not above supervision: it imports only root utilities, and
-    # spark (jars) and supervision (the process manager) build on it.
-    "stack": _rule(3, "the embedded infrastructure: Kafka broker, Elasticsearch, Airflow standalone, Maven jars, process manager, log pipe"),
+    # stack sits with the I/O adapters, not above supervision: it builds on root utilities and the
+    # Kafka client factory, and spark (jars) and supervision (the process manager) build on it.
+    "stack": _rule(3, "the embedded infrastructure: Kafka broker, Elasticsearch, Airflow standalone, Maven jars, process manager, log pipe", "kafka"),
     "ingest": _rule(4, "the websocket ingest: frame processor, event-time window, service"),
     "trader": _rule(4, "the trader service: engine, journal, forecast source, recorders"),
     "feedbars": _rule(4, "the platform's own minute bars (model, options, sink, streaming job logic)"),

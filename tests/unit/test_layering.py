@@ -20,7 +20,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-ROOT_UTILITIES = ("config", "config_checks", "logs", "redact", "bounded", "kaggle_credentials")
+ROOT_UTILITIES = (
+    "config",
+    "config_checks",
+    "logs",
+    "redact",
+    "bounded",
+    "kaggle_credentials",
+    "locks",
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ LAYERS: dict[str, Layer] = {
     "redact": _rule(0, "URL and secret redaction for anything printed or logged"),
     "bounded": _rule(0, "size/nesting/decimal caps for parsing hostile input"),
     "kaggle_credentials": _rule(0, "where Kaggle credentials are found (env, kaggle.json)"),
+    "locks": _rule(0, "one exclusive file lock (flock) between processes"),
     "market": _rule(1, "record schemas and contracts, order book, liquidity math, venue capture parsers, feed clock"),
     "trading": _rule(2, "strategy, risk gate, ledger, order value types, backtests (pure, no I/O)"),
     "kafka": _rule(3, "the factory of every Kafka client, producers, security settings"),

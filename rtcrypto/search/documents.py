@@ -39,10 +39,11 @@ from rtcrypto.search.indices import DEFAULT_INDEX_PREFIX, INDEX_SPECS
 if TYPE_CHECKING:
     import pandas as pd
 
-    from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
+    from rtcrypto.exchange.base import OrderStatus
     from rtcrypto.market.liquidity import LiquidityWindow
     from rtcrypto.market.schemas import Heartbeat
     from rtcrypto.trading.ledger import Fill, RoundTrip
+    from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 
 TRADING_MODES = frozenset({"paper", "sandbox", "live"})
 MINUTE_MS = 60_000

@@ -21,7 +21,7 @@ import pytest
 from elasticsearch import Elasticsearch, helpers
 
 from rtcrypto.config import Settings
-from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
+from rtcrypto.exchange.base import OrderStatus
 from rtcrypto.search import documents as docs
 from rtcrypto.search import queries
 from rtcrypto.search.client import search_client
@@ -29,6 +29,7 @@ from rtcrypto.search.documents import SearchAction
 from rtcrypto.search.indices import INDEX_SPECS, ensure_templates, template_body
 from rtcrypto.search.writer import SPOOL_PREFIX, SearchWriter, iter_dead_letters
 from rtcrypto.trading.ledger import Ledger
+from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.strategy import OrderIntent, PriceReference, Side, TimeInForce
 from tests.helpers import GEMINI_CAPTURE, free_port, gemini_btc_window_sums, shared_minute_file
 

@@ -11,12 +11,13 @@ import orjson
 import pandas as pd
 import pytest
 
-from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
+from rtcrypto.exchange.base import OrderStatus
 from rtcrypto.market.schemas import Heartbeat
 from rtcrypto.search import documents as docs
 from rtcrypto.search.documents import SearchAction
 from rtcrypto.search.indices import INDEX_SPECS, template_body
 from rtcrypto.trading.ledger import Ledger
+from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.strategy import OrderIntent, PriceReference, Side, TimeInForce
 from spark_jobs.liquidity import LIQUIDITY_FIELDS
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from rtcrypto import supervision as services
 from rtcrypto.config import Settings, Topics
 from rtcrypto.stack import process
-from rtcrypto.supervision import services
-from rtcrypto.supervision.services import HealthState
+from rtcrypto.supervision import HealthState
 from tests.helpers import GEMINI_CAPTURE, REPO, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -72,6 +72,10 @@ def isolated(
 
         client = search_client(settings, max_retries=0)
         client.options(ignore_status=404).indices.delete(index=services.restarts_index(settings))
+        # the heartbeats the checks judged (rtcrypto.supervision.indexing)
+        client.options(ignore_status=404).indices.delete(
+            index=f"{settings.search_index_prefix}-heartbeat"
+        )
 
 
 def _airflow_env(settings: Settings) -> dict[str, str]:

@@ -4,7 +4,8 @@ Real Kafka (a heartbeat topic of this test) and the real Elasticsearch node, on 
 of this test with the project's templates applied (the strict ``heartbeat`` mapping): a heartbeat
 read by ``check_health`` lands under its deterministic ``_id`` and stays one document when the
 service is checked again (``check_health`` twice, then ``check_all``); a newer heartbeat is a
-second document.
+second document. The same holds through the Airflow task path
+(``plugins/rtc_airflow/hooks.ServiceSupervisionHook.health``, as ``ServiceHeartbeatSensor`` calls it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rtcrypto.kafka.clients import producer
 from rtcrypto.market.schemas import Heartbeat
 from rtcrypto.search.client import search_client
 from rtcrypto.search.indices import INDEX_SPECS, ensure_templates
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +104,37 @@ def test_a_heartbeat_checked_twice_is_indexed_once(
         [f"ingest:host-a:101:{ts_ms}", f"ingest:host-a:101:{newer}"]
     )
     assert not list((settings.search_spool_path / "heartbeats").glob("spool-*"))  # all sent
+
+
+def test_the_airflow_hooks_health_indexes_the_heartbeat_it_judged_once(
+    settings: Settings, client: Elasticsearch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rtcrypto.config import get_settings
+
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
+    monkeypatch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    monkeypatch.setenv("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
+    for name, value in {
+        "RTC_HOME": settings.home,
+        "RTC_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "RTC_TOPIC_HEARTBEAT": settings.topics.heartbeat,
+        "RTC_SEARCH_URL": settings.search_url,
+        "RTC_SEARCH_INDEX_PREFIX": settings.search_index_prefix,
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    get_settings.cache_clear()
+    import airflow  # noqa: F401  (puts the plugins folder on sys.path)
+    from rtc_airflow.hooks import ServiceSupervisionHook
+
+    ts_ms = time.time_ns() // 1_000_000 - 1_000
+    _send(settings, Heartbeat("trader", "host-b:7", ts_ms, 5, ts_ms - 9, 40))
+    try:
+        hook = ServiceSupervisionHook()
+        hook.health("trader")
+        hook.health("trader")
+    finally:
+        get_settings.cache_clear()
+
+    documents = _documents(client, f"{settings.search_index_prefix}-heartbeat")
+    assert list(documents) == [f"trader:host-b:7:{ts_ms}"]
+    assert documents[f"trader:host-b:7:{ts_ms}"]["processed"] == 5

@@ -106,6 +106,11 @@ class ServiceHealth:
         )
 
 
+def _above(value: float | None, limit: float | None) -> bool:
+    """True when both are known and ``value`` exceeds ``limit`` (an unknown lag is not judged)."""
+    return value is not None and limit is not None and value > limit
+
+
 def judge_health(observation: Observation, policy: HealthPolicy) -> ServiceHealth:
     """Healthy, stale, dead, lagging, stopped or unknown, with a one-line reason.
 
@@ -150,20 +155,12 @@ def judge_health(observation: Observation, policy: HealthPolicy) -> ServiceHealt
                 HealthState.stale,
                 f"last heartbeat {age:.0f} s ago (stale after {policy.stale_after_s:.0f} s)",
             )
-    if (
-        policy.max_lag_records is not None
-        and observation.lag_records is not None
-        and observation.lag_records > policy.max_lag_records
-    ):
+    if _above(observation.lag_records, policy.max_lag_records):
         return verdict(
             HealthState.lagging,
             f"{observation.lag_records:,} input records behind (limit {policy.max_lag_records:,})",
         )
-    if (
-        policy.max_lag_s is not None
-        and observation.lag_s is not None
-        and observation.lag_s > policy.max_lag_s
-    ):
+    if _above(observation.lag_s, policy.max_lag_s):
         return verdict(
             HealthState.lagging,
             f"event-time lag {observation.lag_s:.0f} s (limit {policy.max_lag_s:.0f} s)",

@@ -23,10 +23,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rtcrypto.config import Settings
+from rtcrypto.kafka.clients import admin_client
 from rtcrypto.supervision.registry import LagSource, ServiceSpec
+
+if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
 
 ADMIN_CLIENT_ID = "rtc-supervisor"
 
@@ -77,10 +81,9 @@ def latest_checkpoint_offsets(offsets_dir: Path, topic: str) -> dict[int, int] |
     return parse_checkpoint_offsets(text, topic)
 
 
-def kafka_admin(settings: Settings, timeout_s: float = 5.0) -> Any:
-    """A confluent-kafka ``AdminClient`` on ``settings.kafka_bootstrap`` (sends nothing yet)."""
-    from rtcrypto.kafka.clients import admin_client
-
+def kafka_admin(settings: Settings, timeout_s: float = 5.0) -> AdminClient:
+    """A confluent-kafka ``AdminClient`` on ``settings.kafka_bootstrap`` (sends nothing yet),
+    built by the one Kafka client factory (security settings included)."""
     return admin_client(settings, ADMIN_CLIENT_ID, timeout_s)
 
 

@@ -213,7 +213,7 @@ class Settings(BaseSettings):
     # dead-lettered by the ingest, and by Spark when ahead of the record's Kafka time (bounded.py)
     event_time_window_s: float = Field(default=3600.0, gt=0, le=366 * 86_400)
 
-    # --- supervision (rtcrypto/supervision/services.py: Airflow's streaming_supervisor and `rtc status`) ----
+    # --- supervision (rtcrypto/supervision/registry.py: Airflow's streaming_supervisor and `rtc status`) ----
     # stale after N x interval
     supervisor_stale_heartbeats: float = Field(default=3.0, gt=0, le=1000, allow_inf_nan=False)
     # silent start allowed (Spark)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import confluent_kafka
@@ -17,6 +18,7 @@ import confluent_kafka.admin
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from rtcrypto.config import Settings, get_settings
 from rtcrypto.config_checks import SettingsError
@@ -36,7 +38,7 @@ def sasl_ssl() -> Settings:
         kafka_security_protocol="SASL_SSL",
         kafka_sasl_mechanism="SCRAM-SHA-512",
         kafka_sasl_username="rtc-user",
-        kafka_sasl_password=PASSWORD,
+        kafka_sasl_password=SecretStr(PASSWORD),
         kafka_ssl_ca_location=CA_BUNDLE,
     )
 
@@ -114,6 +116,51 @@ def test_the_stack_admin_takes_security_from_settings_and_bootstrap_from_the_cal
     assert _subset(config, SECURITY) == SECURITY
     assert config["bootstrap.servers"] == "127.0.0.1:2"
     assert config["client.id"] == kafka_stack.ADMIN_CLIENT_ID
+
+
+class _Built(Exception):
+    """Raised by the recording spy instead of building: the caller's configuration is enough."""
+
+
+@pytest.mark.parametrize("reader", ["heartbeats", "liquidity-tail", "trader"])
+def test_every_consumer_of_production_code_gets_the_security_settings(
+    monkeypatch: pytest.MonkeyPatch, reader: str
+) -> None:
+    from rtcrypto.cli.liquidity import tail_records
+    from rtcrypto.supervision.heartbeats import read_recent
+    from rtcrypto.trader.service import TraderService
+
+    for name, value in {
+        "RTC_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "RTC_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "RTC_KAFKA_SASL_USERNAME": "rtc-user",
+        "RTC_KAFKA_SASL_PASSWORD": PASSWORD,
+        "RTC_KAFKA_SSL_CA_LOCATION": str(CA_BUNDLE),
+    }.items():
+        monkeypatch.setenv(name, value)
+    seen: list[dict[str, Any]] = []
+
+    def record(config: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        seen.append(dict(config))
+        raise _Built
+
+    monkeypatch.setattr(confluent_kafka, "Consumer", record)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(_Built):
+            if reader == "heartbeats":
+                read_recent("127.0.0.1:3", "service.heartbeat.v1", timeout_s=0.5)
+            elif reader == "liquidity-tail":
+                tail_records(bootstrap="127.0.0.1:3", topic="liquidity.minute.v1")
+            else:
+                TraderService._consumer(SimpleNamespace(settings=get_settings()))  # type: ignore[arg-type]
+    finally:
+        get_settings.cache_clear()
+
+    assert len(seen) == 1
+    assert _subset(seen[0], SECURITY) == SECURITY
+    if reader != "trader":  # the readers take the bootstrap they are given
+        assert seen[0]["bootstrap.servers"] == "127.0.0.1:3"
 
 
 def test_plaintext_adds_no_security_properties() -> None:

@@ -46,6 +46,7 @@ def kafka_client_violations(source: str, *, factory: bool = False) -> list[str]:
     tree = ast.parse(source)
     found: list[str] = []
     confluent_aliases: set[str] = set()  # names bound to a confluent_kafka module
+    type_only = _type_checking_imports(tree)  # a client class in annotations builds nothing
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -58,7 +59,7 @@ def kafka_client_violations(source: str, *, factory: bool = False) -> list[str]:
                 found.append(f"line {node.lineno}: from {node.module} import (kafka-python)")
             elif _is_confluent(node.module):
                 for alias in node.names:
-                    if alias.name in CLIENT_CLASSES and not factory:
+                    if alias.name in CLIENT_CLASSES and not factory and node not in type_only:
                         found.append(f"line {node.lineno}: from {node.module} import {alias.name}")
                     elif alias.name in {"admin", "aio", "experimental"}:
                         confluent_aliases.add(alias.asname or alias.name)
@@ -70,6 +71,20 @@ def kafka_client_violations(source: str, *, factory: bool = False) -> list[str]:
             and _root_name(node.value) in confluent_aliases
         ):
             found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def _type_checking_imports(tree: ast.AST) -> set[ast.AST]:
+    """The import statements directly inside ``if TYPE_CHECKING:`` blocks."""
+    found: set[ast.AST] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in {
+            "TYPE_CHECKING",
+            "typing.TYPE_CHECKING",
+        }:
+            found.update(
+                child for child in node.body if isinstance(child, ast.Import | ast.ImportFrom)
+            )
     return found
 
 
@@ -124,6 +139,8 @@ def test_production_code_builds_kafka_clients_only_in_the_factory() -> None:
         "import confluent_kafka as ck\nck.Consumer({})",
         "from confluent_kafka import admin\nadmin.AdminClient({})",
         "def f():\n    from confluent_kafka import DeserializingConsumer\n",
+        "if TYPE_CHECKING:\n    import kafka",
+        "if not TYPE_CHECKING:\n    from confluent_kafka import Consumer",
     ],
 )
 def test_the_check_catches_each_way_of_building_a_client(source: str) -> None:
@@ -140,6 +157,7 @@ def test_the_check_catches_each_way_of_building_a_client(source: str) -> None:
         "from rtcrypto.kafka.producers import make_producer",
         "import kafkaesque",
         "from . import kafka",
+        "if TYPE_CHECKING:\n    from confluent_kafka.admin import AdminClient",
     ],
 )
 def test_the_check_allows_value_types_and_the_factories(source: str) -> None:

@@ -191,14 +191,15 @@ def tail_records(
     from rtcrypto.kafka import clients
 
     settings = get_settings().model_copy(update={"kafka_bootstrap": bootstrap})
-    consumer = clients.consumer(settings, "rtc-liquidity-tail")
+    # librdkafka's own lines would repeat every reconnect; its errors are printed once below
+    consumer = clients.consumer(settings, "rtc-liquidity-tail", log_level=clients.QUIET_LOG_LEVEL)
     start_offset = OFFSET_BEGINNING if from_beginning else OFFSET_END
     idle_limit_s = until_idle_s or None  # 0 waits forever, as before
     printed, assigned, last_record = 0, False, time.monotonic()
     try:
         while idle_limit_s is None or time.monotonic() - last_record < idle_limit_s:
             if not assigned:  # the topic may not exist yet: look again until it does
-                metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+                metadata = consumer.list_topics(topic, timeout=5).topics.get(topic)
                 if metadata is None or metadata.error is not None or not metadata.partitions:
                     time.sleep(0.2)
                     continue
@@ -207,7 +208,10 @@ def tail_records(
                 )
                 assigned = True
             message = consumer.poll(0.2)
-            value = message.value() if message is not None and message.error() is None else None
+            if message is not None and message.error() is not None:
+                sys.stderr.write(f"kafka: {message.error()}\n")  # e.g. all brokers down
+                continue
+            value = message.value() if message is not None else None
             if value is None:
                 continue
             sys.stdout.write(value.decode("utf-8", errors="replace") + "\n")

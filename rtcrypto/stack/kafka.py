@@ -311,7 +311,7 @@ def wait_for_kafka(settings: Settings | None = None, *, timeout_s: float = 90.0)
     paths = kafka_paths(settings)
     return process.wait_until_healthy(
         KAFKA_PROCESS,
-        lambda: broker_healthy(settings.kafka_bootstrap, timeout_s=2.0),
+        lambda: broker_healthy(settings.kafka_bootstrap, timeout_s=2.0, settings=settings),
         service="Kafka",
         target=settings.kafka_bootstrap,
         logs=[paths.server_log, paths.process_log],

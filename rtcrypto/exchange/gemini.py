@@ -47,7 +47,7 @@ from rtcrypto.exchange.base import (
     RateLimitError,
 )
 from rtcrypto.exchange.signing import NonceSource, encode_payload, private_headers, private_payload
-from rtcrypto.market.captures import decimal_text
+from rtcrypto.market.captures.gemini_v1 import decimal_text
 from rtcrypto.redact import redact_url
 from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.strategy import Side

@@ -26,7 +26,8 @@ from kafka import KafkaConsumer, TopicPartition
 from bench.common import drop_topics, ensure_broker, fresh_topics, save
 from rtcrypto.config import get_settings
 from rtcrypto.kafka.producers import make_producer
-from rtcrypto.market.captures import load_capture, replay_v1_change_events
+from rtcrypto.market.captures import load_capture
+from rtcrypto.market.captures.gemini_v1 import replay_v1_change_events
 from rtcrypto.market.schemas import BookChange, TimeTick
 from rtcrypto.spark import submit as spark
 from tests.helpers import GEMINI_CAPTURE

@@ -1,6 +1,6 @@
 """streaming_start (manual): start the chosen streaming services through the process manager.
 
-Param ``services``: names from the registry (``rtcrypto/supervision/services.py``: simulator, ingest,
+Param ``services``: names from the registry (``rtcrypto/supervision/registry.py``: simulator, ingest,
 liquidity, trader); empty starts every service this configuration runs. A running service is
 left alone. The services start in parallel; the ingest reconnects until the simulator answers.
 They run detached (own process group, pid files under ``<RTC_HOME>/run``), exactly as ``rtc up``
@@ -36,7 +36,7 @@ DEFAULT_ARGS: dict[str, Any] = {
         "services": Param(
             [],
             type="array",
-            # names of the registry (rtcrypto/supervision/services.py; the task checks them against it)
+            # names of the registry (rtcrypto/supervision/registry.py; the task checks them against it)
             items={"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,31}$"},
             maxItems=16,
             uniqueItems=True,
@@ -50,7 +50,7 @@ def streaming_start() -> None:
     def select_services(params: dict[str, Any] | None = None) -> list[str]:
         """The chosen names, checked against the registry; empty: every enabled service."""
         from rtcrypto.config import get_settings
-        from rtcrypto.supervision.services import select_services as select
+        from rtcrypto.supervision import select_services as select
 
         return select((params or {}).get("services") or [], get_settings())
 

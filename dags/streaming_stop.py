@@ -1,6 +1,6 @@
 """streaming_stop (manual): stop the chosen streaming services.
 
-Param ``services``: names from the registry (``rtcrypto/supervision/services.py``); empty stops all. Each
+Param ``services``: names from the registry (``rtcrypto/supervision/registry.py``); empty stops all. Each
 gets SIGTERM (its process group), then SIGKILL after 30 s. Its pid file goes away, so
 ``streaming_supervisor`` sees it as stopped on purpose and does not restart it; start it again
 with ``streaming_start`` or ``rtc up``.
@@ -35,7 +35,7 @@ DEFAULT_ARGS: dict[str, Any] = {
         "services": Param(
             [],
             type="array",
-            # names of the registry (rtcrypto/supervision/services.py; the task checks them against it)
+            # names of the registry (rtcrypto/supervision/registry.py; the task checks them against it)
             items={"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,31}$"},
             maxItems=16,
             uniqueItems=True,
@@ -49,8 +49,8 @@ def streaming_stop() -> None:
     def select_services(params: dict[str, Any] | None = None) -> list[str]:
         """The chosen names, checked against the registry; empty: every service."""
         from rtcrypto.config import get_settings
-        from rtcrypto.supervision.services import select_services as select
-        from rtcrypto.supervision.services import service_names
+        from rtcrypto.supervision import select_services as select
+        from rtcrypto.supervision import service_names
 
         chosen = (params or {}).get("services") or service_names()
         return select(chosen, get_settings())

@@ -1,7 +1,7 @@
 """streaming_supervisor: every 5 minutes, check each streaming service and restart a dead or
 stuck one.
 
-For each service of the registry (``rtcrypto/supervision/services.py``: simulator, ingest, the Spark
+For each service of the registry (``rtcrypto/supervision/registry.py``: simulator, ingest, the Spark
 liquidity job, the Spark bars job, the trader; the services this configuration runs), ``check_health``
 (``ServiceHeartbeatSensor`` in watch mode) reads the process state, the newest heartbeat on
 ``service.heartbeat.v1`` and the lag, and returns the verdict: healthy, stale (no heartbeat for
@@ -75,7 +75,7 @@ def streaming_supervisor() -> None:
     def list_services() -> list[str]:
         """The registry's services this configuration runs, in start order."""
         from rtcrypto.config import get_settings
-        from rtcrypto.supervision.services import enabled_services
+        from rtcrypto.supervision import enabled_services
 
         return [spec.name for spec in enabled_services(get_settings())]
 
@@ -118,7 +118,7 @@ def streaming_supervisor() -> None:
         import logging
 
         from rtcrypto.config import get_settings
-        from rtcrypto.supervision.services import read_journal, restart_counts
+        from rtcrypto.supervision import read_journal, restart_counts
 
         log = logging.getLogger(__name__)
         counts = restart_counts(read_journal(get_settings()))

@@ -13,7 +13,7 @@ GEMINI_CAPTURE = ORDERBOOK_DATA / "gemini_2021-04-17__GEMINI.ws.36.0.gz"
 
 def capture_lines(path: Path, count: int) -> list[str]:
     """The first ``count`` lines of a capture file (gzip or text)."""
-    from rtcrypto.market.captures import read_lines
+    from rtcrypto.market.captures.reader import read_lines
 
     lines: list[str] = []
     for line in read_lines(path):
@@ -26,12 +26,8 @@ def capture_lines(path: Path, count: int) -> list[str]:
 def gemini_v1_frames(count: int = 200, events_per_frame: int = 4) -> list[str]:
     """Gemini v1 market data frames (updates with change and trade events, heartbeats) made from
     the real Gemini capture the way the simulator sends them, with ``socket_sequence`` from 0."""
-    from rtcrypto.market.captures import (
-        TradePrint,
-        load_capture,
-        replay_v1_change_events,
-        trade_to_v1_event,
-    )
+    from rtcrypto.market.captures import TradePrint, load_capture
+    from rtcrypto.market.captures.gemini_v1 import replay_v1_change_events, trade_to_v1_event
 
     capture = load_capture(GEMINI_CAPTURE)
     frames: list[str] = []

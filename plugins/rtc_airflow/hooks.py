@@ -1,6 +1,6 @@
 """Hooks of the platform: service supervision, Elasticsearch, and the Airflow connections.
 
-``ServiceSupervisionHook`` is a thin Airflow face over ``rtcrypto.supervision.services`` (the
+``ServiceSupervisionHook`` is a thin Airflow face over ``rtcrypto.supervision`` (the
 registry and the pure health judge), so sensors and operators share one code path with ``rtc up``
 and ``rtc status``. Settings come from the task's environment (``RTC_*``, see
 ``rtcrypto/config.py``), with the values of the Airflow connection ``kafka_default`` in place
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
     from rtcrypto.config import Settings
-    from rtcrypto.supervision.services import Launch, RestartBackend, RestartRecord, ServiceHealth
+    from rtcrypto.supervision import Launch, RestartBackend, RestartRecord, ServiceHealth
 
 
 KAFKA_CONN_ID = "kafka_default"  # = rtcrypto.stack.airflow_connections.KAFKA_CONN_ID
@@ -64,7 +64,7 @@ def settings_from_connection(kind: str, conn_id: str | None) -> tuple[Settings, 
 
 
 class ServiceSupervisionHook(BaseHook):
-    """Health, lag and lifecycle of the services in ``rtcrypto.supervision.services.SERVICES``.
+    """Health, lag and lifecycle of the services in ``rtcrypto.supervision.SERVICES``.
 
     :param kafka_config_id: an Airflow Kafka connection (``{"bootstrap.servers": ...}`` and the
         security properties in its extra) for heartbeat, consumer-group and end-offset reads;
@@ -98,14 +98,14 @@ class ServiceSupervisionHook(BaseHook):
 
                 self._admin = KafkaAdminClientHook(kafka_config_id=self.kafka_config_id).get_conn
             else:
-                from rtcrypto.supervision.services import kafka_admin
+                from rtcrypto.supervision import kafka_admin
 
                 self._admin = kafka_admin(settings)
         return self._admin
 
     def health(self, service: str) -> ServiceHealth:
         """The supervisor's verdict on ``service`` (process, heartbeat age, lag)."""
-        from rtcrypto.supervision import services
+        from rtcrypto import supervision as services
 
         spec = services.get_service(service)
         settings = self.settings
@@ -118,7 +118,7 @@ class ServiceSupervisionHook(BaseHook):
     ) -> int | None:
         """Records behind: of ``service`` (its consumer group or checkpoint), or of ``group_id``
         on ``topic``. None while nothing is committed (or planned) yet."""
-        from rtcrypto.supervision import services
+        from rtcrypto import supervision as services
 
         if service is not None:
             return services.service_lag_records(
@@ -132,8 +132,8 @@ class ServiceSupervisionHook(BaseHook):
         """``KafkaLagSensor`` arguments for each enabled service that reads a topic (consumer
         group or checkpoint) and runs now: ``{"service": name, "max_lag": ...}``, the limit
         being ``supervisor_max_lag_records``. A stopped service has no lag to wait for."""
+        from rtcrypto import supervision as services
         from rtcrypto.stack import process
-        from rtcrypto.supervision import services
 
         settings = self.settings
         return [
@@ -145,8 +145,8 @@ class ServiceSupervisionHook(BaseHook):
 
     def start(self, service: str) -> tuple[int | None, bool]:
         """Start ``service`` unless it runs; (pid, started by this call)."""
+        from rtcrypto import supervision as services
         from rtcrypto.stack import process
-        from rtcrypto.supervision import services
 
         settings = self.settings
         spec = services.get_service(service)
@@ -156,7 +156,7 @@ class ServiceSupervisionHook(BaseHook):
 
     def stop(self, service: str, timeout_s: float = 30.0) -> bool:
         """Stop ``service``; True if it was running. The supervisor leaves it stopped."""
-        from rtcrypto.supervision import services
+        from rtcrypto import supervision as services
 
         return services.stop_service(service, self.settings, timeout_s=timeout_s)
 
@@ -170,7 +170,7 @@ class ServiceSupervisionHook(BaseHook):
         compose_file: Path | None = None,
     ) -> RestartRecord:
         """Restart ``service`` and record it (log, journal, ``rtc-restarts`` when ES answers)."""
-        from rtcrypto.supervision import services
+        from rtcrypto import supervision as services
 
         return services.restart_service(
             service,

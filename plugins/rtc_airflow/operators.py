@@ -27,7 +27,7 @@ from rtc_airflow.hooks import ServiceSupervisionHook
 
 if TYPE_CHECKING:
     from rtcrypto.config import Settings
-    from rtcrypto.supervision.services import Launch
+    from rtcrypto.supervision import Launch
 
 DEFAULT_RESTART_STATES = ("dead", "stale")
 
@@ -43,9 +43,9 @@ def spark_submit_launch(settings: Settings, spark_conn_id: str) -> Launch:
     if the connection does not exist (the provider would fall back to YARN).
     """
     from rtc_airflow.hooks import find_connection
+    from rtcrypto import supervision as services
     from rtcrypto.spark import submit as spark
     from rtcrypto.stack.airflow_connections import SPARK_CONN_ID, settings_with_connection
-    from rtcrypto.supervision import services
 
     connection = find_connection(spark_conn_id)
     if connection is None:  # not defined: say what to add instead of submitting to YARN
@@ -105,7 +105,7 @@ class ServiceRestartOperator(BaseOperator):
         self.restart_states = tuple(restart_states)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from rtcrypto.supervision import services
+        from rtcrypto import supervision as services
 
         service = self.service or (self.health or {}).get("service")
         if not service:
@@ -145,7 +145,7 @@ class ServiceRestartOperator(BaseOperator):
         return record.as_dict()
 
     def _backend_for(self, service: str) -> Any:
-        from rtcrypto.supervision import services
+        from rtcrypto import supervision as services
 
         try:
             backend = services.RestartBackend(self.backend)

@@ -26,7 +26,7 @@ class ServiceHeartbeatSensor(BaseSensorOperator):
     as a dict: service, state, reason, pid, heartbeat_age_s, lag_records, lag_s), so a
     downstream task can branch on it; that is how ``streaming_supervisor`` uses it.
 
-    :param service: a name from ``rtcrypto.supervision.services.SERVICES`` (templated).
+    :param service: a name from ``rtcrypto.supervision.SERVICES`` (templated).
     :param watch: report the verdict at once instead of waiting for ``healthy``.
     :param kafka_config_id: Airflow Kafka connection for heartbeat and offset reads
         (``kafka_default``, created by ``rtc up``); missing or None: RTC_KAFKA_BOOTSTRAP.

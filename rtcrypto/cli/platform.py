@@ -19,6 +19,7 @@ from typing import Any
 
 import typer
 
+from rtcrypto import supervision as services
 from rtcrypto.cli import stack as stack_cli
 from rtcrypto.config import Feed, Settings, SimulatorReplay, get_settings
 from rtcrypto.kaggle_credentials import history_download_schedule_note
@@ -27,7 +28,6 @@ from rtcrypto.platform.bootstrap import BootstrapError
 from rtcrypto.redact import redact_url
 from rtcrypto.stack import process
 from rtcrypto.stack.errors import StackError
-from rtcrypto.supervision import services
 
 
 def _start(spec: services.ServiceSpec, settings: Settings) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from rtcrypto.history import bars as checks
-from rtcrypto.history.bars import Bars, Gap
+from rtcrypto.history.bars import Bars, FloatArray, Gap, GapStats
 from rtcrypto.history.errors import HistoryError
 from rtcrypto.history.schemas import BarSchema, TimestampFormat, detect_schema, is_gzip
 from rtcrypto.history.store import (
@@ -249,23 +249,16 @@ def import_file(
     fingerprint = content_fingerprint(path)
     folder = resolve_history_dir(history_dir)
     with manifest_lock(folder):
-        for entry in read_manifest(folder):
-            if entry.fingerprint == fingerprint and entry.source == source:
-                previous = ImportReport.from_dict(entry.report)
-                return replace(
-                    previous,
-                    file=str(path),
-                    already_imported=True,
-                    seconds=time.perf_counter() - started,
-                )
-        bars, tally = read_bars(path, schema, chunk_rows, on_progress)
-        bars, duplicates = checks.sort_and_deduplicate(bars)
-        tally.dropped[checks.DUPLICATE_TS] = duplicates
-        gaps = checks.find_gaps(bars.ts_ms)
-        if bars.weighted_price is not None:
-            price, basis = bars.weighted_price, PRICE_BASIS_WEIGHTED
-        else:
-            price, basis = bars.typical_price(), PRICE_BASIS_TYPICAL
+        previous = _previous_import(folder, fingerprint, source)
+        if previous is not None:
+            return replace(
+                previous,
+                file=str(path),
+                already_imported=True,
+                seconds=time.perf_counter() - started,
+            )
+        bars, tally, gaps = _clean_bars(path, schema, chunk_rows, on_progress)
+        price, basis = _bar_price(bars)
         parts = write_parts(
             folder,
             source,
@@ -295,17 +288,49 @@ def import_file(
             partitions=parts,
             seconds=time.perf_counter() - started,
         )
-        entries = read_manifest(folder)
-        append_manifest(
-            folder,
-            ManifestEntry(
-                seq=max((entry.seq for entry in entries), default=0) + 1,
-                fingerprint=fingerprint,
-                source=source,
-                file=str(path.resolve()),
-                imported_at=now_iso(),
-                parts=parts,
-                report=report.to_dict(),
-            ),
-        )
+        _commit_import(folder, path, report)
     return report
+
+
+def _previous_import(folder: Path, fingerprint: str, source: str) -> ImportReport | None:
+    """The report of an earlier import of this content into ``source``, if the manifest has one."""
+    for entry in read_manifest(folder):
+        if entry.fingerprint == fingerprint and entry.source == source:
+            return ImportReport.from_dict(entry.report)
+    return None
+
+
+def _clean_bars(
+    path: Path, schema: BarSchema, chunk_rows: int, on_progress: ProgressCallback | None
+) -> tuple[Bars, _Tally, GapStats]:
+    """The file's bars that pass the row checks, sorted and without duplicate minutes (counted
+    in the tally), and the gaps between them."""
+    bars, tally = read_bars(path, schema, chunk_rows, on_progress)
+    bars, duplicates = checks.sort_and_deduplicate(bars)
+    tally.dropped[checks.DUPLICATE_TS] = duplicates
+    return bars, tally, checks.find_gaps(bars.ts_ms)
+
+
+def _bar_price(bars: Bars) -> tuple[FloatArray, str]:
+    """The price stored per bar and its basis: the file's weighted price when it has one,
+    else the typical price (high + low + close) / 3."""
+    if bars.weighted_price is not None:
+        return bars.weighted_price, PRICE_BASIS_WEIGHTED
+    return bars.typical_price(), PRICE_BASIS_TYPICAL
+
+
+def _commit_import(folder: Path, path: Path, report: ImportReport) -> None:
+    """Append the import to the manifest (next sequence number); call under the manifest lock."""
+    entries = read_manifest(folder)
+    append_manifest(
+        folder,
+        ManifestEntry(
+            seq=max((entry.seq for entry in entries), default=0) + 1,
+            fingerprint=report.fingerprint,
+            source=report.source,
+            file=str(path.resolve()),
+            imported_at=now_iso(),
+            parts=report.partitions,
+            report=report.to_dict(),
+        ),
+    )

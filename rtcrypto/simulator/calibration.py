@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from rtcrypto.market.captures import BookUpdate, LevelBook, TradePrint, load_capture
+from rtcrypto.market.captures import BookUpdate, TradePrint, load_capture
+from rtcrypto.market.captures.gemini_v1 import LevelBook
 
 SCHEMA_VERSION = 1
 DEFAULT_BAND_BPS = 50.0  # the ingest's depth band (RTC_DEPTH_BAND_PCT 0.5 %) in basis points

@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 
 from rtcrypto.history import HistoryError, load_history, summarize
-from rtcrypto.market.captures import Level, LevelBook, TradePrint, trade_to_v1_event
+from rtcrypto.market.captures import TradePrint
+from rtcrypto.market.captures.gemini_v1 import Level, LevelBook, trade_to_v1_event
 from rtcrypto.simulator import wire
 from rtcrypto.simulator.calibration import Calibration
 from rtcrypto.simulator.connections import ReplayFrame

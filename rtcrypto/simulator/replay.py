@@ -21,13 +21,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from rtcrypto.market.captures import (
-    BookUpdate,
-    Capture,
-    CaptureMessage,
+from rtcrypto.market.captures import BookUpdate, Capture, CaptureMessage, TradePrint
+from rtcrypto.market.captures.gemini_v1 import (
     LevelBook,
     LevelOp,
-    TradePrint,
     V1ChangeEvent,
     decimal_text,
     level_ops,

@@ -37,7 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from rtcrypto.exchange.signing import SignedRequestError, verify_private_request
-from rtcrypto.market.captures import LevelBook, decimal_text
+from rtcrypto.market.captures.gemini_v1 import LevelBook, decimal_text
 from rtcrypto.simulator.replay import StreamEngine
 from rtcrypto.simulator.wire import invalid_symbol_body, split_symbol
 

@@ -10,7 +10,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from rtcrypto.market.captures import TradePrint, V1ChangeEvent
+from rtcrypto.market.captures import TradePrint
+from rtcrypto.market.captures.gemini_v1 import V1ChangeEvent
 
 # Quote currencies, tried in order as symbol suffixes (BTCUSD -> BTC / USD).
 QUOTE_CURRENCIES = ("USDT", "USDC", "GUSD", "DAI", "USD", "EUR", "GBP", "SGD", "AUD", "BTC", "ETH")

@@ -25,7 +25,7 @@ compare both on real data).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from rtcrypto.exchange.base import TopOfBook
 from rtcrypto.trading.account import SimulatedAccount
 from rtcrypto.trading.ledger import Fill, RoundTrip, equity_curve
+from rtcrypto.trading.order_types import TopOfBook
 from rtcrypto.trading.risk import RiskLimits
 from rtcrypto.trading.strategy import Balances, Side, StrategyParams
 
@@ -290,6 +290,25 @@ def simulate(
     The default path calls it at side changes only, with identical fills (see the module doc).
     """
     config = config or BacktestConfig()
+    price_array, codes, times = _checked_minutes(prices, sides, ts_ms)
+    account = SimulatedAccount(
+        config.initial_usd,
+        params=config.strategy,
+        limits=config.risk,
+        taker_fee_pct=config.taker_fee_pct,
+    )
+    spread = config.half_spread_pct / HUNDRED
+    fill_minutes: list[int] = []
+    step = _minute_stepper(account, price_array, times, spread, fill_minutes)
+    calls = _step_every_minute(step, codes) if per_minute else _step_side_runs(step, codes)
+    return _run_result(account, fill_minutes, price_array, spread, calls)
+
+
+def _checked_minutes(
+    prices: npt.ArrayLike, sides: npt.ArrayLike, ts_ms: npt.ArrayLike | None
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int8], npt.NDArray[np.int64]]:
+    """Prices, side codes and epoch-ms times as arrays of one value per minute (times default
+    to one minute apart from 0); ``ValueError`` for a shape or value that does not fit."""
     price_array = np.asarray(prices, dtype=np.float64)
     if price_array.ndim != 1 or not (np.isfinite(price_array).all() and (price_array > 0).all()):
         raise ValueError("prices must be a 1-D array of finite prices > 0")
@@ -300,22 +319,26 @@ def simulate(
     )
     if times.shape != (minutes,):
         raise ValueError(f"need one timestamp per minute: {times.shape} for {minutes} prices")
-    account = SimulatedAccount(
-        config.initial_usd,
-        params=config.strategy,
-        limits=config.risk,
-        taker_fee_pct=config.taker_fee_pct,
-    )
-    ledger = account.ledger
-    spread = config.half_spread_pct / HUNDRED
-    fill_minutes: list[int] = []
+    return price_array, codes, times
 
+
+MinuteStep = Callable[[int, Side | None], int | None]
+
+
+def _minute_stepper(
+    account: SimulatedAccount,
+    price_array: npt.NDArray[np.float64],
+    times: npt.NDArray[np.int64],
+    spread: Decimal,
+    fill_minutes: list[int],
+) -> MinuteStep:
+    """The trader's path for one minute on ``account``, appending fill minutes to ``fill_minutes``;
+    it returns the next minute to look at, or None when the strategy wants no order."""
     # After a daily-loss refusal nothing changes until the next UTC day (no sell in a buy run),
     # so the fast path may jump there; only on increasing times.
     increasing = bool(np.all(np.diff(times) > 0))
 
     def step(minute: int, side: Side | None) -> int | None:
-        """The trader's path for one minute; the next minute to look at, None for no intent."""
         intent = account.decide(side, None)
         if intent is None:
             return None
@@ -337,23 +360,46 @@ def simulate(
             return max(minute + 1, int(np.searchsorted(times, next_day_ms)))
         return minute + 1
 
-    calls = 0
-    if per_minute:
-        for index, side in enumerate(_SIDE_BY_CODE[codes + 1].tolist()):
-            step(index, side)
-        calls = minutes
-    elif minutes:
-        starts = np.concatenate(([0], np.flatnonzero(codes[1:] != codes[:-1]) + 1))
-        ends = np.concatenate((starts[1:], [minutes]))
-        run_sides = _SIDE_BY_CODE[codes[starts] + 1].tolist()
-        for start, end, side in zip(starts.tolist(), ends.tolist(), run_sides, strict=True):
-            # Step on only while the strategy wants an order: after a None nothing it reads changes.
-            next_minute: int | None = start
-            while next_minute is not None and next_minute < end:
-                calls += 1
-                next_minute = step(next_minute, side)
+    return step
 
-    last_price = _decimal(float(price_array[-1])) if minutes else Decimal(0)
+
+def _step_every_minute(step: MinuteStep, codes: npt.NDArray[np.int8]) -> int:
+    """Call ``step`` at every minute (the reference path); return the number of calls."""
+    for index, side in enumerate(_SIDE_BY_CODE[codes + 1].tolist()):
+        step(index, side)
+    return len(codes)
+
+
+def _step_side_runs(step: MinuteStep, codes: npt.NDArray[np.int8]) -> int:
+    """Call ``step`` from each side change on, while it returns a next minute inside the run of
+    equal sides (see the module doc); return the number of calls."""
+    minutes = len(codes)
+    if not minutes:
+        return 0
+    calls = 0
+    starts = np.concatenate(([0], np.flatnonzero(codes[1:] != codes[:-1]) + 1))
+    ends = np.concatenate((starts[1:], [minutes]))
+    run_sides = _SIDE_BY_CODE[codes[starts] + 1].tolist()
+    for start, end, side in zip(starts.tolist(), ends.tolist(), run_sides, strict=True):
+        # Step on only while the strategy wants an order: after a None nothing it reads changes.
+        next_minute: int | None = start
+        while next_minute is not None and next_minute < end:
+            calls += 1
+            next_minute = step(next_minute, side)
+    return calls
+
+
+def _run_result(
+    account: SimulatedAccount,
+    fill_minutes: list[int],
+    price_array: npt.NDArray[np.float64],
+    spread: Decimal,
+    calls: int,
+) -> RunResult:
+    """The account's ledger after the run, valued at the last price (sold at the bid, exit fee
+    deducted), with the equity curve per minute."""
+    ledger = account.ledger
+    last_price = _decimal(float(price_array[-1])) if len(price_array) else Decimal(0)
     return RunResult(
         fills=tuple(ledger.fills),
         fill_minutes=np.asarray(fill_minutes, dtype=np.int64),

@@ -12,16 +12,18 @@ import pytest
 from rtcrypto.market.captures import (
     BookUpdate,
     CaptureError,
-    LevelBook,
     TradePrint,
-    epoch_seconds_to_ms,
-    level_ops,
     load_capture,
     load_rest_symbols,
     parse_lines,
+)
+from rtcrypto.market.captures.gemini_v1 import (
+    LevelBook,
+    level_ops,
     replay_v1_change_events,
     v2_change_to_v1_event,
 )
+from rtcrypto.market.captures.reader import epoch_seconds_to_ms
 
 ORDERBOOK_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "orderbook"
 GEMINI = ORDERBOOK_DIR / "gemini_2021-04-17__GEMINI.ws.36.0.gz"

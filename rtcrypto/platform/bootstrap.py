@@ -103,7 +103,7 @@ class ReplayWindow:
 
 def replay_window_path(settings: Settings) -> Path:
     """Where `rtc up` keeps the replay window it chose, so restarts replay the same days."""
-    return settings.home / "simulator" / REPLAY_WINDOW_FILE
+    return settings.simulator_dir / REPLAY_WINDOW_FILE
 
 
 def _source_summary(settings: Settings, source: str) -> SourceSummary:

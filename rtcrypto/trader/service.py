@@ -311,8 +311,6 @@ def build_trader(settings: Settings, clock: FeedClock | None = None) -> Trader:
 
 
 def _wire_trader(settings: Settings, clock: FeedClock, journal: OrderJournal) -> Trader:
-    from rtcrypto.forecast.publish import resolve_forecast_dir
-
     exchange = build_exchange(settings, clock.now_ms)
     kill_path = settings.kill_switch_path
 
@@ -324,7 +322,7 @@ def _wire_trader(settings: Settings, clock: FeedClock, journal: OrderJournal) ->
         exchange=exchange,
         journal=journal,
         forecasts=ForecastSource(
-            resolve_forecast_dir(settings.forecast_dir),
+            settings.forecast_path,
             settings.forecast_reload_interval_s,
             clock_s=time.monotonic,
         ),

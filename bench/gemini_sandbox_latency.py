@@ -21,11 +21,11 @@ from decimal import Decimal
 from typing import Any
 
 from bench.common import save
-from rtcrypto.exchange.base import OrderRequest
 from rtcrypto.exchange.gemini import GeminiAdapter
 from rtcrypto.market.captures import load_capture
 from rtcrypto.simulator import SimulatorOptions, start_simulator
 from rtcrypto.simulator.sandbox import SandboxAccount
+from rtcrypto.trading.order_types import OrderRequest
 from rtcrypto.trading.strategy import Side
 from tests.helpers import GEMINI_CAPTURE
 

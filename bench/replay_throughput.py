@@ -1,6 +1,6 @@
 """History replay throughput: real minute bars -> simulator (speed 0) -> ingest -> Kafka.
 
-    .venv/bin/python -m bench.replay_throughput [--seconds 30] [--day 2024-10-28] [--client confluent]
+    .venv/bin/python -m bench.replay_throughput [--seconds 30] [--day 2024-10-28]
 
 A real Binance day (``../shared/data/minute``) is imported into a temporary history folder; the
 simulator replays it with ``--history binance --speed 0`` (as fast as the reader takes it) and the
@@ -28,7 +28,7 @@ MINUTE_FILE = MINUTE_DIR / "binance_BTCUSDT_1m_2024-10-01_2024-11-04.csv.gz"
 GOAL_SPEEDUP = 300.0
 
 
-def measure(bootstrap: str, day: str, seconds: float, warmup_s: float, client: str) -> dict:
+def measure(bootstrap: str, day: str, seconds: float, warmup_s: float) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench-replay-"))
     history_dir = work / "history"
     import_file(MINUTE_FILE, history_dir=history_dir)
@@ -42,7 +42,7 @@ def measure(bootstrap: str, day: str, seconds: float, warmup_s: float, client: s
     command += ["--start", day, "--end", end, "--speed", "0", "--port", str(port)]
     command += ["--history-dir", str(history_dir)]
     simulator = Child("simulator", command, work, {})
-    env = {**topics.env(), "RTC_KAFKA_BOOTSTRAP": bootstrap, "RTC_KAFKA_CLIENT": client}
+    env = {**topics.env(), "RTC_KAFKA_BOOTSTRAP": bootstrap}
     ingest = None
     try:
         wait_until(lambda: _up(port), 60, "simulator up", simulator)
@@ -73,7 +73,7 @@ def measure(bootstrap: str, day: str, seconds: float, warmup_s: float, client: s
     changes = last_status["change_events_replayed"] - first_status["change_events_replayed"]
     return {
         "day": day,
-        "client": client,
+        "client": "confluent",  # the only producer since issue 11
         "wall_s": wall_s,
         "simulated_minutes": simulated_s / 60,
         "simulated_minutes_per_s": simulated_s / 60 / wall_s,
@@ -111,11 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="measurement window")
     parser.add_argument("--warmup", type=float, default=6.0, help="seconds before measuring")
     parser.add_argument("--day", default="2024-10-28", help="first UTC day replayed (2 days)")
-    parser.add_argument("--client", choices=["confluent", "kafka-python"], default="confluent")
     args = parser.parse_args(argv)
     bootstrap = ensure_broker(get_settings())
-    print(f"history replay of binance {args.day} --speed 0 -> ingest ({args.client}) -> Kafka")
-    result = measure(bootstrap, args.day, args.seconds, args.warmup, args.client)
+    print(f"history replay of binance {args.day} --speed 0 -> ingest -> Kafka")
+    result = measure(bootstrap, args.day, args.seconds, args.warmup)
     verdict = "met" if result["speedup_x_real_time"] >= GOAL_SPEEDUP else "NOT met"
     print(
         f"  {result['simulated_minutes']:.1f} simulated minutes in {result['wall_s']:.1f} s = "

@@ -36,13 +36,13 @@ from elasticsearch import Elasticsearch, helpers
 
 from bench.common import save
 from rtcrypto.config import get_settings
-from rtcrypto.exchange.base import TopOfBook
 from rtcrypto.search import documents as docs
 from rtcrypto.search.client import search_client
 from rtcrypto.search.documents import SearchAction
 from rtcrypto.search.indices import INDEX_SPECS, ensure_templates
 from rtcrypto.search.writer import SearchWriter
 from rtcrypto.stack import search as search_stack
+from rtcrypto.trading.order_types import TopOfBook
 
 MINUTE_FILE = (
     Path(__file__).resolve().parents[1].parent

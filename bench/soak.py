@@ -51,9 +51,9 @@ from typing import Any
 from bench.common import RESULTS
 from bench.soak_metrics import second_half_slopes, take_sample
 from bench.soak_report import write_report
+from rtcrypto import supervision as services
 from rtcrypto.config import Settings, get_settings
 from rtcrypto.stack import process
-from rtcrypto.supervision import services
 
 RTC = [sys.executable, "-m", "rtcrypto.cli.main"]
 CAPTURE_CHANGES_PER_S_NOTE = "BTCUSD changes of the Gemini v2 capture, snapshot excluded"

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rtcrypto import supervision as services
 from rtcrypto.config import Settings
 from rtcrypto.stack import kafka, process
-from rtcrypto.supervision import services
 
 MB = 1_000_000
 PROC = Path("/proc")

@@ -1,4 +1,4 @@
-"""The soak test's verdict and its ``report.md`` (the tables the README's "Soak test" part quotes)."""
+"""The soak test's verdict and its ``report.md`` (the tables docs/reliability.md's "Soak test" part quotes)."""
 
 from __future__ import annotations
 

@@ -28,12 +28,13 @@ from typing import Any
 import pandas as pd
 
 from bench.common import machine, save
-from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
+from rtcrypto.exchange.base import OrderStatus
 from rtcrypto.exchange.paper import PaperExchange
 from rtcrypto.trader.engine import Trader, parse_liquidity_bytes
 from rtcrypto.trader.forecasts import ForecastSides, ForecastSource
 from rtcrypto.trader.journal import OrderJournal
 from rtcrypto.trader.recorder import NullRecorder
+from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.risk import RiskLimits
 from rtcrypto.trading.strategy import StrategyParams
 

@@ -50,7 +50,7 @@ def streaming_start() -> None:
     def select_services(params: dict[str, Any] | None = None) -> list[str]:
         """The chosen names, checked against the registry; empty: every enabled service."""
         from rtcrypto.config import get_settings
-        from rtcrypto.supervision.services import select_services as select
+        from rtcrypto.supervision import select_services as select
 
         return select((params or {}).get("services") or [], get_settings())
 

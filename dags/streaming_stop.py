@@ -49,8 +49,8 @@ def streaming_stop() -> None:
     def select_services(params: dict[str, Any] | None = None) -> list[str]:
         """The chosen names, checked against the registry; empty: every service."""
         from rtcrypto.config import get_settings
-        from rtcrypto.supervision.services import select_services as select
-        from rtcrypto.supervision.services import service_names
+        from rtcrypto.supervision import select_services as select
+        from rtcrypto.supervision import service_names
 
         chosen = (params or {}).get("services") or service_names()
         return select(chosen, get_settings())

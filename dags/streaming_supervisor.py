@@ -69,7 +69,7 @@ def streaming_supervisor() -> None:
     def list_services() -> list[str]:
         """The registry's services this configuration runs, in start order."""
         from rtcrypto.config import get_settings
-        from rtcrypto.supervision.services import enabled_services
+        from rtcrypto.supervision import enabled_services
 
         return [spec.name for spec in enabled_services(get_settings())]
 
@@ -92,7 +92,7 @@ def streaming_supervisor() -> None:
         import logging
 
         from rtcrypto.config import get_settings
-        from rtcrypto.supervision.services import read_journal, restart_counts
+        from rtcrypto.supervision import read_journal, restart_counts
 
         log = logging.getLogger(__name__)
         counts = restart_counts(read_journal(get_settings()))

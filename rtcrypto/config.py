@@ -8,6 +8,7 @@ Every setting is read from the environment with the prefix ``RTC_`` (``RTC_KAFKA
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -67,13 +68,6 @@ class Feed(StrEnum):
     live = "live"
 
 
-class KafkaClient(StrEnum):
-    """Which Python Kafka client produces (see rtcrypto/kafka/producers.py for the trade-off)."""
-
-    kafka_python = "kafka-python"
-    confluent = "confluent"
-
-
 class SimulatorReplay(StrEnum):
     """What the offline simulator replays: real minute bars (book modelled) or a recorded capture."""
 
@@ -128,7 +122,6 @@ class Settings(BaseSettings):
     kafka_controller_port: Port = 9093
     kafka_partitions: int = Field(default=1, ge=1, le=1000)
     kafka_version: str = "4.1.1"
-    kafka_client: KafkaClient = KafkaClient.confluent
     # topic bounds (rtcrypto/stack/kafka.py topic_configs; altered on existing topics at start-up):
     # each partition keeps at most this many bytes and this many hours, whichever ends first
     kafka_retention_bytes: int = Field(default=1024**3, ge=1024**2, le=1024**4)
@@ -222,7 +215,7 @@ class Settings(BaseSettings):
     # dead-lettered by the ingest, and by Spark when ahead of the record's Kafka time (bounded.py)
     event_time_window_s: float = Field(default=3600.0, gt=0, le=366 * 86_400)
 
-    # --- supervision (rtcrypto/supervision/services.py: Airflow's streaming_supervisor and `rtc status`) ----
+    # --- supervision (rtcrypto/supervision/registry.py: Airflow's streaming_supervisor and `rtc status`) ----
     # stale after N x interval
     supervisor_stale_heartbeats: float = Field(default=3.0, gt=0, le=1000, allow_inf_nan=False)
     # silent start allowed (Spark)
@@ -454,6 +447,17 @@ class Settings(BaseSettings):
             self.search_disk_watermark_low,
             self.search_disk_watermark_high,
             self.search_disk_watermark_flood_stage,
+        )
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_client_settings(self) -> Settings:
+        # RTC_KAFKA_CLIENT is no field any more: refused here rather than silently ignored
+        config_checks.retired(os.environ)
+        config_checks.sasl_credentials(
+            self.kafka_security_protocol,
+            self.kafka_sasl_username,
+            self.kafka_sasl_password is not None,
         )
         return self
 

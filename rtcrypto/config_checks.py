@@ -8,7 +8,7 @@ setting that names the environment variable (``RTC_TRADE_PCT``), the value and t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -140,3 +140,32 @@ def describe(error: ValidationError) -> str:
         else:
             lines.append(f"{name}={_shown(item.get('input'))}: {message}")
     return "invalid settings (fix the environment variables):\n  " + "\n  ".join(lines)
+
+
+# Settings that were removed: the one value that still describes the platform is accepted (it
+# changes nothing), any other value is refused, so nobody believes it still takes effect.
+RETIRED_SETTINGS = {
+    "RTC_KAFKA_CLIENT": (
+        "confluent",
+        "was removed (issue 11): every Kafka client is confluent-kafka (librdkafka); "
+        "unset RTC_KAFKA_CLIENT",
+    ),
+}
+
+
+def retired(environ: Mapping[str, str]) -> None:
+    """Raise if ``environ`` sets a retired variable (:data:`RETIRED_SETTINGS`) to a value that
+    no longer takes effect, naming the variable and what to do."""
+    for name, (still_true, message) in RETIRED_SETTINGS.items():
+        value = environ.get(name)
+        if value is not None and value.strip().lower() != still_true:
+            raise ValueError(f"{name}={value!r} {message}")
+
+
+def sasl_credentials(protocol: str, username: str | None, has_password: bool) -> None:
+    """A SASL protocol needs a user name and a password (PLAIN and SCRAM both send them)."""
+    if protocol.startswith("SASL") and (not username or not has_password):
+        raise ValueError(
+            f"RTC_KAFKA_SECURITY_PROTOCOL={protocol} needs RTC_KAFKA_SASL_USERNAME and "
+            "RTC_KAFKA_SASL_PASSWORD"
+        )

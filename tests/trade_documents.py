@@ -11,10 +11,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
+from rtcrypto.exchange.base import OrderStatus
 from rtcrypto.search import documents
 from rtcrypto.search.documents import SearchAction
 from rtcrypto.trading.ledger import Ledger
+from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.strategy import OrderIntent, PriceReference, Side, TimeInForce
 
 if TYPE_CHECKING:

@@ -30,7 +30,6 @@ from typing import Any
 import pandas as pd
 
 from rtcrypto.config import PROJECT_ROOT, Settings
-from rtcrypto.exchange.base import TopOfBook
 from rtcrypto.exchange.paper import PaperExchange
 from rtcrypto.market.captures import BookUpdate, load_capture
 from rtcrypto.market.liquidity import (
@@ -44,6 +43,7 @@ from rtcrypto.trader.forecasts import ForecastSides, ForecastSource
 from rtcrypto.trader.journal import OrderJournal
 from rtcrypto.trader.recorder import NullRecorder
 from rtcrypto.trader.service import TraderService
+from rtcrypto.trading.order_types import TopOfBook
 from rtcrypto.trading.risk import RiskLimits
 from rtcrypto.trading.strategy import StrategyParams
 

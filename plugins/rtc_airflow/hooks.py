@@ -17,7 +17,7 @@ from airflow.sdk import BaseHook
 
 if TYPE_CHECKING:
     from rtcrypto.config import Settings
-    from rtcrypto.supervision.services import Launch, RestartBackend, RestartRecord, ServiceHealth
+    from rtcrypto.supervision import Launch, RestartBackend, RestartRecord, ServiceHealth
 
 
 class ServiceSupervisionHook(BaseHook):
@@ -48,14 +48,14 @@ class ServiceSupervisionHook(BaseHook):
 
                 self._admin = KafkaAdminClientHook(kafka_config_id=self.kafka_config_id).get_conn
             else:
-                from rtcrypto.supervision.services import kafka_admin
+                from rtcrypto.supervision import kafka_admin
 
                 self._admin = kafka_admin(self.settings)
         return self._admin
 
     def health(self, service: str) -> ServiceHealth:
         """The supervisor's verdict on ``service`` (process, heartbeat age, lag)."""
-        from rtcrypto.supervision import services
+        from rtcrypto import supervision as services
 
         spec = services.get_service(service)
         settings = self.settings
@@ -68,7 +68,7 @@ class ServiceSupervisionHook(BaseHook):
     ) -> int | None:
         """Records behind: of ``service`` (its consumer group or checkpoint), or of ``group_id``
         on ``topic``. None while nothing is committed (or planned) yet."""
-        from rtcrypto.supervision import services
+        from rtcrypto import supervision as services
 
         if service is not None:
             return services.service_lag_records(
@@ -80,8 +80,8 @@ class ServiceSupervisionHook(BaseHook):
 
     def start(self, service: str) -> tuple[int | None, bool]:
         """Start ``service`` unless it runs; (pid, started by this call)."""
+        from rtcrypto import supervision as services
         from rtcrypto.stack import process
-        from rtcrypto.supervision import services
 
         settings = self.settings
         spec = services.get_service(service)
@@ -91,7 +91,7 @@ class ServiceSupervisionHook(BaseHook):
 
     def stop(self, service: str, timeout_s: float = 30.0) -> bool:
         """Stop ``service``; True if it was running. The supervisor leaves it stopped."""
-        from rtcrypto.supervision import services
+        from rtcrypto import supervision as services
 
         return services.stop_service(service, self.settings, timeout_s=timeout_s)
 
@@ -105,7 +105,7 @@ class ServiceSupervisionHook(BaseHook):
         compose_file: Path | None = None,
     ) -> RestartRecord:
         """Restart ``service`` and record it (log, journal, ``rtc-restarts`` when ES answers)."""
-        from rtcrypto.supervision import services
+        from rtcrypto import supervision as services
 
         return services.restart_service(
             service,

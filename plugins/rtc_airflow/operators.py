@@ -27,7 +27,7 @@ from rtc_airflow.hooks import ServiceSupervisionHook
 
 if TYPE_CHECKING:
     from rtcrypto.config import Settings
-    from rtcrypto.supervision.services import Launch
+    from rtcrypto.supervision import Launch
 
 DEFAULT_RESTART_STATES = ("dead", "stale")
 
@@ -43,8 +43,8 @@ def spark_submit_launch(settings: Settings, spark_conn_id: str) -> Launch:
     from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
     from airflow.sdk import BaseHook
 
+    from rtcrypto import supervision as services
     from rtcrypto.spark import submit as spark
-    from rtcrypto.supervision import services
 
     try:
         BaseHook.get_connection(spark_conn_id)
@@ -114,7 +114,7 @@ class ServiceRestartOperator(BaseOperator):
         self.restart_states = tuple(restart_states)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from rtcrypto.supervision import services
+        from rtcrypto import supervision as services
 
         service = self.service or (self.health or {}).get("service")
         if not service:
@@ -154,7 +154,7 @@ class ServiceRestartOperator(BaseOperator):
         return record.as_dict()
 
     def _backend_for(self, service: str) -> Any:
-        from rtcrypto.supervision import services
+        from rtcrypto import supervision as services
 
         try:
             backend = services.RestartBackend(self.backend)

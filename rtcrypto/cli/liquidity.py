@@ -182,27 +182,42 @@ def tail_records(
 ) -> int:
     """Print each record's JSON value on one line of stdout; return how many were printed.
 
-    Reads without a consumer group (nothing is committed). Without ``until_idle_s`` it runs
-    until interrupted; with it, it returns after that many seconds without a new record.
+    Reads every partition of ``topic`` without joining a consumer group (nothing is committed).
+    Without ``until_idle_s`` it runs until interrupted; with it, it returns after that many
+    seconds without a new record. Raises ``KafkaException`` if Kafka does not answer.
     """
-    from kafka import KafkaConsumer
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest" if from_beginning else "latest",
-        consumer_timeout_ms=int(until_idle_s * 1000) if until_idle_s else float("inf"),
-    )
-    printed = 0
+    from rtcrypto.kafka import clients
+
+    settings = get_settings().model_copy(update={"kafka_bootstrap": bootstrap})
+    # librdkafka's own lines would repeat every reconnect; its errors are printed once below
+    consumer = clients.consumer(settings, "rtc-liquidity-tail", log_level=clients.QUIET_LOG_LEVEL)
+    start_offset = OFFSET_BEGINNING if from_beginning else OFFSET_END
+    idle_limit_s = until_idle_s or None  # 0 waits forever, as before
+    printed, assigned, last_record = 0, False, time.monotonic()
     try:
-        for message in consumer:
-            if message.value is None:
+        while idle_limit_s is None or time.monotonic() - last_record < idle_limit_s:
+            if not assigned:  # the topic may not exist yet: look again until it does
+                metadata = consumer.list_topics(topic, timeout=5).topics.get(topic)
+                if metadata is None or metadata.error is not None or not metadata.partitions:
+                    time.sleep(0.2)
+                    continue
+                consumer.assign(
+                    [TopicPartition(topic, p, start_offset) for p in sorted(metadata.partitions)]
+                )
+                assigned = True
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is not None:
+                sys.stderr.write(f"kafka: {message.error()}\n")  # e.g. all brokers down
                 continue
-            sys.stdout.write(message.value.decode("utf-8", errors="replace") + "\n")
+            value = message.value() if message is not None else None
+            if value is None:
+                continue
+            sys.stdout.write(value.decode("utf-8", errors="replace") + "\n")
             sys.stdout.flush()
             printed += 1
+            last_record = time.monotonic()
     finally:
         consumer.close()
     return printed
@@ -228,11 +243,18 @@ def tail(
     topic: Annotated[str | None, typer.Option(help="Topic (default: liquidity.minute.v1).")] = None,
 ) -> None:
     """Print liquidity records as JSON lines."""
+    from confluent_kafka import KafkaException
+
     settings = get_settings()
-    with suppress(KeyboardInterrupt):
-        tail_records(
-            bootstrap=bootstrap or settings.kafka_bootstrap,
-            topic=topic or settings.topics.liquidity,
-            from_beginning=from_beginning,
-            until_idle_s=until_idle,
-        )
+    bootstrap = bootstrap or settings.kafka_bootstrap
+    try:
+        with suppress(KeyboardInterrupt):
+            tail_records(
+                bootstrap=bootstrap,
+                topic=topic or settings.topics.liquidity,
+                from_beginning=from_beginning,
+                until_idle_s=until_idle,
+            )
+    except KafkaException as error:
+        typer.secho(f"error: cannot read from Kafka on {bootstrap}: {error}", fg="red", err=True)
+        raise typer.Exit(code=1) from None

@@ -1,7 +1,7 @@
 """``rtc up|down|status``: the whole embedded platform on one machine, without Docker.
 
 ``up`` starts Kafka, Elasticsearch and Airflow, prepares, then starts the streaming services of
-the registry (``rtcrypto/supervision/services.py``: the exchange simulator (offline default;
+the registry (``rtcrypto/supervision/registry.py``: the exchange simulator (offline default;
 ``RTC_FEED=live`` reads Gemini's public feed instead), the ingest, the Spark liquidity job and the
 trader) as managed background processes, and follows ``liquidity.minute.v1`` so the user sees
 records as they arrive. ``status`` adds each service's health as the supervisor judges it (state,

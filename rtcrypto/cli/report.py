@@ -47,45 +47,29 @@ def register(app: typer.Typer) -> None:
         Durations count back from the feed clock's now (the trader's clock: the simulator's time
         with the simulator feed; the newest recorded time once the simulator is gone)."""
         from rtcrypto.config import get_settings
-        from rtcrypto.report import ReportError, build_report, default_out_dir, parse_time_bound
-        from rtcrypto.report.clock import review_clock
-        from rtcrypto.search import SearchError, search_client
+        from rtcrypto.report import ReportError, report_range
+        from rtcrypto.report.model import parse_time_bound
+        from rtcrypto.search import SearchError
 
-        settings = get_settings()
-        chosen_symbol = symbol or settings.trader_symbol
-        in_wall_time = (durations or settings.report_durations) == "wall"
         if durations not in (None, "feed", "wall"):
             raise typer.BadParameter(f"--durations must be feed or wall, got {durations!r}")
         try:  # bad input first, before any service is asked for the time
             parse_time_bound(since, parse_time_bound(until, 0))
         except ReportError as error:
             raise typer.BadParameter(str(error)) from None
-        client = search_client(settings)
         try:
-            clock = review_clock(settings, client, symbol=chosen_symbol)
-            scale = clock.speed if in_wall_time else 1.0
-            end_ms = parse_time_bound(until, clock.now_ms, scale)
-            # A duration in --since counts back from --until, so "--since 24h --until X" is a day.
-            start_ms = parse_time_bound(since, end_ms, scale)
-            folder = out or default_out_dir(settings.home, end_ms)
-            result = build_report(
-                client,
-                start_ms=start_ms,
-                end_ms=end_ms,
-                prefix=settings.search_index_prefix,
-                forecast_dir=settings.forecast_dir,
-                out_dir=folder,
+            result = report_range(
+                get_settings(),
+                since=since,
+                until=until,
+                out_dir=out,
                 mode=mode,
-                symbol=chosen_symbol,
-                forecast_offset_ms=clock.forecast_offset_ms,
-                clock=clock.description
-                + (f"; durations in wall time x{scale:g}" if in_wall_time else ""),
+                symbol=symbol,
+                durations=durations,
             )
         except (ReportError, SearchError) as error:
             typer.echo(f"rtc report: {error}", err=True)
             raise typer.Exit(1) from None
-        finally:
-            client.close()
         typer.echo(f"html: {result.html_path}")
         typer.echo(f"png:  {result.png_path}")
         typer.echo(f"json: {result.json_path}")

@@ -1,7 +1,7 @@
 """``rtc service exec NAME``: run one registry service in the foreground, as `rtc up` starts it.
 
 For containers (docker-compose): the service's command comes from the one registry
-(``rtcrypto/supervision/services.py``), so a container runs exactly what the local supervisor runs, including
+(``rtcrypto/supervision/registry.py``), so a container runs exactly what the local supervisor runs, including
 arguments that are computed from the settings and the prepared state (the simulator's replay window).
 """
 
@@ -11,9 +11,9 @@ import os
 
 import typer
 
+from rtcrypto import supervision
 from rtcrypto.config import get_settings
 from rtcrypto.stack.errors import StackError
-from rtcrypto.supervision import services
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -36,7 +36,7 @@ def exec_service(
     """Replace this process with the service's command (its logs go to standard output)."""
     settings = get_settings()
     try:
-        spec = services.get_service(name)
+        spec = supervision.get_service(name)
         launch = spec.launch(settings)
     except StackError as error:  # an unknown name, or a service that cannot start here
         typer.echo(f"rtc service exec: {error}", err=True)

@@ -1,4 +1,7 @@
-"""The one interface every exchange adapter implements, its value types and its errors.
+"""The one interface every exchange adapter implements, the order status it reports and its errors.
+
+The order an adapter is asked to place and the book it quotes (``OrderRequest``, ``TopOfBook``)
+are trading's value types (``rtcrypto.trading.order_types``).
 
 Prices are USD per BTC, quantities BTC, money USD, all ``Decimal``; times are epoch milliseconds
 (UTC). Symbols are Gemini's, lower case (``btcusd``). Orders are immediate-or-cancel limit orders
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
+from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.strategy import Side
 
 
@@ -57,25 +61,6 @@ class OrderStateUnknownError(ExchangeUnavailableError):
 
 
 @dataclass(frozen=True, slots=True)
-class OrderRequest:
-    """An immediate-or-cancel limit order the trader wants to send."""
-
-    client_order_id: str
-    symbol: str
-    side: Side
-    quantity: Decimal  # BTC
-    limit_price: Decimal  # USD per BTC
-
-    def __post_init__(self) -> None:
-        if self.quantity <= 0:
-            raise ValueError(f"quantity must be > 0, got {self.quantity}")
-        if self.limit_price <= 0:
-            raise ValueError(f"limit_price must be > 0, got {self.limit_price}")
-        if not self.client_order_id:
-            raise ValueError("client_order_id is required")
-
-
-@dataclass(frozen=True, slots=True)
 class OrderStatus:
     """An order as the exchange reports it (``/v1/order/status``)."""
 
@@ -95,18 +80,6 @@ class OrderStatus:
     @property
     def remaining_quantity(self) -> Decimal:
         return self.original_quantity - self.executed_quantity
-
-
-@dataclass(frozen=True, slots=True)
-class TopOfBook:
-    """Best bid and ask with the quantity resting there."""
-
-    symbol: str
-    bid: Decimal
-    bid_quantity: Decimal
-    ask: Decimal
-    ask_quantity: Decimal
-    ts_ms: int
 
 
 @runtime_checkable

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rtcrypto.config import Settings, TradingMode
-from rtcrypto.exchange.base import ExchangeAdapter, TopOfBook
+from rtcrypto.exchange.base import ExchangeAdapter
 from rtcrypto.exchange.gemini import GeminiAdapter
 from rtcrypto.exchange.gemini_settings import gemini_adapter_from_settings
 from rtcrypto.exchange.paper import PaperExchange
+from rtcrypto.trading.order_types import TopOfBook
 
 PAPER_ACCOUNT_FILE = "paper-account.json"
 

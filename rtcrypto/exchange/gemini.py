@@ -42,15 +42,14 @@ from rtcrypto.exchange.base import (
     NonceError,
     OrderNotFoundError,
     OrderRejectedError,
-    OrderRequest,
     OrderStateUnknownError,
     OrderStatus,
     RateLimitError,
-    TopOfBook,
 )
 from rtcrypto.exchange.signing import NonceSource, encode_payload, private_headers, private_payload
 from rtcrypto.market.captures import decimal_text
 from rtcrypto.redact import redact_url
+from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.strategy import Side
 
 log = logging.getLogger("exchange.gemini")

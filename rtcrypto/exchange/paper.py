@@ -28,11 +28,10 @@ from rtcrypto.exchange.base import (
     InsufficientFundsError,
     OrderNotFoundError,
     OrderRejectedError,
-    OrderRequest,
     OrderStatus,
-    TopOfBook,
 )
 from rtcrypto.exchange.codec import book_from_json, book_to_json, status_from_json, status_to_json
+from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.orders import ioc_fill, taker_fee_usd
 from rtcrypto.trading.strategy import Side
 

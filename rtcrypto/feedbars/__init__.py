@@ -6,5 +6,5 @@
 - ``streaming``: the Spark Structured Streaming query and the job's run loop (needs pyspark).
 - ``sink``: a micro-batch's bars into the history store (``history.upsert.upsert_bars``).
 
-The entry point is ``spark_jobs/bars.py``; the service ``bars`` of ``rtcrypto/supervision/services.py``.
+The entry point is ``spark_jobs/bars.py``; the service ``bars`` of ``rtcrypto/supervision/registry.py``.
 """

@@ -1,7 +1,7 @@
 """Prophet on log price: prepare, train (fast default or the book's stock settings), forecast.
 
 Default fit, chosen by measurement (``python -m bench.forecast_train --segments``, 2026-12-07,
-2-core machine shared with other work; the full table is in the README's forecast section):
+2-core machine shared with other work; the full table is in docs/forecast.md):
 walk-forward over the 7 real Binance segments of ../shared/data/minute (each: train on the
 segment minus its last 7 days, score those 7 days: RMSE of log price, hit rate), stock Prophet
 against 9 fast variants, plus each variant's fit on 1,000,000 minutes. The rule: held-out RMSE no

@@ -44,7 +44,6 @@ gate's own verdict is kept next to it.
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import hashlib
 import json
@@ -79,6 +78,7 @@ from rtcrypto.forecast.walkforward import (
     score_forecast,
     split_holdout,
 )
+from rtcrypto.locks import exclusive_file_lock
 from rtcrypto.trading.backtest import BacktestConfig, simulate
 
 CURRENT_POINTER = "current"
@@ -466,12 +466,8 @@ def _os_user() -> str:
 @contextmanager
 def _publish_lock(root: Path) -> Iterator[None]:
     """One publish at a time per forecast folder (the gate reads, then moves, the pointer)."""
-    with (_ensure(root) / ".publish.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive_file_lock(_ensure(root) / ".publish.lock"):
+        yield
 
 
 def _write_and_gate(

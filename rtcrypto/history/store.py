@@ -19,7 +19,6 @@ replace by minute, one manifest entry per source; see that module).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -38,6 +37,7 @@ import pyarrow.parquet as pq
 from rtcrypto.config import get_settings
 from rtcrypto.history.bars import Bars, FloatArray
 from rtcrypto.history.errors import HistoryError, HistoryNotFoundError
+from rtcrypto.locks import exclusive_file_lock
 
 MANIFEST_NAME = "_manifest.json"  # a leading underscore: Parquet readers skip it
 MANIFEST_FORMAT = 1
@@ -143,13 +143,8 @@ def write_manifest(history_dir: Path, entries: Sequence[ManifestEntry]) -> None:
 @contextmanager
 def manifest_lock(history_dir: Path) -> Iterator[None]:
     """Serialise imports into one history folder (two processes may import at once)."""
-    history_dir.mkdir(parents=True, exist_ok=True)
-    with (history_dir / "_manifest.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive_file_lock(history_dir / "_manifest.lock"):
+        yield
 
 
 def now_iso() -> str:

@@ -1,7 +1,7 @@
 """The ingest service: Gemini market data v1 websocket -> Kafka.
 
 One thread per symbol reads its websocket (real Gemini or the simulator) and hands each frame to a
-:class:`FrameProcessor`; records go out through one shared kafka-python producer (acks=all,
+:class:`FrameProcessor`; records go out through one shared confluent-kafka producer (acks=all,
 idempotent, batched). Reconnects back off exponentially with jitter; a ``socket_sequence`` gap
 forces a resubscribe, which brings a fresh snapshot. SIGTERM flushes the producer and exits.
 """

@@ -1,13 +1,12 @@
-"""Kafka producers behind one small interface, so services do not care which client sends.
+"""The platform's Kafka producer behind one small interface, so services only ``send``.
 
-Two clients, chosen with ``RTC_KAFKA_CLIENT``:
+One client: confluent-kafka (librdkafka in C), built by :func:`rtcrypto.kafka.clients.producer`
+with the security settings of every client. It is about 8x faster per record than the pure
+Python kafka-python that could be chosen before issue 11 (measured in
+``bench/ingest_throughput.py``, which keeps kafka-python as a baseline; ``RTC_KAFKA_CLIENT`` is
+retired and refused for any value but ``confluent``).
 
-- ``kafka-python`` (pure Python): simple, but about 10,000 records/s per process on this 2-core
-  machine even with batching (measured in ``bench/ingest_throughput.py``).
-- ``confluent`` (confluent-kafka, librdkafka in C; already pinned through Airflow's Kafka
-  provider): about 8x faster per record.
-
-Both are configured the same way: acks=all, idempotent, batched (linger 5 ms, compressed with
+Configured as: acks=all, idempotent, batched (linger 5 ms, compressed with
 ``RTC_KAFKA_COMPRESSION``), unlimited retries within ``RTC_KAFKA_DELIVERY_TIMEOUT_MS``, and
 blocking (back-pressure) instead of dropping when the local queue is full.
 
@@ -29,13 +28,15 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from rtcrypto.config import KafkaClient, Settings
+from rtcrypto.config import Settings
+from rtcrypto.kafka import clients
 
 log = logging.getLogger(__name__)
 
 ErrorCallback = Callable[[str, bytes | None, Exception], None]
 
 EXIT_DELIVERY_FAILED = 75  # EX_TEMPFAIL: Kafka did not take a record within the delivery timeout
+STARTUP_METADATA_TIMEOUT_S = 30.0  # how long the first metadata request may take at start-up
 
 
 class KafkaUnavailable(RuntimeError):
@@ -52,67 +53,17 @@ class RecordProducer(Protocol):
     def close(self, timeout_s: float) -> None: ...
 
 
-class KafkaPythonProducer:
-    """kafka-python's KafkaProducer, acks=all and idempotent."""
-
-    def __init__(self, settings: Settings, client_id: str, on_error: ErrorCallback) -> None:
-        from kafka import KafkaProducer
-        from kafka.errors import KafkaError
-
-        try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap,
-                client_id=client_id,
-                acks="all",
-                enable_idempotence=True,
-                retries=2_147_483_647,
-                linger_ms=5,
-                batch_size=256 * 1024,
-                max_block_ms=120_000,
-                compression_type=_codec(settings),
-                delivery_timeout_ms=settings.kafka_delivery_timeout_ms,
-                # kafka-python wants delivery >= linger + request timeout
-                request_timeout_ms=min(30_000, settings.kafka_delivery_timeout_ms - 10),
-            )
-        except KafkaError as error:
-            raise KafkaUnavailable(f"{settings.kafka_bootstrap}: {error}") from error
-        self._on_error = on_error
-
-    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        future = self._producer.send(topic, key=key, value=value)
-        future.add_errback(lambda error: self._on_error(topic, key, error))
-
-    def flush(self, timeout_s: float) -> int:
-        self._producer.flush(timeout=timeout_s)
-        return 0
-
-    def close(self, timeout_s: float) -> None:
-        self._producer.close(timeout=timeout_s)
-
-
 class ConfluentProducer:
     """confluent-kafka's Producer (librdkafka), acks=all and idempotent."""
 
     def __init__(self, settings: Settings, client_id: str, on_error: ErrorCallback) -> None:
-        from confluent_kafka import KafkaException, Producer
+        from confluent_kafka import KafkaException
 
-        self._producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "client.id": client_id,
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": 5,
-                "batch.size": 1024 * 1024,
-                "delivery.timeout.ms": settings.kafka_delivery_timeout_ms,
-                "compression.type": _codec(settings) or "none",
-                "queue.buffering.max.messages": 500_000,
-            }
-        )
+        self._producer = clients.producer(settings, client_id, **producer_overrides(settings))
         self._on_error = on_error
         self._lock = threading.Lock()  # librdkafka is thread-safe; poll() callbacks are ours
         try:
-            self._producer.list_topics(timeout=30)
+            self._producer.list_topics(timeout=STARTUP_METADATA_TIMEOUT_S)
         except KafkaException as error:
             raise KafkaUnavailable(f"{settings.kafka_bootstrap}: {error}") from error
 
@@ -140,9 +91,17 @@ class ConfluentProducer:
             log.error("kafka producer closed with %d records undelivered", left)
 
 
-def _codec(settings: Settings) -> str | None:
-    """The producers' compression codec (the topics store batches as produced)."""
-    return None if settings.kafka_compression == "none" else settings.kafka_compression
+def producer_overrides(settings: Settings) -> dict[str, object]:
+    """librdkafka properties of the platform's producer: durable, idempotent, batched."""
+    return {
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "batch.size": 1024 * 1024,
+        "delivery.timeout.ms": settings.kafka_delivery_timeout_ms,
+        "compression.type": settings.kafka_compression,  # the topics store batches as produced
+        "queue.buffering.max.messages": 500_000,
+    }
 
 
 def stop_loudly(settings: Settings, topic: str, key: bytes | None, error: Exception) -> None:
@@ -174,13 +133,7 @@ def make_producer(
             on_error(topic, key, error)
         stop_loudly(settings, topic, key, error)
 
-    callback = failed
     started = time.monotonic()
-    if settings.kafka_client is KafkaClient.confluent:
-        producer: RecordProducer = ConfluentProducer(settings, client_id, callback)
-    else:
-        producer = KafkaPythonProducer(settings, client_id, callback)
-    log.debug(
-        "kafka producer %s ready in %.2f s", settings.kafka_client.value, time.monotonic() - started
-    )
+    producer = ConfluentProducer(settings, client_id, failed)
+    log.debug("kafka producer %s ready in %.2f s", client_id, time.monotonic() - started)
     return producer

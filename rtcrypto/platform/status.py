@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rtcrypto import supervision as services
 from rtcrypto.config import Settings
 from rtcrypto.kaggle_credentials import history_download_schedule_note
 from rtcrypto.platform.summary import describe_feed, replay_progress
 from rtcrypto.stack import lifecycle
-from rtcrypto.supervision import services
 
 
 def status_lines(settings: Settings) -> Iterator[str]:
@@ -58,7 +58,7 @@ def service_lines(
 
 def heartbeat_lines(settings: Settings, latest: dict[str, dict[str, Any]] | None) -> Iterator[str]:
     """The newest heartbeat of each service on ``service.heartbeat.v1``; ``latest`` is what
-    :func:`rtcrypto.supervision.services.read_latest_heartbeats` returned (None: Kafka does not
+    :func:`rtcrypto.supervision.read_latest_heartbeats` returned (None: Kafka does not
     answer)."""
     from rtcrypto.supervision.heartbeats import describe
 

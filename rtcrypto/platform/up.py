@@ -2,7 +2,7 @@
 
 Kafka, Elasticsearch and Airflow (:mod:`rtcrypto.stack.lifecycle`), the preparation
 (:mod:`rtcrypto.platform.prepare`), then every enabled streaming service of the registry
-(``rtcrypto/supervision/services.py``) as a managed background process.
+(``rtcrypto/supervision/registry.py``) as a managed background process.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rtcrypto import supervision as services
 from rtcrypto.config import Settings
 from rtcrypto.platform.prepare import StepStarted, prepare
 from rtcrypto.stack import lifecycle, process
-from rtcrypto.supervision import services
 
 Progress = Callable[[str], None]  # receives one line of text per step
 
@@ -54,7 +54,7 @@ def up(
 
 
 def start_services(settings: Settings, progress: Progress) -> None:
-    """Every enabled service of the registry (``rtcrypto/supervision/services.py``), in order,
+    """Every enabled service of the registry (``rtcrypto/supervision/registry.py``), in order,
     each once; a disabled one reports why.
 
     The same start path as Airflow's ``streaming_start`` DAG and the supervisor's restarts.

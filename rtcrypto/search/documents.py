@@ -16,7 +16,6 @@ balances    ``<trading_mode>:<ts_ms>``
 forecast    ``<version>:<ds epoch ms>``
 heartbeat   ``<service>:<instance>:<ts_ms>``
 restarts    ``<service>:<ts_ms>``
-orderbook   the Kafka key ``<symbol>:<eventId>:<index>``, in the index of its UTC day
 ==========  =========================================================================
 
 Decimals become JSON numbers (``float``) so that Kibana can chart and sum them; money also keeps
@@ -39,10 +38,11 @@ from rtcrypto.search.indices import DEFAULT_INDEX_PREFIX, INDEX_SPECS
 if TYPE_CHECKING:
     import pandas as pd
 
-    from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
+    from rtcrypto.exchange.base import OrderStatus
     from rtcrypto.market.liquidity import LiquidityWindow
     from rtcrypto.market.schemas import Heartbeat
     from rtcrypto.trading.ledger import Fill, RoundTrip
+    from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 
 TRADING_MODES = frozenset({"paper", "sandbox", "live"})
 MINUTE_MS = 60_000
@@ -378,40 +378,6 @@ def liquidity_document(
         value = fields.get(name)
         source[name] = None if value is None else int(value)
     return SearchAction(_index("liquidity", prefix), f"{symbol}:{start_ms}", source)
-
-
-def orderbook_index(ts_event_ms: int, prefix: str = DEFAULT_INDEX_PREFIX) -> str:
-    """``<prefix>-orderbook-YYYY.MM.DD`` of the UTC day of ``ts_event_ms``."""
-    day = datetime.fromtimestamp(int(ts_event_ms) // 1000, UTC)
-    return f"{INDEX_SPECS['orderbook'].index_name(prefix)}-{day:%Y.%m.%d}"
-
-
-def orderbook_change_document(
-    record: Mapping[str, Any], *, prefix: str = DEFAULT_INDEX_PREFIX
-) -> SearchAction:
-    """A ``gemini.orderbook.v1`` change record (decimal strings as the exchange sent them)."""
-    if record.get("type", "change") != "change":
-        raise ValueError(f"only change records are indexed, got type {record.get('type')!r}")
-    symbol = _symbol(str(record["symbol"]))
-    ts_event_ms = int(record["ts_event_ms"])
-    key = record.get("key") or f"{symbol}:{record['event_id']}:{record['event_index']}"
-    source: dict[str, Any] = {
-        "@timestamp": iso_utc_ms(ts_event_ms),
-        "ts_event_ms": ts_event_ms,
-        "ts_receive_ms": int(record["ts_receive_ms"]),
-        "symbol": symbol,
-        "side": str(record["side"]),
-        "reason": str(record["reason"]),
-        **_money(
-            price=Decimal(str(record["price"])),
-            remaining=Decimal(str(record["remaining"])),
-            delta=Decimal(str(record["delta"])),
-        ),
-        "event_id": int(record["event_id"]),
-        "event_index": int(record["event_index"]),
-        "socket_sequence": int(record["socket_sequence"]),
-    }
-    return SearchAction(orderbook_index(ts_event_ms, prefix), str(key), source)
 
 
 def forecast_document(

@@ -1,15 +1,15 @@
 """The project's Elasticsearch indices, their index templates, and idempotent provisioning.
 
-Every index is ``<prefix>-<kind>`` (prefix ``settings.search_index_prefix``, default ``rtc``);
-the order book is one index per UTC day, ``<prefix>-orderbook-YYYY.MM.DD``. Each has an index
-template with an explicit, strict mapping: ``@timestamp`` is a date everywhere, numbers are
+Every index is ``<prefix>-<kind>`` (prefix ``settings.search_index_prefix``, default ``rtc``).
+Each has an index template with an explicit, strict mapping: ``@timestamp`` is a date everywhere, numbers are
 ``double`` / ``long``, ids, sides, symbols and modes are ``keyword``, and a document with a field
 the mapping does not know is rejected (HTTP 400), so a builder and its mapping cannot drift
 apart unnoticed. Only core field types are used: the local node has no mapper-extras module
 (no ``scaled_float``), so money is a ``double`` for charts plus an exact decimal string
 (``*_exact``, keyword) for audits.
 
-:func:`ensure_templates` creates or updates the templates and creates the concrete indices;
+:func:`ensure_templates` creates or updates the templates and creates the concrete indices,
+and deletes the templates of retired kinds (:data:`RETIRED_KINDS`) that it made earlier;
 running it again changes nothing.
 """
 
@@ -60,19 +60,19 @@ TRADE_LABELS: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class IndexSpec:
-    """One kind of document: its index (or daily indices), template and mapping."""
+    """One kind of document: its index, template and mapping."""
 
     kind: str
     description: str
     properties: dict[str, dict[str, Any]]
-    daily: bool = False  # one index per UTC day (<prefix>-<kind>-YYYY.MM.DD)
 
     def index_name(self, prefix: str = DEFAULT_INDEX_PREFIX) -> str:
-        """The concrete index; for a daily kind, the stem that the days extend."""
+        """The concrete index ``<prefix>-<kind>``."""
         return f"{prefix}-{self.kind}"
 
     def index_pattern(self, prefix: str = DEFAULT_INDEX_PREFIX) -> str:
-        return f"{prefix}-{self.kind}-*" if self.daily else self.index_name(prefix)
+        """The template's index pattern: the one concrete index."""
+        return self.index_name(prefix)
 
     def template_name(self, prefix: str = DEFAULT_INDEX_PREFIX) -> str:
         return f"{prefix}-{self.kind}"
@@ -88,22 +88,6 @@ class IndexSpec:
 INDEX_SPECS: dict[str, IndexSpec] = {
     spec.kind: spec
     for spec in (
-        IndexSpec(
-            "orderbook",
-            "order-book changes of gemini.orderbook.v1, one index per UTC day",
-            {
-                "symbol": KEYWORD,
-                "side": KEYWORD,  # bid | ask
-                "reason": KEYWORD,  # initial | place | cancel | trade
-                **_money("price", "remaining", "delta"),
-                "event_id": LONG,
-                "event_index": LONG,
-                "socket_sequence": LONG,
-                "ts_event_ms": LONG,
-                "ts_receive_ms": LONG,
-            },
-            daily=True,
-        ),
         IndexSpec(
             "liquidity",
             "liquidity.minute.v1: price-weighted volume per side and their ratio, per minute",
@@ -248,6 +232,10 @@ INDEX_SPECS: dict[str, IndexSpec] = {
     )
 }
 
+# Kinds that no longer exist. ``orderbook`` (daily ``<prefix>-orderbook-YYYY.MM.DD``) had a
+# template but never a writer; its template is deleted where this project created it.
+RETIRED_KINDS: tuple[str, ...] = ("orderbook",)
+
 INDEX_SETTINGS: dict[str, Any] = {
     "number_of_shards": 1,
     "number_of_replicas": 0,  # one node: a replica could never be assigned (status yellow)
@@ -287,6 +275,7 @@ class ProvisionReport:
     templates_unchanged: list[str] = field(default_factory=list)
     indices_created: list[str] = field(default_factory=list)
     mappings_extended: list[str] = field(default_factory=list)
+    templates_deleted: list[str] = field(default_factory=list)  # of retired kinds
 
     @property
     def changed(self) -> bool:
@@ -295,6 +284,7 @@ class ProvisionReport:
             or self.templates_updated
             or self.indices_created
             or self.mappings_extended
+            or self.templates_deleted
         )
 
     def as_dict(self) -> dict[str, list[str]]:
@@ -304,17 +294,38 @@ class ProvisionReport:
             "templates_unchanged": self.templates_unchanged,
             "indices_created": self.indices_created,
             "mappings_extended": self.mappings_extended,
+            "templates_deleted": self.templates_deleted,
         }
 
 
-def _existing_fingerprint(client: Elasticsearch, name: str) -> str | None:
-    """The fingerprint of template ``name`` as stored, "" if it has none, None if it is absent."""
+def _stored_meta(client: Elasticsearch, name: str) -> dict[str, Any] | None:
+    """The ``_meta`` of template ``name`` as stored ({} if it has none), None if it is absent."""
     response = client.options(ignore_status=404).indices.get_index_template(name=name)
     templates = response.body.get("index_templates", []) if response.meta.status == 200 else []
     if not templates:
         return None
-    meta = templates[0]["index_template"].get("_meta") or {}
-    return str(meta.get("fingerprint", ""))
+    return dict(templates[0]["index_template"].get("_meta") or {})
+
+
+def _existing_fingerprint(client: Elasticsearch, name: str) -> str | None:
+    """The fingerprint of template ``name`` as stored, "" if it has none, None if it is absent."""
+    meta = _stored_meta(client, name)
+    return None if meta is None else str(meta.get("fingerprint", ""))
+
+
+def _delete_retired(client: Elasticsearch, prefix: str, report: ProvisionReport) -> None:
+    """Delete the templates of :data:`RETIRED_KINDS` that this project made (``managed_by``).
+
+    Indices are left alone: deleting data is a person's decision.
+    """
+    for kind in RETIRED_KINDS:
+        name = f"{prefix}-{kind}"
+        meta = _stored_meta(client, name)
+        if meta is None or meta.get("managed_by") != MANAGED_BY:
+            continue
+        client.indices.delete_index_template(name=name)
+        report.templates_deleted.append(name)
+        logger.info("index template %s deleted (kind %s is retired)", name, kind)
 
 
 def _extend_mapping(client: Elasticsearch, spec: IndexSpec, index: str) -> bool:
@@ -373,7 +384,7 @@ def ensure_templates(client: Elasticsearch, prefix: str = DEFAULT_INDEX_PREFIX) 
             for index in existing_names:
                 if _extend_mapping(client, spec, index):
                     report.mappings_extended.append(index)
-            if not spec.daily and spec.index_name(prefix) not in existing_names:
+            if spec.index_name(prefix) not in existing_names:
                 response = client.options(ignore_status=400).indices.create(
                     index=spec.index_name(prefix)
                 )
@@ -383,6 +394,7 @@ def ensure_templates(client: Elasticsearch, prefix: str = DEFAULT_INDEX_PREFIX) 
                     raise SearchError(
                         f"creating index {spec.index_name(prefix)} failed: {response.body}"
                     )
+        _delete_retired(client, prefix, report)
     except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout) as error:
         raise SearchUnavailableError(
             f"Elasticsearch does not answer while provisioning indices: {error}. Start the local "

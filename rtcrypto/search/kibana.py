@@ -7,7 +7,10 @@ so it is idempotent. Kibana answers 200 even when some objects fail; its ``succe
 ``errors`` list decide, and a failure raises :class:`KibanaImportError` naming each object.
 
 The objects (data views over ``rtc-*`` and per index, three line charts, an orders table and
-the dashboard) target the default index prefix ``rtc``.
+the dashboard) target the default index prefix ``rtc``. Each chart and the table aggregate and
+show what the request body of the same name in :mod:`rtcrypto.search.queries` does (the test
+``tests/unit/test_kibana_objects.py`` holds them to it); the trade review reads its documents
+with that module's filter too.
 """
 
 from __future__ import annotations

@@ -15,6 +15,13 @@ price against forecast   ticker + forecast   date_histogram(@timestamp) > avg(mi
 orders table             orders              newest orders first, the table's columns
 =======================  ==================  =================================================
 
+The trade review (:mod:`rtcrypto.report`, ``rtc report`` and the ``trade_report`` DAG) asks the
+same question of the same indices, "the documents of ``[since_ms, until_ms)`` of this trading
+mode and symbol": it pages through them with :func:`documents_in_range_body`, whose filter is
+:func:`range_filter`, the one the visualization bodies use. It reads documents rather than the
+aggregations because it states the ledger's exact Decimal figures (``*_exact``), which a ``sum``
+over the ``double`` fields cannot give.
+
 Times are epoch milliseconds (UTC); intervals are Elasticsearch fixed intervals (``1m``, ``1h``).
 """
 
@@ -74,9 +81,11 @@ def indices_of(query: VisualizationQuery, prefix: str = DEFAULT_INDEX_PREFIX) ->
     return ",".join(index_name(kind, prefix) for kind in query.index_kinds)
 
 
-def _filters(
+def range_filter(
     since_ms: int | None, until_ms: int | None, terms: dict[str, str | None]
 ) -> dict[str, Any]:
+    """The query of documents with ``@timestamp`` in ``[since_ms, until_ms)`` (either bound may
+    be None: open) whose ``terms`` fields equal the given values (None: any value)."""
     clauses: list[dict[str, Any]] = []
     if since_ms is not None or until_ms is not None:
         bounds: dict[str, Any] = {"format": "epoch_millis"}
@@ -111,7 +120,7 @@ def cumulative_profit_body(
     """
     return {
         "size": 0,
-        "query": _filters(
+        "query": range_filter(
             since_ms,
             until_ms,
             {"trading_mode": trading_mode, "forecast_version": forecast_version},
@@ -138,7 +147,7 @@ def liquidity_ratio_body(
     """Per ``interval``: the average ask/bid liquidity ratio of the windows that start in it."""
     return {
         "size": 0,
-        "query": _filters(since_ms, until_ms, {"symbol": symbol}),
+        "query": range_filter(since_ms, until_ms, {"symbol": symbol}),
         "aggs": {
             HISTOGRAM: {
                 "date_histogram": _histogram(interval, 1),
@@ -160,7 +169,7 @@ def price_vs_forecast_body(
     Reads ticker and forecast indices together; a time range is required because a published
     forecast reaches 150,000 minutes ahead. ``forecast_version`` keeps one version's minutes.
     """
-    query = _filters(since_ms, until_ms, {})
+    query = range_filter(since_ms, until_ms, {})
     if forecast_version is not None:
         query["bool"]["filter"].append(
             {
@@ -193,10 +202,52 @@ def orders_table_body(
     """The newest ``size`` orders with the table's columns."""
     return {
         "size": size,
-        "query": _filters(since_ms, None, {"trading_mode": trading_mode}),
+        "query": range_filter(since_ms, None, {"trading_mode": trading_mode}),
         "sort": [{"@timestamp": {"order": "desc"}}, {"client_order_id": {"order": "asc"}}],
         "_source": list(ORDERS_TABLE_COLUMNS),
     }
+
+
+# Sort keys after @timestamp that make each kind's order total (search_after needs no ties).
+REVIEW_TIEBREAKERS: dict[str, tuple[tuple[str, str], ...]] = {
+    "scores": (("exit_client_order_id", "keyword"),),
+    "fills": (("client_order_id", "keyword"), ("fill_sequence", "long")),
+    "orders": (("client_order_id", "keyword"),),
+    "balances": (("trading_mode", "keyword"),),
+    "ticker": (("symbol", "keyword"),),
+    "liquidity": (("symbol", "keyword"),),
+}
+MODE_KINDS = frozenset({"scores", "fills", "orders", "balances"})  # documents with trading_mode
+SYMBOL_KINDS = frozenset({"scores", "fills", "orders", "ticker", "liquidity"})
+
+
+def documents_in_range_body(
+    kind: str,
+    *,
+    since_ms: int,
+    until_ms: int,
+    trading_mode: str | None = None,
+    symbol: str | None = None,
+    size: int,
+) -> dict[str, Any]:
+    """The review's page request: ``size`` documents of ``kind`` (a key of
+    ``REVIEW_TIEBREAKERS``) in ``[since_ms, until_ms)``, oldest first in a total order, so that
+    ``search_after`` with the last hit's ``sort`` values reads the next page.
+
+    ``trading_mode`` filters the kinds that carry one (``MODE_KINDS``), ``symbol`` (upper-cased)
+    those that carry a symbol (``SYMBOL_KINDS``); None takes all.
+    """
+    terms: dict[str, str | None] = {}
+    if kind in MODE_KINDS:
+        terms["trading_mode"] = trading_mode
+    if kind in SYMBOL_KINDS:
+        terms["symbol"] = None if symbol is None else symbol.upper()
+    sort: list[dict[str, Any]] = [{"@timestamp": {"order": "asc"}}]
+    sort += [
+        {name: {"order": "asc", "unmapped_type": field_type}}
+        for name, field_type in REVIEW_TIEBREAKERS[kind]
+    ]
+    return {"query": range_filter(since_ms, until_ms, terms), "sort": sort, "size": size}
 
 
 # --- runners -----------------------------------------------------------------------------------

@@ -4,6 +4,11 @@ Config in ``<run_dir>/kafka-config``, data in ``<run_dir>/kafka-data``, the brok
 ``<log_dir>/kafka-server.log`` and its stdout/stderr in ``<log_dir>/kafka.log``. Storage is formatted
 once (``kafka.tools.StorageTool format --standalone``); the broker runs as ``kafka.Kafka`` under the
 process manager as ``kafka``.
+
+Topic admin (create, alter and describe configs, delete) and the health probe use confluent-kafka's
+``AdminClient`` from :func:`rtcrypto.kafka.clients.admin_client`, so they honour the security
+settings like every other client. Each takes the ``bootstrap`` to talk to; the rest of the client
+settings come from ``settings`` (default: the process's settings).
 """
 
 from __future__ import annotations
@@ -11,19 +16,20 @@ from __future__ import annotations
 import base64
 import logging
 import subprocess
+import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-from kafka import KafkaAdminClient
-from kafka.admin import ConfigResource, ConfigResourceType
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from typing import TYPE_CHECKING
 
 from rtcrypto.config import Settings, get_settings
+from rtcrypto.kafka import clients
 from rtcrypto.stack import maven, process
 from rtcrypto.stack.errors import ServiceStartError, StackError
+
+if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
 
 logger = logging.getLogger(__name__)
 
@@ -252,44 +258,47 @@ def format_storage(java: Path, settings: Settings | None = None) -> str:
 # --- health ------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _quiet_kafka_client() -> Iterator[None]:
-    """Silence kafka-python's 'bootstrap failed' errors while the broker is expected to be down."""
-    client_logger = logging.getLogger("kafka")
-    previous = client_logger.level
-    client_logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        client_logger.setLevel(previous)
+ADMIN_CLIENT_ID = "rtc-stack"
+_LEADER_POLL_S = 0.1  # between metadata reads while new topics get their leaders
 
 
-def _admin_client(bootstrap: str, timeout_s: float) -> KafkaAdminClient:
-    return KafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        client_id="rtc-stack",
-        bootstrap_timeout_ms=int(timeout_s * 1000),
-        request_timeout_ms=int(max(timeout_s, 5.0) * 1000),
+def _admin_client(
+    bootstrap: str, timeout_s: float, settings: Settings | None = None
+) -> AdminClient:
+    """An admin client on ``bootstrap`` with the security settings of ``settings``.
+
+    librdkafka's own log lines are off (they would repeat every connection attempt on stderr
+    while a broker is down): every failure reaches the caller as an exception or a
+    :class:`StackError` that carries librdkafka's error."""
+    settings = (settings or get_settings()).model_copy(update={"kafka_bootstrap": bootstrap})
+    return clients.admin_client(
+        settings,
+        ADMIN_CLIENT_ID,
+        timeout_s=max(timeout_s, 5.0),
+        log_level=clients.QUIET_LOG_LEVEL,
     )
 
 
-def broker_healthy(bootstrap: str, timeout_s: float = 3.0) -> bool:
+def _topic_names(admin: AdminClient, timeout_s: float) -> set[str]:
+    """The topics of the cluster (raises ``KafkaException`` if no broker answers in time)."""
+    return set(admin.list_topics(timeout=timeout_s).topics)
+
+
+def broker_healthy(
+    bootstrap: str, timeout_s: float = 3.0, *, settings: Settings | None = None
+) -> bool:
     """True if a broker answers a topic listing on ``bootstrap`` within about ``timeout_s`` s."""
+    from confluent_kafka import KafkaException
+
     host, port = parse_bootstrap(bootstrap)
     if not process.port_accepts(port, host, timeout_s=min(timeout_s, 1.0)):
         return False
-    with _quiet_kafka_client():
-        try:
-            admin = _admin_client(bootstrap, timeout_s)
-        except (KafkaError, OSError):
-            return False
-        try:
-            admin.list_topics()
-            return True
-        except (KafkaError, OSError):
-            return False
-        finally:
-            admin.close()
+    try:
+        admin = _admin_client(bootstrap, timeout_s, settings)
+        _topic_names(admin, timeout_s)
+    except (KafkaException, OSError):
+        return False
+    return True
 
 
 def wait_for_kafka(settings: Settings | None = None, *, timeout_s: float = 90.0) -> float:
@@ -302,7 +311,7 @@ def wait_for_kafka(settings: Settings | None = None, *, timeout_s: float = 90.0)
     paths = kafka_paths(settings)
     return process.wait_until_healthy(
         KAFKA_PROCESS,
-        lambda: broker_healthy(settings.kafka_bootstrap, timeout_s=2.0),
+        lambda: broker_healthy(settings.kafka_bootstrap, timeout_s=2.0, settings=settings),
         service="Kafka",
         target=settings.kafka_bootstrap,
         logs=[paths.server_log, paths.process_log],
@@ -365,6 +374,7 @@ def ensure_topics(
     replication_factor: int = 1,
     configs: Mapping[str, str] | None = None,
     timeout_s: float = 30.0,
+    settings: Settings | None = None,
 ) -> list[str]:
     """Create the missing ``topics`` (idempotent); return the names that were created.
 
@@ -372,79 +382,176 @@ def ensure_topics(
     ``configs`` go to new topics and are set on existing ones (:func:`alter_topic_configs`),
     so a bound added later reaches topics created before it.
     """
+    from confluent_kafka import KafkaException
+
     wanted = list(dict.fromkeys(topics))
+    admin = _admin_client(bootstrap, timeout_s, settings)
     try:
-        admin = _admin_client(bootstrap, timeout_s)
-    except (KafkaError, OSError) as error:
+        existing = _topic_names(admin, timeout_s)
+    except KafkaException as error:
         raise StackError(f"cannot reach Kafka on {bootstrap} to create topics: {error}") from error
+    missing = [topic for topic in wanted if topic not in existing]
+    created = [
+        topic
+        for topic in missing
+        if _create_topic(
+            admin, topic, partitions, replication_factor, configs, bootstrap, timeout_s
+        )
+    ]
+    _wait_for_leaders(admin, created, bootstrap, timeout_s)
+    present = [topic for topic in wanted if topic in existing]
+    if configs and present:
+        alter_topic_configs(admin, present, configs, timeout_s=timeout_s)
+    return created
+
+
+def _create_topic(
+    admin: AdminClient,
+    topic: str,
+    partitions: int,
+    replication_factor: int,
+    configs: Mapping[str, str] | None,
+    bootstrap: str,
+    timeout_s: float,
+) -> bool:
+    """Create one topic; False if someone else created it in the meantime."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import NewTopic
+
+    new_topic = NewTopic(
+        topic,
+        num_partitions=partitions,
+        replication_factor=replication_factor,
+        config=dict(configs or {}),
+    )
+    future = admin.create_topics(
+        [new_topic], operation_timeout=timeout_s, request_timeout=timeout_s
+    )[topic]
     try:
-        existing = set(admin.list_topics())
-        missing = [topic for topic in wanted if topic not in existing]
-        created: list[str] = []
-        for topic in missing:
-            options = {
-                "num_partitions": partitions,
-                "replication_factor": replication_factor,
-                "configs": dict(configs or {}),
-            }
-            try:
-                admin.create_topics(
-                    {topic: options}, timeout_ms=int(timeout_s * 1000), wait_for_metadata=True
-                )
-                created.append(topic)
-            except TopicAlreadyExistsError:
-                pass  # created by someone else in the meantime
-            except KafkaError as error:
-                raise StackError(f"cannot create topic {topic} on {bootstrap}: {error}") from error
-        present = [topic for topic in wanted if topic in existing]
-        if configs and present:
-            alter_topic_configs(admin, present, configs)
-        return created
-    finally:
-        admin.close()
+        future.result(timeout=timeout_s + 5)
+    except KafkaException as error:
+        if error.args and error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+            return False
+        raise StackError(f"cannot create topic {topic} on {bootstrap}: {error}") from error
+    return True
+
+
+def _wait_for_leaders(
+    admin: AdminClient, topics: list[str], bootstrap: str, timeout_s: float
+) -> None:
+    """Block until every partition of ``topics`` has a leader (the broker's metadata says so)."""
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + timeout_s
+    waiting = list(topics)
+    while waiting:
+        try:
+            metadata = admin.list_topics(timeout=max(0.1, deadline - time.monotonic())).topics
+        except KafkaException:
+            metadata = {}
+        waiting = [topic for topic in waiting if not _has_leaders(metadata.get(topic))]
+        if not waiting:
+            return
+        if time.monotonic() >= deadline:
+            raise StackError(
+                f"topics {waiting} on {bootstrap} have no leader after {timeout_s:.0f} s"
+            )
+        time.sleep(_LEADER_POLL_S)
+
+
+def _has_leaders(topic_metadata: object) -> bool:
+    partitions = getattr(topic_metadata, "partitions", None)
+    if getattr(topic_metadata, "error", None) is not None or not partitions:
+        return False
+    return all(partition.leader >= 0 for partition in partitions.values())
 
 
 def alter_topic_configs(
-    admin: KafkaAdminClient, topics: Iterable[str], configs: Mapping[str, str]
+    admin: AdminClient,
+    topics: Iterable[str],
+    configs: Mapping[str, str],
+    *,
+    timeout_s: float = 30.0,
 ) -> None:
     """Set ``configs`` on existing ``topics`` (incremental: other overrides stay)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import (
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        ResourceType,
+    )
+
+    topics = list(topics)
+    entries = [
+        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+        for name, value in configs.items()
+    ]
     resources = [
-        ConfigResource(ConfigResourceType.TOPIC, topic, configs=dict(configs)) for topic in topics
+        ConfigResource(ResourceType.TOPIC, topic, incremental_configs=entries) for topic in topics
     ]
     try:
-        admin.alter_configs(resources)
-    except (KafkaError, ValueError) as error:
+        futures = admin.incremental_alter_configs(resources, request_timeout=timeout_s)
+        for future in futures.values():
+            future.result(timeout=timeout_s + 5)
+    except (KafkaException, ValueError, TypeError) as error:
         raise StackError(
             f"cannot set {sorted(configs)} on topics {list(topics)}: {error}"
         ) from error
 
 
 def describe_topic_configs(
-    topics: Iterable[str], *, bootstrap: str, timeout_s: float = 10.0
+    topics: Iterable[str],
+    *,
+    bootstrap: str,
+    timeout_s: float = 10.0,
+    settings: Settings | None = None,
 ) -> dict[str, dict[str, str]]:
-    """The non-default configs of each topic, as the broker reports them."""
-    admin = _admin_client(bootstrap, timeout_s)
-    try:
-        resources = [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in topics]
-        answer = admin.describe_configs(resources).get("topic", {})
-        return {
-            topic: {key: str(entry.get("value")) for key, entry in entries.items()}
-            for topic, entries in answer.items()
+    """The non-default configs of each topic (set on the topic itself), as the broker reports them."""
+    from confluent_kafka.admin import ConfigResource, ConfigSource, ResourceType
+
+    # sources that are not the topic's own: the broker's static, dynamic-default and built-in ones
+    inherited = {
+        ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value,
+        ConfigSource.STATIC_BROKER_CONFIG.value,
+        ConfigSource.DEFAULT_CONFIG.value,
+    }
+    admin = _admin_client(bootstrap, timeout_s, settings)
+    futures = admin.describe_configs(
+        [ConfigResource(ResourceType.TOPIC, topic) for topic in topics], request_timeout=timeout_s
+    )
+    described: dict[str, dict[str, str]] = {}
+    for resource, future in futures.items():
+        entries = future.result(timeout=timeout_s + 5)
+        described[resource.name] = {
+            name: str(entry.value)
+            for name, entry in entries.items()
+            if _source_value(entry.source) not in inherited
         }
-    finally:
-        admin.close()
+    return described
 
 
-def delete_topics(topics: Iterable[str], *, bootstrap: str, timeout_s: float = 30.0) -> None:
+def _source_value(source: object) -> int:
+    """A ``ConfigEntry.source`` as its number (confluent-kafka gives the enum or an int)."""
+    return int(getattr(source, "value", source))  # type: ignore[call-overload]
+
+
+def delete_topics(
+    topics: Iterable[str],
+    *,
+    bootstrap: str,
+    timeout_s: float = 30.0,
+    settings: Settings | None = None,
+) -> None:
     """Delete ``topics`` that exist (missing ones are ignored)."""
-    with _quiet_kafka_client():
-        admin = _admin_client(bootstrap, timeout_s)
-        try:
-            present = [topic for topic in topics if topic in set(admin.list_topics())]
-            if present:
-                admin.delete_topics(present, timeout_ms=int(timeout_s * 1000))
-        finally:
-            admin.close()
+    admin = _admin_client(bootstrap, timeout_s, settings)
+    existing = _topic_names(admin, timeout_s)
+    present = [topic for topic in dict.fromkeys(topics) if topic in existing]
+    if not present:
+        return
+    futures = admin.delete_topics(present, operation_timeout=timeout_s, request_timeout=timeout_s)
+    for future in futures.values():
+        future.result(timeout=timeout_s + 5)
 
 
 def spark_kafka_jars(settings: Settings | None = None, *, resolve: bool = True) -> list[Path]:

@@ -10,7 +10,6 @@ Kafka uses it now; the simulator, ingest, the Spark job and the trader use it la
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rtcrypto.config import Settings, get_settings
+from rtcrypto.locks import exclusive_file_lock
 from rtcrypto.stack.errors import (
     PortInUseError,
     ProcessAlreadyRunningError,
@@ -373,14 +373,8 @@ def tail_file(path: Path, lines: int = 20) -> str:
 @contextmanager
 def exclusive_lock(name: str, settings: Settings | None = None) -> Iterator[None]:
     """Hold ``<run_dir>/<name>.lock`` exclusively (blocks), so two starters never race."""
-    lock_file = (settings or get_settings()).run_dir / f"{name}.lock"
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with lock_file.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive_file_lock((settings or get_settings()).run_dir / f"{name}.lock"):
+        yield
 
 
 def wait_until_healthy(

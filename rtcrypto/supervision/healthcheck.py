@@ -6,7 +6,7 @@ container means its main process is alive (the container stops when it exits). W
 check is whether the process works:
 
 - ``ingest``, ``liquidity``, ``trader``: the supervisor's own judgement
-  (:func:`rtcrypto.supervision.services.judge_health`) of the service's newest heartbeat on
+  (:func:`rtcrypto.supervision.health.judge_health`) of the service's newest heartbeat on
   ``service.heartbeat.v1``: stale after ``supervisor_stale_heartbeats`` x
   ``heartbeat_interval_s`` seconds, with ``supervisor_startup_grace_s`` after the container
   started (pid 1's start time: the main process, or Docker's init in front of it). Lag is not
@@ -32,18 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from rtcrypto.config import Settings, get_settings
-from rtcrypto.supervision.services import (
-    SIMULATOR,
+from rtcrypto.supervision.health import (
     HealthState,
     Observation,
-    ServiceSpec,
-    get_service,
     health_policy,
     heartbeat_age_since_start,
     judge_health,
     read_latest_heartbeats,
-    service_names,
 )
+from rtcrypto.supervision.registry import SIMULATOR, ServiceSpec, get_service, service_names
 
 AIRFLOW = "airflow"
 SIMULATOR_STATUS_PATH = "/_sim/status"

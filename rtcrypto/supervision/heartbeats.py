@@ -45,43 +45,50 @@ def describe(beat: dict[str, Any], now_ms: int) -> str:
 def read_recent(bootstrap: str, topic: str, timeout_s: float = 3.0) -> list[dict[str, Any]]:
     """The last ``RECENT_RECORDS`` heartbeats of every partition; [] if Kafka does not answer.
 
-    Reads up to the end offsets found at the start, for at most about ``timeout_s`` seconds.
+    Reads up to the end offsets found at the start, for at most about ``timeout_s`` seconds,
+    with the client settings of the process (security) on ``bootstrap``.
     """
-    from kafka import KafkaConsumer, TopicPartition
-    from kafka.errors import KafkaError
+    from confluent_kafka import KafkaException, TopicPartition
 
+    from rtcrypto.config import get_settings
+    from rtcrypto.kafka import clients
+
+    settings = get_settings().model_copy(update={"kafka_bootstrap": bootstrap})
+    # errors are the answer ([]): librdkafka's own retry lines would only fill stderr
+    consumer = clients.consumer(settings, "rtc-heartbeat-reader", log_level=clients.QUIET_LOG_LEVEL)
     try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            enable_auto_commit=False,
-            request_timeout_ms=int(timeout_s * 1000) + 1000,
-        )
-    except KafkaError:
-        return []
-    try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
+        metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if metadata is None or metadata.error is not None or not metadata.partitions:
             return []
-        consumer.assign(partitions)
-        ends = consumer.end_offsets(partitions)
-        for partition, end in ends.items():
-            consumer.seek(partition, max(0, end - RECENT_RECORDS))
+        ends: dict[int, int] = {}
+        starts = []
+        for partition in sorted(metadata.partitions):
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=timeout_s
+            )
+            ends[partition] = high
+            starts.append(TopicPartition(topic, partition, max(low, high - RECENT_RECORDS)))
+        consumer.assign(starts)
         # Read up to the end offsets seen now: services keep writing, so "until quiet" may never come.
         records = []
         deadline = time.monotonic() + timeout_s
-        pending = {partition for partition, end in ends.items() if end > 0}
+        positions = {start.partition: start.offset for start in starts}
+        pending = {partition for partition, end in ends.items() if positions[partition] < end}
         while pending and time.monotonic() < deadline:
-            for partition, messages in consumer.poll(timeout_ms=200).items():
-                for message in messages:
-                    if message.offset >= ends[partition]:
-                        continue
-                    try:
-                        records.append(json.loads(message.value))
-                    except (TypeError, ValueError):
-                        continue
-            pending = {p for p in pending if consumer.position(p) < ends[p]}
+            for message in consumer.consume(num_messages=RECENT_RECORDS, timeout=0.2):
+                partition, offset, value = message.partition(), message.offset(), message.value()
+                if message.error() is not None or partition is None or offset is None:
+                    continue
+                positions[partition] = max(positions[partition], offset + 1)
+                if offset >= ends[partition] or value is None:
+                    continue
+                try:
+                    records.append(json.loads(value))
+                except (TypeError, ValueError):
+                    continue
+            pending = {p for p in pending if positions[p] < ends[p]}
         return records
+    except KafkaException:
+        return []
     finally:
         consumer.close()

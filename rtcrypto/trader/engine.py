@@ -38,7 +38,6 @@ from rtcrypto.exchange.base import (
     InsufficientFundsError,
     OrderNotFoundError,
     OrderRejectedError,
-    OrderRequest,
     OrderStatus,
     RateLimitError,
 )
@@ -46,6 +45,7 @@ from rtcrypto.trader.forecasts import ForecastSource
 from rtcrypto.trader.journal import OrderJournal, SentOrder
 from rtcrypto.trader.recorder import TradeContext, TradeRecorder
 from rtcrypto.trading.ledger import Ledger
+from rtcrypto.trading.order_types import OrderRequest
 from rtcrypto.trading.orders import price_intent, risk_state_for, size_order
 from rtcrypto.trading.risk import RiskLimits, RiskState
 from rtcrypto.trading.strategy import Balances, Side, StrategyParams, decide_order

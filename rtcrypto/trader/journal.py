@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from rtcrypto.bounded import loads
-from rtcrypto.exchange.base import OrderRequest, OrderStatus
+from rtcrypto.exchange.base import OrderStatus
 from rtcrypto.exchange.codec import (
     request_from_json,
     request_to_json,
@@ -45,6 +45,7 @@ from rtcrypto.exchange.codec import (
     status_to_json,
 )
 from rtcrypto.exchange.endpoints import venue_slug
+from rtcrypto.trading.order_types import OrderRequest
 
 log = logging.getLogger(__name__)
 

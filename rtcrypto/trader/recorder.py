@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
+from rtcrypto.exchange.base import OrderStatus
 from rtcrypto.trading.ledger import Fill, RoundTrip
+from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
-from rtcrypto.exchange.base import OrderStatus, TopOfBook
+from rtcrypto.exchange.base import OrderStatus
 from rtcrypto.trader.journal import JournalState, SentOrder
+from rtcrypto.trading.order_types import TopOfBook
 from rtcrypto.trading.record_backtest import MinuteQuote, PlacedOrder
 from rtcrypto.trading.strategy import Side
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
+from rtcrypto.exchange.base import OrderStatus
 from rtcrypto.search import documents
 from rtcrypto.trader.recorder import TradeContext
 from rtcrypto.trading.ledger import Fill, RoundTrip
+from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 
 if TYPE_CHECKING:
     from rtcrypto.config import Settings

@@ -127,20 +127,20 @@ class TraderService:
         signal.signal(signal.SIGINT, handle)
 
     def _consumer(self):  # type: ignore[no-untyped-def]
-        from confluent_kafka import Consumer
+        from rtcrypto.kafka import clients
 
-        return Consumer(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap,
+        return clients.consumer(
+            self.settings,
+            f"rtc-trader-{os.getpid()}",
+            **{
                 "group.id": self.settings.trader_consumer_group,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
-                "client.id": f"rtc-trader-{os.getpid()}",
                 # static membership: a restarted trader takes its partitions back at once instead
                 # of waiting out the dead member's session; a second trader is fenced off
                 "group.instance.id": f"{self.settings.trader_consumer_group}-{SERVICE}",
                 "session.timeout.ms": 10_000,
-            }
+            },
         )
 
     def run(self) -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from rtcrypto.exchange.base import OrderRequest, TopOfBook
 from rtcrypto.trading.ledger import Fill, Ledger, RoundTrip
+from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.orders import (
     day_start_ms,
     ioc_fill,

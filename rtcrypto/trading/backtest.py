@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from rtcrypto.exchange.base import TopOfBook
 from rtcrypto.trading.account import SimulatedAccount
 from rtcrypto.trading.ledger import Fill, RoundTrip, equity_curve
+from rtcrypto.trading.order_types import TopOfBook
 from rtcrypto.trading.risk import RiskLimits
 from rtcrypto.trading.strategy import Balances, Side, StrategyParams
 

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
-from rtcrypto.exchange.base import OrderRequest, TopOfBook
 from rtcrypto.trading.ledger import RoundTrip
+from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.risk import RiskLimits, RiskState, check_order
 from rtcrypto.trading.strategy import OrderIntent, Side
 

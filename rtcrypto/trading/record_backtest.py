@@ -17,18 +17,31 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from rtcrypto.exchange.base import TopOfBook
 from rtcrypto.trading.account import SimulatedAccount
 from rtcrypto.trading.ledger import Fill, RoundTrip
+from rtcrypto.trading.order_types import TopOfBook
 from rtcrypto.trading.orders import SATOSHI
 from rtcrypto.trading.risk import RiskLimits
 from rtcrypto.trading.strategy import Balances, Side, StrategyParams
 
 if TYPE_CHECKING:
     from rtcrypto.config import Settings
-    from rtcrypto.trader.engine import LiquidityReading
+
+
+class LiquidityMinuteReading(Protocol):
+    """The fields of a parsed ``liquidity.minute.v1`` record the backtest reads (the trader's
+    parsed record has them; trading never imports the trader)."""
+
+    @property
+    def symbol(self) -> str: ...
+
+    @property
+    def window_end_ms(self) -> int: ...
+
+    @property
+    def liquidity_ratio(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +113,7 @@ class RecordBacktestResult:
 
 
 def backtest_records(
-    records: Iterable[LiquidityReading],
+    records: Iterable[LiquidityMinuteReading],
     forecast_side_at: Callable[[int], Side | None],
     quotes: Mapping[int, MinuteQuote],
     config: RecordBacktestConfig,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING
 
-from rtcrypto.exchange.base import OrderRequest
+from rtcrypto.trading.order_types import OrderRequest
 from rtcrypto.trading.strategy import Side
 
 if TYPE_CHECKING:

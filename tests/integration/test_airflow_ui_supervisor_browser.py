@@ -27,10 +27,10 @@ from typing import Any
 
 import pytest
 
+from rtcrypto import supervision as services
 from rtcrypto.config import Feed, Settings, Topics
 from rtcrypto.stack import airflow, process
-from rtcrypto.supervision import services
-from rtcrypto.supervision.services import HealthState
+from rtcrypto.supervision import HealthState
 from tests.browser_helpers import (
     ARTIFACTS,
     chromium_page,

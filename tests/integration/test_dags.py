@@ -303,8 +303,7 @@ def test_search_provision_applies_templates_then_imports_kibana_objects_when_con
             template = client.indices.get_index_template(name=spec.template_name(prefix))
             mappings = template["index_templates"][0]["index_template"]["template"]["mappings"]
             assert mappings["properties"]["@timestamp"]["type"] == "date", spec.kind
-            if not spec.daily:
-                assert client.indices.exists(index=spec.index_name(prefix)), spec.kind
+            assert client.indices.exists(index=spec.index_name(prefix)), spec.kind
 
         kibana_url = f"http://127.0.0.1:{recorder.server_address[1]}"
         env |= {"RTC_KIBANA_URL": kibana_url, "RTC_KIBANA_USERNAME": "elastic"}

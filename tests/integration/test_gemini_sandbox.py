@@ -34,7 +34,6 @@ from rtcrypto.exchange.base import (
     InsufficientFundsError,
     NonceError,
     OrderRejectedError,
-    OrderRequest,
     RateLimitError,
 )
 from rtcrypto.exchange.gemini import GeminiAdapter
@@ -42,6 +41,7 @@ from rtcrypto.exchange.signing import NonceSource, signed_headers
 from rtcrypto.market.captures import Capture, load_capture
 from rtcrypto.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from rtcrypto.simulator.sandbox import SandboxAccount
+from rtcrypto.trading.order_types import OrderRequest
 from rtcrypto.trading.strategy import Side
 from tests.helpers import GEMINI_CAPTURE, Child, free_port, wait_until
 

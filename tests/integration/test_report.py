@@ -21,8 +21,11 @@ from typer.testing import CliRunner
 
 from rtcrypto.cli.main import app
 from rtcrypto.config import get_settings
-from rtcrypto.report import MINUTE_MS, build_report, fetch_rows, iso_minute
-from rtcrypto.search import search_client
+from rtcrypto.report import build_report
+from rtcrypto.report.fetch import fetch_report_rows, fetch_rows
+from rtcrypto.report.model import MINUTE_MS, iso_minute
+from rtcrypto.report.series import cumulative_pnl, liquidity_ratio_per_minute
+from rtcrypto.search import queries, search_client
 from rtcrypto.search.indices import ensure_templates
 from tests.trade_documents import (
     FORECAST_VERSION,
@@ -205,3 +208,36 @@ def test_rtc_report_refuses_an_unknown_mode_with_the_choices(
     )
     assert outcome.exit_code == 1
     assert "mode must be one of ['live', 'paper', 'sandbox']" in outcome.output
+
+
+def test_the_review_and_the_kibana_queries_agree_on_the_same_documents(
+    client: Elasticsearch, prefix: str
+) -> None:
+    paper = trade_scenario(START_MS, mode="paper", prefix=prefix, order_prefix="in")
+    sandbox = trade_scenario(START_MS, mode="sandbox", prefix=prefix, order_prefix="sb")
+    index_actions(client, paper.actions + sandbox.actions)
+    window = {"since_ms": START_MS, "until_ms": END_MS}
+    rows = fetch_report_rows(
+        client, start_ms=START_MS, end_ms=END_MS, prefix=prefix, mode="paper", symbol="BTCUSD"
+    )
+
+    review_pnl = cumulative_pnl(rows.scores)[-1].cumulative_pnl_usd
+    assert review_pnl == paper.ledger.realised_pnl_usd
+    chart_pnl = queries.cumulative_profit(
+        client, prefix=prefix, interval="1m", trading_mode="paper", **window
+    )
+    assert chart_pnl[-1][1] == pytest.approx(float(review_pnl), abs=1e-6)
+
+    chart_ratios = queries.liquidity_ratio_series(
+        client, prefix=prefix, interval="1m", symbol="BTCUSD", **window
+    )
+    review_ratios = liquidity_ratio_per_minute(rows.liquidity)
+    assert len(review_ratios) == MINUTES
+    assert [(p.minute_ms, pytest.approx(p.value)) for p in review_ratios] == chart_ratios
+
+    table = queries.orders_table(
+        client, prefix=prefix, size=100, trading_mode="paper", since_ms=START_MS
+    )
+    assert sorted(row["client_order_id"] for row in table) == sorted(
+        row["client_order_id"] for row in rows.orders
+    )

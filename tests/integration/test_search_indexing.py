@@ -21,7 +21,7 @@ import pytest
 from elasticsearch import Elasticsearch, helpers
 
 from rtcrypto.config import Settings
-from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
+from rtcrypto.exchange.base import OrderStatus
 from rtcrypto.search import documents as docs
 from rtcrypto.search import queries
 from rtcrypto.search.client import search_client
@@ -29,6 +29,7 @@ from rtcrypto.search.documents import SearchAction
 from rtcrypto.search.indices import INDEX_SPECS, ensure_templates, template_body
 from rtcrypto.search.writer import SPOOL_PREFIX, SearchWriter, iter_dead_letters
 from rtcrypto.trading.ledger import Ledger
+from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.strategy import OrderIntent, PriceReference, Side, TimeInForce
 from tests.helpers import GEMINI_CAPTURE, free_port, gemini_btc_window_sums, shared_minute_file
 
@@ -238,12 +239,19 @@ def _with_prefix(actions: list[SearchAction], prefix: str) -> list[SearchAction]
 def test_templates_are_applied_and_a_second_run_changes_nothing(client: Elasticsearch) -> None:
     prefix = f"rtct{uuid.uuid4().hex[:8]}"
     try:
+        # The template an earlier version made for the retired order-book kind (no writer ever).
+        client.indices.put_index_template(
+            name=f"{prefix}-orderbook",
+            index_patterns=[f"{prefix}-orderbook-*"],
+            priority=200,
+            meta={"managed_by": "rtcrypto", "fingerprint": "retired"},
+        )
         first = ensure_templates(client, prefix)
         second = ensure_templates(client, prefix)
 
         kinds = list(INDEX_SPECS)
         assert sorted(first.templates_created) == sorted(f"{prefix}-{kind}" for kind in kinds)
-        concrete = sorted(f"{prefix}-{kind}" for kind in kinds if not INDEX_SPECS[kind].daily)
+        concrete = sorted(f"{prefix}-{kind}" for kind in kinds)
         assert sorted(first.indices_created) == concrete
         assert not second.changed
         assert sorted(second.templates_unchanged) == sorted(first.templates_created)
@@ -256,26 +264,14 @@ def test_templates_are_applied_and_a_second_run_changes_nothing(client: Elastics
         assert properties["pnl_usd_exact"] == {"type": "keyword"}
         assert properties["trading_mode"] == {"type": "keyword"}
 
-        # A daily order-book index takes its template's mapping when the first document lands.
-        change = docs.orderbook_change_document(
-            {
-                "symbol": "BTCUSD",
-                "side": "bid",
-                "price": "61000.25",
-                "remaining": "1.5",
-                "delta": "0.5",
-                "reason": "place",
-                "event_id": 1,
-                "event_index": 0,
-                "socket_sequence": 1,
-                "ts_event_ms": 1_618_617_600_000,
-                "ts_receive_ms": 1_618_617_600_010,
-            },
-            prefix=prefix,
+        # The retired order-book kind's template is deleted, once; none is created.
+        assert first.templates_deleted == [f"{prefix}-orderbook"]
+        assert second.templates_deleted == []
+        assert f"{prefix}-orderbook" not in first.templates_created
+        gone = client.options(ignore_status=404).indices.get_index_template(
+            name=f"{prefix}-orderbook"
         )
-        client.index(index=change.index, id=change.id, document=change.source, refresh="wait_for")
-        daily = client.indices.get_mapping(index=change.index)[change.index]["mappings"]
-        assert daily["properties"]["price"] == {"type": "double"}
+        assert gone.meta.status == 404
 
         # A template changed by someone else is put back; the indices stay.
         stale = template_body(INDEX_SPECS["ticker"], prefix) | {"_meta": {"fingerprint": "old"}}

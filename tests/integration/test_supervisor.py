@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from rtcrypto import supervision as services
 from rtcrypto.config import Settings, Topics
 from rtcrypto.stack import process
-from rtcrypto.supervision import services
-from rtcrypto.supervision.services import HealthState
+from rtcrypto.supervision import HealthState
 from tests.helpers import GEMINI_CAPTURE, REPO, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -72,6 +72,10 @@ def isolated(
 
         client = search_client(settings, max_retries=0)
         client.options(ignore_status=404).indices.delete(index=services.restarts_index(settings))
+        # the heartbeats the checks judged (rtcrypto.supervision.indexing)
+        client.options(ignore_status=404).indices.delete(
+            index=f"{settings.search_index_prefix}-heartbeat"
+        )
 
 
 def _airflow_env(settings: Settings) -> dict[str, str]:

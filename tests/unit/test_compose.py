@@ -1,7 +1,7 @@
 """docker-compose.yml against the local stack, checked statically (no Docker engine here).
 
 What these tests hold the compose file to: the streaming services of the registry
-(rtcrypto/supervision/services.py) under the same names, with the same commands and a health check each;
+(rtcrypto/supervision/registry.py) under the same names, with the same commands and a health check each;
 the topics, the broker's settings and Airflow's environment of the local stack; every ``RTC_*``
 variable a real setting whose value parses; every stateful path on a declared named volume;
 ``depends_on`` conditions that can be met; no secret written into the file, and every
@@ -30,7 +30,7 @@ from rtcrypto.search.client import search_client
 from rtcrypto.spark import submit as spark
 from rtcrypto.stack.airflow import airflow_env
 from rtcrypto.stack.kafka import server_properties
-from rtcrypto.supervision.services import SERVICES, compose_restart_command, get_service
+from rtcrypto.supervision import SERVICES, compose_restart_command, get_service
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"

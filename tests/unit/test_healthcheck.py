@@ -17,8 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from rtcrypto.config import Settings, get_settings
-from rtcrypto.supervision import healthcheck
-from rtcrypto.supervision.services import get_service
+from rtcrypto.supervision import get_service, healthcheck
 
 NOW_MS = 1_800_000_000_000
 STARTED_S = NOW_MS / 1000 - 600  # the container started 10 minutes ago

@@ -199,3 +199,65 @@ def test_cumulative_profit_is_a_running_sum_of_pnl_in_kibana_and_in_the_query(
     assert aggs["date_histogram"]["field"] == "@timestamp"
     assert aggs["aggs"]["profit"] == {"sum": {"field": "pnl_usd"}}
     assert aggs["aggs"]["cumulative_profit"] == {"cumulative_sum": {"buckets_path": "profit"}}
+
+
+def _kibana_aggregations(vis_state: dict[str, Any]) -> list[tuple[str, str]]:
+    """(aggregation type, field) of what a visualization computes; a pipeline over a custom
+    metric counts as that metric plus the pipeline over the same field."""
+    found = []
+    for agg in vis_state["aggs"]:
+        params = agg.get("params", {})
+        custom = params.get("customMetric")
+        if custom:
+            found += [
+                (custom["type"], custom["params"]["field"]),
+                (agg["type"], custom["params"]["field"]),
+            ]
+        elif "field" in params:
+            found.append((agg["type"], params["field"]))
+    return sorted(found)
+
+
+def _body_aggregations(aggs: dict[str, Any]) -> list[tuple[str, str]]:
+    """(aggregation type, field) of every aggregation in a request body, sub-aggregations too; a
+    pipeline (``buckets_path``) is given the field of the sibling metric it reads."""
+    found = []
+    for agg in aggs.values():
+        for kind, params in agg.items():
+            if kind == "aggs":
+                found += _body_aggregations(params)
+            elif "field" in params:
+                found.append((kind, params["field"]))
+            else:
+                (sibling,) = aggs[params["buckets_path"]].values()
+                found.append((kind, sibling["field"]))
+    return sorted(found)
+
+
+VISUALIZATION_BODIES = {
+    queries.CUMULATIVE_PROFIT.visualization_id: queries.cumulative_profit_body(),
+    queries.LIQUIDITY_RATIO.visualization_id: queries.liquidity_ratio_body(),
+    queries.PRICE_VS_FORECAST.visualization_id: queries.price_vs_forecast_body(
+        since_ms=0, until_ms=1
+    ),
+}
+
+
+@pytest.mark.parametrize("visualization_id", sorted(VISUALIZATION_BODIES))
+def test_each_chart_aggregates_what_its_query_body_aggregates(
+    by_id: dict[str, dict[str, Any]], visualization_id: str
+) -> None:
+    vis_state = json.loads(by_id[visualization_id]["attributes"]["visState"])
+    body = VISUALIZATION_BODIES[visualization_id]
+    assert _kibana_aggregations(vis_state) == _body_aggregations(body["aggs"])
+    assert ("date_histogram", "@timestamp") in _body_aggregations(body["aggs"])
+
+
+def test_the_orders_table_shows_and_sorts_what_its_query_body_reads(
+    by_id: dict[str, dict[str, Any]],
+) -> None:
+    table = by_id[queries.ORDERS_TABLE.visualization_id]["attributes"]
+    body = queries.orders_table_body()
+    assert ["@timestamp", *table["columns"]] == body["_source"]
+    (sort_field, direction) = table["sort"][0]
+    assert body["sort"][0] == {sort_field: {"order": direction}}

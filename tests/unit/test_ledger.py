@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtcrypto.config import Settings
-from rtcrypto.exchange.base import TopOfBook
 from rtcrypto.trading.account import SimulatedAccount
 from rtcrypto.trading.ledger import Ledger, LedgerError, equity_curve, score_round_trip
+from rtcrypto.trading.order_types import TopOfBook
 from rtcrypto.trading.orders import taker_fee_usd
 from rtcrypto.trading.risk import RiskLimits
 from rtcrypto.trading.strategy import (

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from rtcrypto import supervision as services
 from rtcrypto.cli.platform import StepPrinter
 from rtcrypto.config import Feed, Settings
 from rtcrypto.platform import prepare as platform_prepare
 from rtcrypto.platform import up as platform_up
 from rtcrypto.platform.summary import describe_feed, summary
 from rtcrypto.stack import lifecycle, process
-from rtcrypto.supervision import services
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtcrypto.exchange.base import TopOfBook
 from rtcrypto.exchange.paper import PaperExchange, matched_books_by_client_order_id
 from rtcrypto.trader.engine import Trader, parse_liquidity
 from rtcrypto.trader.forecasts import ForecastSides, ForecastSource
 from rtcrypto.trader.journal import OrderJournal
 from rtcrypto.trader.run_inputs import orders_from_journal, quotes_from_run
+from rtcrypto.trading.order_types import TopOfBook
 from rtcrypto.trading.record_backtest import (
     PlacedOrder,
     RecordBacktestConfig,

@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
+from rtcrypto import supervision as services
 from rtcrypto.config import Settings
 from rtcrypto.redact import redact_url, split_credentials, url_userinfo
-from rtcrypto.supervision import services
 from tests.helpers import REPO, free_port
 
 SECRET = "Sh0uldNeverBePrinted"

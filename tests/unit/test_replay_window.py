@@ -15,7 +15,7 @@ from rtcrypto.config import Settings
 from rtcrypto.history import import_file
 from rtcrypto.platform import bootstrap
 from rtcrypto.platform.bootstrap import BootstrapError
-from rtcrypto.supervision.services import get_service
+from rtcrypto.supervision import get_service
 from tests.helpers import shared_minute_file
 
 SEGMENT = "binance_BTCUSDT_1m_2024-10-01_2024-11-04.csv.gz"  # 2024-10-01 03:00 .. 11-04 20:19

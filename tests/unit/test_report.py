@@ -11,21 +11,22 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from rtcrypto.report import (
+from rtcrypto.report.model import (
     MINUTE_MS,
     ForecastComparison,
     PricePoint,
     ReportError,
     ReportRows,
-    cumulative_pnl,
     decimal_of,
+    parse_time_bound,
+)
+from rtcrypto.report.render import render_chart, render_html
+from rtcrypto.report.series import (
+    cumulative_pnl,
     equity_series,
     forecast_against_realised,
     liquidity_ratio_per_minute,
-    parse_time_bound,
     realised_prices,
-    render_chart,
-    render_html,
     summarize,
     trade_markers,
 )

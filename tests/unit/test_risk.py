@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from rtcrypto.exchange.base import OrderRequest
+from rtcrypto.trading.order_types import OrderRequest
 from rtcrypto.trading.risk import RiskLimits, RiskState, check_order, orders_in_last_minute
 from rtcrypto.trading.strategy import Side
 

@@ -79,7 +79,7 @@ def test_restart_is_skipped_unless_dead_or_stale(plugin: ModuleType, state: str)
 def test_backend_choice_is_explicit(plugin: ModuleType) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from rtcrypto.supervision.services import RestartBackend
+    from rtcrypto.supervision import RestartBackend
 
     default = _restart(plugin, service="liquidity")
     assert default._backend_for("liquidity") is RestartBackend.local

@@ -11,12 +11,13 @@ import orjson
 import pandas as pd
 import pytest
 
-from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
+from rtcrypto.exchange.base import OrderStatus
 from rtcrypto.market.schemas import Heartbeat
 from rtcrypto.search import documents as docs
 from rtcrypto.search.documents import SearchAction
-from rtcrypto.search.indices import INDEX_SPECS, template_body
+from rtcrypto.search.indices import INDEX_SPECS, RETIRED_KINDS, template_body
 from rtcrypto.trading.ledger import Ledger
+from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.strategy import OrderIntent, PriceReference, Side, TimeInForce
 from spark_jobs.liquidity import LIQUIDITY_FIELDS
 
@@ -83,23 +84,6 @@ LIQUIDITY_RECORD: dict[str, Any] = {
     "emitted_at_ms": T0 + 64_000,
 }
 
-CHANGE_RECORD: dict[str, Any] = {
-    "type": "change",
-    "symbol": "BTCUSD",
-    "side": "bid",
-    "price": "61000.25",
-    "remaining": "0.00000001",
-    "delta": "-1.5E-7",
-    "reason": "cancel",
-    "event_id": 1234,
-    "event_index": 2,
-    "socket_sequence": 77,
-    "ts_event_ms": T0 + 1_500,
-    "ts_receive_ms": T0 + 1_510,
-    "schema_version": 1,
-    "key": "BTCUSD:1234:2",
-}
-
 
 def every_document() -> dict[str, SearchAction]:
     """One document of every kind (and the order in each of its states), built from domain types."""
@@ -141,7 +125,6 @@ def every_document() -> dict[str, SearchAction]:
         ),
         "ticker": docs.ticker_document(book),
         "liquidity": docs.liquidity_document(LIQUIDITY_RECORD),
-        "orderbook": docs.orderbook_change_document(CHANGE_RECORD),
         "forecast": docs.forecast_document(
             "v1", T0, math.log(61000.0), math.log(60000.0), math.log(62000.0), "buy"
         ),
@@ -158,9 +141,7 @@ def _asdict(value: Any) -> dict[str, Any]:
 
 def _kind_of(action: SearchAction) -> str:
     for kind, spec in INDEX_SPECS.items():
-        if action.index == spec.index_name() or (
-            spec.daily and action.index.startswith(spec.index_name() + "-")
-        ):
+        if action.index == spec.index_name():
             return kind
     raise AssertionError(f"no index spec for {action.index}")
 
@@ -188,12 +169,10 @@ def test_ids_are_the_documented_domain_keys() -> None:
         "balances": f"live:{T0 + 60_000}",
         "ticker": f"BTCUSD:{T0 + 250}",
         "liquidity": f"BTCUSD:{T0}",
-        "orderbook": "BTCUSD:1234:2",
         "forecast": f"v1:{T0}",
         "heartbeat": f"ingest:host-1:4242:{T0 + 5_000}",
         "restart": f"ingest:{T0 + 9_000}",
     }
-    assert built["orderbook"].index == "rtc-orderbook-2021.04.17"
 
 
 def test_building_twice_gives_identical_actions() -> None:
@@ -239,10 +218,9 @@ def test_decimals_become_numbers_with_exact_strings_beside_them() -> None:
     assert D(score["pnl_usd_exact"]) == trip.pnl_usd  # exact, not the float
     assert "E" not in score["pnl_usd_exact"]
     assert score["profitable"] is (trip.pnl_usd > 0)
-    change = every_document()["orderbook"].source
-    assert change["remaining_exact"] == "0.00000001"
-    assert change["delta_exact"] == "-0.00000015"
-    assert change["delta"] == pytest.approx(-1.5e-7)
+    assert docs.exact(D("0.00000001")) == "0.00000001"
+    assert docs.exact(D("-1.5E-7")) == "-0.00000015"  # exponent notation becomes plain digits
+    assert docs.number(D("-1.5E-7")) == pytest.approx(-1.5e-7)
 
 
 def test_no_decimal_or_non_finite_value_reaches_a_source() -> None:
@@ -350,6 +328,13 @@ def test_every_kind_has_a_document_builder_exercised_here() -> None:
     assert {_kind_of(action) for action in every_document().values()} == set(INDEX_SPECS)
 
 
+def test_the_order_book_kind_is_retired_with_its_builder() -> None:
+    assert "orderbook" not in INDEX_SPECS
+    assert "orderbook" in RETIRED_KINDS
+    assert not hasattr(docs, "orderbook_change_document")
+    assert not hasattr(docs, "orderbook_index")
+
+
 def test_liquidity_documents_carry_every_field_of_the_kafka_record() -> None:
     source = docs.liquidity_document(LIQUIDITY_RECORD).source
     carried = set(LIQUIDITY_FIELDS) - set(docs.LIQUIDITY_ENVELOPE)
@@ -373,7 +358,7 @@ def test_templates_are_strict_with_core_types_and_a_date_timestamp() -> None:
 
 def test_template_patterns_of_different_kinds_never_overlap() -> None:
     patterns = [spec.index_pattern() for spec in INDEX_SPECS.values()]
-    names = [spec.index_name() for spec in INDEX_SPECS.values() if not spec.daily]
+    names = [spec.index_name() for spec in INDEX_SPECS.values()]
     for pattern in patterns:
         stem = pattern.removesuffix("*")
         matches = [

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from rtcrypto import supervision as services
 from rtcrypto.config import Settings, Topics
 from rtcrypto.stack import process
-from rtcrypto.supervision import services
-from rtcrypto.supervision.services import (
+from rtcrypto.supervision import (
     HealthPolicy,
     HealthState,
     Launch,
@@ -323,7 +323,7 @@ def test_restart_of_a_killed_process_records_it_in_the_journal(
             time.sleep(0.05)
         health = services.check_health(spec, isolated, read_heartbeats=False)
         assert health.state is HealthState.dead
-        with caplog.at_level(logging.WARNING, logger="rtcrypto.supervision.services"):
+        with caplog.at_level(logging.WARNING, logger="rtcrypto.supervision.restarts"):
             record = services.restart_service(
                 "ingest", health.state.value, isolated, launch=_sleeper()
             )

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from rtcrypto.exchange.base import OrderRequest, OrderStatus, TopOfBook
+from rtcrypto.exchange.base import OrderStatus
 from rtcrypto.exchange.paper import PaperExchange, matched_books_by_client_order_id
 from rtcrypto.trader.engine import (
     MalformedRecordError,
@@ -22,6 +22,7 @@ from rtcrypto.trader.forecasts import ForecastSides, ForecastSource
 from rtcrypto.trader.journal import OrderJournal
 from rtcrypto.trader.recorder import TradeContext
 from rtcrypto.trading.ledger import Fill, RoundTrip
+from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.orders import ioc_fill
 from rtcrypto.trading.risk import RiskLimits
 from rtcrypto.trading.strategy import Side, StrategyParams

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rtcrypto.config import Settings
-from rtcrypto.exchange.base import OrderRequest, OrderStatus
+from rtcrypto.exchange.base import OrderStatus
 from rtcrypto.exchange.paper import PaperExchange
 from rtcrypto.trader.engine import Trader, parse_liquidity
 from rtcrypto.trader.forecasts import ForecastSides, ForecastSource
@@ -27,6 +27,7 @@ from rtcrypto.trader.journal import (
     read_journal,
 )
 from rtcrypto.trader.service import TraderConfigError, trader_journal
+from rtcrypto.trading.order_types import OrderRequest
 from rtcrypto.trading.risk import RiskLimits
 from rtcrypto.trading.strategy import Side, StrategyParams
 from tests.unit.test_trader_engine import T0, Book, ListRecorder, forecast_frame, record

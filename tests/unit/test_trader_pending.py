@@ -11,13 +11,13 @@ import pytest
 from rtcrypto.exchange.base import (
     ExchangeError,
     InsufficientFundsError,
-    OrderRequest,
     OrderStateUnknownError,
     OrderStatus,
 )
 from rtcrypto.exchange.paper import PaperExchange
 from rtcrypto.trader.engine import order_refused, parse_liquidity
 from rtcrypto.trader.journal import OrderJournal, read_journal
+from rtcrypto.trading.order_types import OrderRequest
 from tests.unit.test_trader_engine import Book, ListRecorder, make_trader, record
 
 

@@ -1,0 +1,72 @@
+"""rtcrypto.search.queries: the trade review's page requests ask the Kibana bodies' question."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rtcrypto.search import queries
+
+KINDS = sorted(queries.REVIEW_TIEBREAKERS)
+START_MS = 1_795_000_000_000
+END_MS = START_MS + 3_600_000
+
+
+def _terms(query: dict) -> dict[str, str]:
+    return {
+        name: value
+        for clause in query["bool"]["filter"]
+        for name, value in clause.get("term", {}).items()
+    }
+
+
+def test_the_review_and_the_profit_chart_filter_scores_alike() -> None:
+    review = queries.documents_in_range_body(
+        "scores", since_ms=START_MS, until_ms=END_MS, trading_mode="paper", size=10
+    )
+    chart = queries.cumulative_profit_body(trading_mode="paper", since_ms=START_MS, until_ms=END_MS)
+    assert review["query"] == chart["query"]
+
+
+def test_the_review_and_the_liquidity_chart_filter_windows_alike() -> None:
+    review = queries.documents_in_range_body(
+        "liquidity",
+        since_ms=START_MS,
+        until_ms=END_MS,
+        trading_mode="paper",
+        symbol="btcusd",
+        size=10,
+    )
+    chart = queries.liquidity_ratio_body(symbol="BTCUSD", since_ms=START_MS, until_ms=END_MS)
+    assert review["query"] == chart["query"]  # liquidity has no trading mode: not filtered on it
+
+
+def test_pages_are_oldest_first_in_a_total_order() -> None:
+    body = queries.documents_in_range_body("fills", since_ms=START_MS, until_ms=END_MS, size=7)
+    assert body["size"] == 7
+    assert body["sort"] == [
+        {"@timestamp": {"order": "asc"}},
+        {"client_order_id": {"order": "asc", "unmapped_type": "keyword"}},
+        {"fill_sequence": {"order": "asc", "unmapped_type": "long"}},
+    ]
+    (bounds,) = [c["range"]["@timestamp"] for c in body["query"]["bool"]["filter"] if "range" in c]
+    assert (bounds["gte"], bounds["lt"], bounds["format"]) == (START_MS, END_MS, "epoch_millis")
+
+
+@given(
+    kind=st.sampled_from(KINDS),
+    mode=st.one_of(st.none(), st.sampled_from(["paper", "sandbox", "live"])),
+    symbol=st.one_of(st.none(), st.sampled_from(["btcusd", "ETHUSD", "SolUsd"])),
+)
+def test_a_kind_is_filtered_on_mode_and_symbol_only_when_its_documents_carry_them(
+    kind: str, mode: str | None, symbol: str | None
+) -> None:
+    body = queries.documents_in_range_body(
+        kind, since_ms=START_MS, until_ms=END_MS, trading_mode=mode, symbol=symbol, size=1
+    )
+    expected = {}
+    if mode is not None and kind in queries.MODE_KINDS:
+        expected["trading_mode"] = mode
+    if symbol is not None and kind in queries.SYMBOL_KINDS:
+        expected["symbol"] = symbol.upper()
+    assert _terms(body["query"]) == expected

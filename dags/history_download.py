@@ -217,7 +217,7 @@ def history_download() -> None:
             if not path.is_file():
                 raise AirflowFailException(f"local_file {path} does not exist or is not a file")
             return str(path.resolve())
-        target = get_settings().home / "downloads" / "kaggle" / KAGGLE_DATASET.replace("/", "__")
+        target = get_settings().downloads_dir / "kaggle" / KAGGLE_DATASET.replace("/", "__")
         return _download_from_kaggle(str(target))
 
     @task(execution_timeout=timedelta(hours=1))

@@ -86,7 +86,7 @@ def history_download() -> None:
             if not path.is_file():
                 raise AirflowFailException(f"local_file {path} does not exist or is not a file")
             return str(path.resolve())
-        target = get_settings().home / "downloads" / "kaggle" / KAGGLE_DATASET.replace("/", "__")
+        target = get_settings().downloads_dir / "kaggle" / KAGGLE_DATASET.replace("/", "__")
         return KaggleHook().download(str(target))
 
     @task(execution_timeout=timedelta(hours=1), outlets=[HISTORY])

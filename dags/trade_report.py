@@ -116,8 +116,7 @@ def trade_report() -> None:
             start_ms = end_ms - int(settings.report_hours * HOUR_MS)
             log.info("reviewing %s", clock.description)
             folder = (
-                settings.home
-                / "reports"
+                settings.reports_dir
                 / "trade_report"
                 / report_folder_name(moment(start_ms), moment(end_ms))
             )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    BeforeValidator,
     Field,
     SecretStr,
     ValidationError,
@@ -53,6 +54,11 @@ SPARK_DURATION_PATTERN = r"^[1-9][0-9]* (milliseconds?|seconds?|minutes?|hours?)
 # predicts in reasonable time and memory on this machine (150,000 take about a minute), and a
 # minute-bar model says nothing useful further ahead.
 FORECAST_HORIZON_MAX_MINUTES = 525_600
+# RTC_LOG_LEVEL: a logging level name, any case; empty means unset
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] | None,
+    BeforeValidator(lambda value: (value.upper() or None) if isinstance(value, str) else value),
+]
 
 
 class Feed(StrEnum):
@@ -107,6 +113,9 @@ class Settings(BaseSettings):
     # log4j logs) is rotated past this size, keeping this many older files (rtcrypto/stack/logpipe.py)
     log_max_bytes: int = Field(default=10 * 1024**2, ge=1024, le=1024**3)
     log_backup_count: int = Field(default=5, ge=1, le=100)
+    # every service's and command's log level (rtcrypto/logs.py); None: INFO for the services,
+    # WARNING for the terse `rtc stack|liquidity|bars` commands
+    log_level: LogLevel = None
 
     # --- Kafka ---------------------------------------------------------------------------------
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -476,6 +485,31 @@ class Settings(BaseSettings):
         return self.home / "trader"
 
     @property
+    def history_path(self) -> Path:
+        """The partitioned minute-bar history: ``history_dir`` or ``<home>/history``."""
+        return self.history_dir or self.home / "history"
+
+    @property
+    def forecast_path(self) -> Path:
+        """Versioned forecasts and the current pointer: ``forecast_dir`` or ``<home>/forecast``."""
+        return self.forecast_dir or self.home / "forecast"
+
+    @property
+    def simulator_dir(self) -> Path:
+        """State of the simulator `rtc up` starts (its replay window): ``<home>/simulator``."""
+        return self.home / "simulator"
+
+    @property
+    def downloads_dir(self) -> Path:
+        """Downloaded data sets (the Kaggle history): ``<home>/downloads``."""
+        return self.home / "downloads"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Trade reports (`rtc report`, the trade_report DAG): ``<home>/reports``."""
+        return self.home / "reports"
+
+    @property
     def kill_switch_path(self) -> Path:
         return self.kill_switch_file or self.home / "KILL"
 
@@ -532,3 +566,14 @@ def settings_or_exit() -> Settings:
     except config_checks.SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def settings_with(settings: Settings, **changes: object) -> Settings:
+    """``settings`` with ``changes`` (field name -> value, as the environment would give it)
+    applied and validated like the environment: how a command passes its flags to a service.
+
+    Raises :class:`rtcrypto.config_checks.SettingsError` naming each bad ``RTC_*`` setting."""
+    try:
+        return Settings.model_validate({**settings.model_dump(), **changes})
+    except ValidationError as error:
+        raise config_checks.SettingsError(config_checks.describe(error)) from None

@@ -6,7 +6,6 @@ this command is that service's foreground form (docker-compose's command) and a 
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False)
 @app.callback()
 def _configure() -> None:
     """The Spark minute-bar job (trades -> history source gemini-feed)."""
-    setup_logging("rtc.bars", level=os.environ.get("RTC_LOG_LEVEL", "WARNING"))
+    setup_logging("rtc.bars", level=get_settings().log_level or "WARNING")
 
 
 @app.command()

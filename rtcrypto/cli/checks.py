@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 
 import typer
 
-from rtcrypto.config import NAME_PATTERN, SYMBOL_PATTERN
+from rtcrypto.config import NAME_PATTERN, SYMBOL_PATTERN, Settings
 
 MAX_FEE_PCT = Decimal(10)  # as RTC_TAKER_FEE_PCT
 
@@ -20,6 +20,18 @@ def symbol(value: str | None) -> str | None:
     """An exchange symbol like BTCUSD (3 to 20 letters or digits), or None."""
     if value is not None and not re.match(SYMBOL_PATTERN, value):
         raise typer.BadParameter(f"{value!r} must be 3 to 20 letters or digits, e.g. BTCUSD")
+    return value
+
+
+def symbols(value: str | None) -> str | None:
+    """Comma-separated exchange symbols like BTCUSD,ETHUSD, or None."""
+    if value is None:
+        return None
+    for name in value.split(","):
+        if not re.match(SYMBOL_PATTERN, name.strip()):
+            raise typer.BadParameter(
+                f"{name.strip()!r} must be 3 to 20 letters or digits, e.g. BTCUSD,ETHUSD"
+            )
     return value
 
 
@@ -50,3 +62,16 @@ def trading_mode(value: str | None) -> str | None:
     if value is not None and value not in {mode.value for mode in TradingMode}:
         raise typer.BadParameter(f"{value!r} must be paper, sandbox or live")
     return value
+
+
+def settings_with_flags(changes: dict[str, object]) -> Settings:
+    """The settings with a command's flags applied (field name -> value) and validated; a bad
+    value prints one line naming it and exits 2."""
+    from rtcrypto.config import get_settings, settings_with
+    from rtcrypto.config_checks import SettingsError
+
+    try:
+        return settings_with(get_settings(), **changes)
+    except SettingsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None

@@ -22,7 +22,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False)
 @app.callback()
 def _configure() -> None:
     """The Spark liquidity job and its output."""
-    setup_logging("rtc.liquidity", level=os.environ.get("RTC_LOG_LEVEL", "WARNING"))
+    setup_logging("rtc.liquidity", level=get_settings().log_level or "WARNING")
 
 
 @app.command()

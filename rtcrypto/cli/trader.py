@@ -20,15 +20,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """liquidity.minute.v1 + the current forecast -> orders -> Elasticsearch, until Ctrl-C."""
-        import os
-
-        from rtcrypto.config import get_settings
-
-        if mode:
-            os.environ["RTC_TRADING_MODE"] = mode
-        if symbol:
-            os.environ["RTC_TRADER_SYMBOL"] = symbol
-        get_settings.cache_clear()
         from rtcrypto.trader.service import main
 
-        main()
+        changes = {"trading_mode": mode, "trader_symbol": symbol}
+        main(checks.settings_with_flags({k: v for k, v in changes.items() if v}))

@@ -55,7 +55,7 @@ class BarsJobOptions:
             orderbook_topic=settings.topics.orderbook,
             heartbeat_topic=settings.topics.heartbeat,
             checkpoint=default_checkpoint(settings),
-            history_dir=settings.history_dir or settings.home / "history",
+            history_dir=settings.history_path,
             feed_source=settings.history_feed_source,
             traded_symbol=settings.trader_symbol,
             starting_offsets=settings.spark_starting_offsets,

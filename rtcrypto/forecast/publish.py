@@ -146,8 +146,7 @@ def resolve_forecast_dir(forecast_dir: Path | None = None) -> Path:
         return Path(forecast_dir)
     from rtcrypto.config import get_settings
 
-    settings = get_settings()
-    return settings.forecast_dir or settings.home / "forecast"
+    return get_settings().forecast_path
 
 
 def data_fingerprint(bars: pd.DataFrame) -> str:

@@ -75,8 +75,7 @@ def resolve_history_dir(history_dir: Path | None = None) -> Path:
     """The history folder: the argument, else ``settings.history_dir``, else ``<home>/history``."""
     if history_dir is not None:
         return Path(history_dir)
-    settings = get_settings()
-    return settings.history_dir or settings.home / "history"
+    return get_settings().history_path
 
 
 def check_source_name(source: str) -> str:

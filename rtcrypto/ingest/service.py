@@ -317,12 +317,13 @@ class IngestService:
         self._producer.send(self.settings.topics.heartbeat, b"ingest", beat.to_bytes())
 
 
-def main() -> None:
-    """Entry point of ``python -m streaming.ingest`` and ``rtc ingest``."""
+def main(settings: Settings | None = None) -> None:
+    """Entry point of ``python -m streaming.ingest`` and ``rtc ingest`` (which passes its flags
+    as ``settings``); None reads the ``RTC_*`` settings (bad ones: a message naming them, exit 2)."""
     from rtcrypto.logs import setup_logging
 
-    setup_logging("ingest")
-    settings = settings_or_exit()  # bad RTC_* settings: a message naming them, exit 2
+    settings = settings or settings_or_exit()
+    setup_logging("ingest", settings.log_level)
     try:
         service = IngestService(settings)
     except KafkaUnavailable as error:

@@ -103,7 +103,7 @@ class ReplayWindow:
 
 def replay_window_path(settings: Settings) -> Path:
     """Where `rtc up` keeps the replay window it chose, so restarts replay the same days."""
-    return settings.home / "simulator" / REPLAY_WINDOW_FILE
+    return settings.simulator_dir / REPLAY_WINDOW_FILE
 
 
 def _source_summary(settings: Settings, source: str) -> SourceSummary:
@@ -239,14 +239,14 @@ def training_window(settings: Settings, days: float) -> TrainingWindow:
 
 def ensure_forecast(settings: Settings, days: float = 21.0) -> tuple[str, bool, str]:
     """``(version, published_now, what)``: the current version, publishing one if none is."""
-    from rtcrypto.forecast.publish import current_version, publish, resolve_forecast_dir
+    from rtcrypto.forecast.publish import current_version, publish
     from rtcrypto.history import load_history
     from rtcrypto.trading.backtest import BacktestConfig
 
     # cmdstanpy logs every chain at INFO and prophet warns that plotly is missing: neither is news
     logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
     logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
-    forecast_dir = resolve_forecast_dir(settings.forecast_dir)
+    forecast_dir = settings.forecast_path
     version = current_version(forecast_dir)
     if version is not None:
         return version, False, "already current (retrain from Airflow: forecast_retrain)"

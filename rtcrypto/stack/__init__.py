@@ -3,6 +3,7 @@
 - :mod:`rtcrypto.stack.process`: generic detached process manager (pid files, logs, stop).
 - :mod:`rtcrypto.stack.maven`: Java/Maven checks and jar sets resolved once into ``lib_dir``.
 - :mod:`rtcrypto.stack.kafka`: one KRaft broker+controller, health, topics.
+- :mod:`rtcrypto.stack.lifecycle`: start, stop and describe the whole local stack (``rtc stack``).
 """
 
 from __future__ import annotations

@@ -311,26 +311,18 @@ def build_trader(settings: Settings, clock: FeedClock | None = None) -> Trader:
 
 
 def _wire_trader(settings: Settings, clock: FeedClock, journal: OrderJournal) -> Trader:
-    from rtcrypto.forecast.publish import resolve_forecast_dir
-
     exchange = build_exchange(settings, clock.now_ms)
     kill_path = settings.kill_switch_path
 
     def kill_switch() -> bool:
         return settings.kill_switch or kill_path.exists()
 
-    fault_exit = os.environ.get("RTC_TRADER_FAULT_EXIT_AFTER_SEND") == "1"
-
-    def crash_after_send(status: object) -> None:  # fault suite: kill -9 between send and record
-        log.warning("fault injection: exiting between the exchange's answer and the journal")
-        os._exit(137)
-
     max_age = settings.trader_max_record_age_s
     return Trader(
         exchange=exchange,
         journal=journal,
         forecasts=ForecastSource(
-            resolve_forecast_dir(settings.forecast_dir),
+            settings.forecast_path,
             settings.forecast_reload_interval_s,
             clock_s=time.monotonic,
         ),
@@ -344,16 +336,16 @@ def _wire_trader(settings: Settings, clock: FeedClock, journal: OrderJournal) ->
         kill_switch=kill_switch,
         forecast_offset_ms=forecast_offset_ms(settings, clock),
         max_record_age_ms=record_age_budget_ms(max_age, clock.reading),
-        after_send=crash_after_send if fault_exit else None,
     )
 
 
-def main() -> None:
-    """Entry point of ``python -m streaming.trader`` and ``rtc trader``."""
+def main(settings: Settings | None = None) -> None:
+    """Entry point of ``python -m streaming.trader`` and ``rtc trader`` (which passes its flags
+    as ``settings``); None reads the ``RTC_*`` settings (bad ones: a message naming them, exit 2)."""
     from rtcrypto.logs import setup_logging
 
-    setup_logging(SERVICE)
-    settings = settings_or_exit()  # bad RTC_* settings: a message naming them, exit 2
+    settings = settings or settings_or_exit()
+    setup_logging(SERVICE, settings.log_level)
     try:
         trader = build_trader(settings)
         trader.start()

@@ -582,8 +582,8 @@ def test_fault_endpoints_are_off_unless_enabled(simulator: StartSimulator) -> No
 def test_fault_endpoints_flag_and_setting(
     flags: tuple[str, ...], env: dict[str, str], enabled: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rtcrypto.cli.market import SimulateFlags, simulator_options
     from rtcrypto.config import Settings
+    from rtcrypto.simulator.flags import SimulateFlags, simulator_options
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)

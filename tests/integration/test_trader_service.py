@@ -102,8 +102,10 @@ def trader_env(
     }
 
 
-def start_trader(log_dir: Path, env: dict[str, str], name: str = "trader") -> Child:
-    return Child(name, [sys.executable, "-m", "streaming.trader"], log_dir, env)
+def start_trader(
+    log_dir: Path, env: dict[str, str], name: str = "trader", module: str = "streaming.trader"
+) -> Child:
+    return Child(name, [sys.executable, "-m", module], log_dir, env)
 
 
 def sim_up(port: int) -> bool:
@@ -140,7 +142,8 @@ def test_paper_trader_killed_mid_order_never_sends_twice_and_indexes_every_fill(
     prefix = env["RTC_SEARCH_INDEX_PREFIX"]
     journal_path = Path(env["RTC_HOME"]) / "trader" / "journal-paper.jsonl"
     try:
-        crashing = start_trader(tmp_path, {**env, "RTC_TRADER_FAULT_EXIT_AFTER_SEND": "1"}, "t1")
+        # the fault comes from the test side: the runner kills the trader after the exchange's answer
+        crashing = start_trader(tmp_path, env, "t1", module="tests.trader_fault_runner")
         produce(kafka_broker, fresh_topics.liquidity, [liquidity_record(1)])
         wait_until(lambda: not crashing.alive(), 60, "trader exits at the fault")
         assert crashing.process.returncode == 137, crashing.log()[-2000:]

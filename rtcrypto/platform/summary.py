@@ -1,0 +1,74 @@
+"""What the running platform tells its user: where everything is, what the simulator replays
+and how far the replay has come (``rtc up``'s closing summary and ``rtc status``'s market line)."""
+
+from __future__ import annotations
+
+from rtcrypto.config import Feed, Settings, SimulatorReplay
+from rtcrypto.platform import bootstrap
+from rtcrypto.platform.bootstrap import BootstrapError
+from rtcrypto.redact import redact_url
+
+
+def summary(settings: Settings) -> str:
+    """Where everything is and how to stop it (several lines, passwords redacted)."""
+    from rtcrypto.stack import airflow
+
+    paths = airflow.airflow_paths(settings)
+    return (
+        "\nThe platform is running (paper trading against the "
+        f"{'simulator' if settings.feed.value == 'simulator' else 'live Gemini feed'}).\n"
+        f"  market         {describe_feed(settings)}\n"
+        f"  Airflow UI     {settings.airflow_url}  user admin, password in {paths.password_file}\n"
+        f"                 (ready about a minute after start; streaming_supervisor runs every "
+        "5 minutes)\n"
+        f"  Elasticsearch  {redact_url(settings.search_url)}  indices {settings.search_index_prefix}-*\n"
+        "  status         rtc status (every service: state, heartbeat, lag, restarts)\n"
+        "  trades         rtc report --since 1h (HTML + PNG; wall time, x the replay's speed), or "
+        "Kibana with docker-compose\n"
+        "  stop           rtc down (or make down): stops every process it started\n"
+        "Spark needs ~20 s to start; the first minute window closes about a minute after the "
+        "replay starts."
+    )
+
+
+def describe_feed(settings: Settings) -> str:
+    """One line: what the simulator replays, on which clock and at what speed."""
+    if settings.feed is not Feed.simulator:
+        return f"live Gemini market data from {redact_url(settings.market_data_ws_url)}"
+    if settings.simulator_replay is SimulatorReplay.capture:
+        return (
+            f"the recorded capture {settings.simulator_capture.name}, looped, shifted to now, "
+            f"at {settings.simulator_speed:g}x"
+        )
+    try:
+        window = bootstrap.replay_window(settings)
+    except BootstrapError as error:
+        return f"history replay not possible: {error}"
+    return (
+        f"real {window.source} minute bars {window.start:%Y-%m-%d %H:%M} .. "
+        f"{window.end:%Y-%m-%d %H:%M} UTC on their own (historical) clock at "
+        f"{settings.simulator_history_speed:g}x; prices real, order book modelled "
+        "(RTC_SIMULATOR_REPLAY=capture replays the recorded Gemini capture instead)"
+    )
+
+
+def replay_progress(settings: Settings) -> str | None:
+    """Where the running history replay is (from ``/_sim/status``); None if it does not answer."""
+    if settings.feed is not Feed.simulator:
+        return None
+    from rtcrypto.market.feedclock import http_status_reader, iso_minute, status_url
+
+    try:
+        status = http_status_reader(status_url(settings), settings.feed_clock_timeout_s)()
+        history = status.get("history") or {}
+        now = iso_minute(int(status["simulated_time_ms"]))
+    except Exception:  # noqa: BLE001 - not running, or not answering: nothing to add
+        return None
+    if not history:
+        return f"simulator clock {now} ({status.get('mode', 'capture')} replay)"
+    halts = (history.get("halts") or {}).get("count", 0)
+    return (
+        f"simulator clock {now}: {history.get('minutes_replayed', 0):,} of "
+        f"{history.get('minutes_total', 0):,} minutes replayed, {halts} halt(s) jumped; "
+        f"{status.get('prices', 'prices real')}, book {status.get('book', 'modelled')}"
+    )

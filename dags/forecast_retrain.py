@@ -9,7 +9,7 @@ platform's own recorded bars (``RTC_HISTORY_FEED_SOURCE``) when they hold a full
 ``training_days`` days, else the imported source whose latest full window is newest; a full window
 has >= ``RTC_FORECAST_MIN_COVERAGE`` (90 %) of its training and of its held-out minutes. It never
 picks a source too short: when none qualifies, the run is **skipped** with the reason (not failed
-and retried). Only minutes before the trader's clock count (``rtcrypto.market.feedclock``: the simulator's
+and retried). Only minutes before the trader's clock count (``rtcrypto.exchange.feedclock``: the simulator's
 time while it replays history, else the wall clock), so a replay never trains on minutes the trader
 has not reached; given the stored minutes and that clock, a rerun trains on the same ones.
 ``train_and_publish`` calls ``rtcrypto.forecast.publish.publish``: train on the window before its

@@ -1,7 +1,7 @@
 """trade_report: the daily trade review (HTML + PNG) of the last hours of the trader's clock.
 
 Runs at 01:00 UTC and reviews the last ``RTC_REPORT_HOURS`` hours (24) of the **feed clock**, the
-trader's clock (``rtcrypto/market/feedclock.py``), so the report holds the minutes the trader actually
+trader's clock (``rtcrypto/exchange/feedclock.py``), so the report holds the minutes the trader actually
 traded, also when the simulator replays historical days:
 
 - live feed: the range ends at the run's ``data_interval_end`` (the wall clock of the scheduled

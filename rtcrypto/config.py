@@ -198,7 +198,7 @@ class Settings(BaseSettings):
         default=Path(__file__).resolve().parent / "simulator" / "calibration.json",
         description="the modelled book's calibration (`rtc simulate calibrate` writes it)",
     )
-    # the feed clock (rtcrypto/market/feedclock.py): the simulator's time, re-read this often and
+    # the feed clock (rtcrypto/exchange/feedclock.py): the simulator's time, re-read this often and
     # extrapolated at the replay's speed in between; the wall clock with the live feed
     feed_clock_resync_s: Seconds = 5.0
     feed_clock_timeout_s: Seconds = 2.0  # one read of GET /_sim/status

@@ -27,7 +27,7 @@ def exchange_from_settings(
 ) -> ExchangeAdapter:
     """Paper against the feed's public book, or Gemini (sandbox / the simulator / live).
 
-    ``clock_ms`` (the feed clock, :mod:`rtcrypto.market.feedclock`) times the book reads and the paper
+    ``clock_ms`` (the feed clock, :mod:`rtcrypto.exchange.feedclock`) times the book reads and the paper
     fills; the wall clock when None. Gemini's own order times come from the exchange (the
     simulator's sandbox uses its simulated clock)."""
     if settings.trading_mode is TradingMode.paper:

@@ -287,7 +287,7 @@ class GeminiAdapter:
         clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        # when a book was read, on the feed's clock (rtcrypto/market/feedclock.py); wall clock by default
+        # when a book was read, on the feed's clock (rtcrypto/exchange/feedclock.py); wall clock by default
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.public_only = public_only
         self._api_key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)

@@ -3,7 +3,7 @@
 The live feed's reference is the receive time itself (the wall clock), checked both ways. A
 simulator feed runs on the simulator's clock (a history replay is years behind the wall clock):
 its reference is the simulator's ``simulated_time_ms`` from ``GET /_sim/status``
-(:mod:`rtcrypto.market.feedclock`), re-read every ``RTC_FEED_CLOCK_RESYNC_S`` seconds and extrapolated
+(:mod:`rtcrypto.exchange.feedclock`), re-read every ``RTC_FEED_CLOCK_RESYNC_S`` seconds and extrapolated
 at the replay's speed in between. Only event times ahead of it by more than the window are
 refused (the ingest may lag the simulator's queue; a late event cannot move Spark's watermark),
 and such a miss re-reads the simulator at once (at most every ``refresh_min_s``, apart from the
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rtcrypto.market.feedclock import (
+from rtcrypto.exchange.feedclock import (
     SimulatorTime,
     extrapolate_ms,
     http_status_reader,

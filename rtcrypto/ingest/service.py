@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 import websocket
 
 from rtcrypto.config import Settings, get_settings, settings_or_exit
+from rtcrypto.exchange.feedclock import FeedClock, FeedClockError
 from rtcrypto.ingest.event_window import event_time_reference
 from rtcrypto.ingest.processor import FrameProcessor, FrameResult, Outgoing, Route
 from rtcrypto.kafka.producers import KafkaUnavailable, RecordProducer, make_producer
-from rtcrypto.market.feedclock import FeedClock, FeedClockError
 from rtcrypto.market.schemas import Heartbeat
 from rtcrypto.redact import redact_url
 
@@ -287,7 +287,7 @@ class IngestService:
         log.error("ingest kafka send failed topic=%s key=%r error=%s", topic, key, error)
 
     def _feed_now_ms(self) -> int:
-        """Now on the feed's clock (:mod:`rtcrypto.market.feedclock`), for the event-time lag: a history
+        """Now on the feed's clock (:mod:`rtcrypto.exchange.feedclock`), for the event-time lag: a history
         replay's events are years old on the wall clock but current on the simulator's. The wall
         clock while the simulator's time cannot be read."""
         try:

@@ -5,11 +5,9 @@ including the one ``LiquidityMinute`` contract of ``liquidity.minute.v1`` that b
 job and the trader import; ``orderbook`` the order-book state of one symbol and its depth
 summary; ``liquidity`` the liquidity math (minute windows, price-weighted volume, the liquidity
 ratio); ``captures`` the venue capture parsers (Gemini, Kraken, Binance, Binance.US and Bitstamp
-recordings as typed book and trade messages) with the v2 -> v1 mapping the simulator replays;
-``feedclock`` the feed clock, "now" on the market data's own time. It may import only the root
-utilities (``rtcrypto.config``, ``rtcrypto.logs``, ``rtcrypto.bounded``) and does no Kafka, Spark
-or Elasticsearch I/O; the one network read is the feed clock's HTTP edge
-(``feedclock.http_status_reader``, the simulator's ``/_sim/status``, imported lazily), and the
-rest of the feed clock takes that reader as a function. Everything else in ``rtcrypto`` builds
+recordings as typed book and trade messages) with the v2 -> v1 mapping the simulator replays.
+It may import only the root utilities (``rtcrypto.config``, ``rtcrypto.logs``,
+``rtcrypto.bounded``) and does no I/O at all: no Kafka, Spark, Elasticsearch or HTTP (the feed
+clock, which reads the simulator's ``/_sim/status``, lives in ``rtcrypto.exchange``). Everything else in ``rtcrypto`` builds
 on this package; nothing here imports upward.
 """

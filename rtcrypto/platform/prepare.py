@@ -56,9 +56,10 @@ def prepare(
 def expected_errors() -> tuple[type[Exception], ...]:
     """The errors :func:`prepare` and :func:`rtcrypto.platform.up.up` raise on bad state or
     an unreachable service: each carries a message a user can act on (no traceback needed)."""
+    from rtcrypto.history.replay_window import ReplayWindowError
     from rtcrypto.platform.bootstrap import BootstrapError
     from rtcrypto.search.client import SearchError
     from rtcrypto.search.kibana import KibanaError
     from rtcrypto.stack.errors import StackError
 
-    return (BootstrapError, SearchError, KibanaError, StackError)
+    return (BootstrapError, ReplayWindowError, SearchError, KibanaError, StackError)

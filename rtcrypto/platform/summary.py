@@ -4,8 +4,7 @@ and how far the replay has come (``rtc up``'s closing summary and ``rtc status``
 from __future__ import annotations
 
 from rtcrypto.config import Feed, Settings, SimulatorReplay
-from rtcrypto.platform import bootstrap
-from rtcrypto.platform.bootstrap import BootstrapError
+from rtcrypto.history.replay_window import ReplayWindowError, replay_window
 from rtcrypto.redact import redact_url
 
 
@@ -41,8 +40,8 @@ def describe_feed(settings: Settings) -> str:
             f"at {settings.simulator_speed:g}x"
         )
     try:
-        window = bootstrap.replay_window(settings)
-    except BootstrapError as error:
+        window = replay_window(settings)
+    except ReplayWindowError as error:
         return f"history replay not possible: {error}"
     return (
         f"real {window.source} minute bars {window.start:%Y-%m-%d %H:%M} .. "
@@ -56,7 +55,7 @@ def replay_progress(settings: Settings) -> str | None:
     """Where the running history replay is (from ``/_sim/status``); None if it does not answer."""
     if settings.feed is not Feed.simulator:
         return None
-    from rtcrypto.market.feedclock import http_status_reader, iso_minute, status_url
+    from rtcrypto.exchange.feedclock import http_status_reader, iso_minute, status_url
 
     try:
         status = http_status_reader(status_url(settings), settings.feed_clock_timeout_s)()

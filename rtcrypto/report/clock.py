@@ -1,6 +1,6 @@
 """The review's clock: "now" and the forecast offset for ``rtc report`` and the ``trade_report`` DAG.
 
-The review counts back from the trader's clock, the feed clock (:mod:`rtcrypto.market.feedclock`):
+The review counts back from the trader's clock, the feed clock (:mod:`rtcrypto.exchange.feedclock`):
 
 1. live feed: the wall clock;
 2. simulator feed, simulator answering: the simulator's time (``--since 1h`` is the last hour of
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from rtcrypto.market.feedclock import (
+from rtcrypto.exchange.feedclock import (
     SIMULATOR,
     WALL,
     FeedClock,

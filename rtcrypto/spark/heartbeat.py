@@ -1,7 +1,7 @@
 """Heartbeats of a Spark streaming job on ``service.heartbeat.v1``, as every service sends them.
 
 Used by the driver of the liquidity job (``spark_jobs/liquidity.py``) and of the bars job
-(``rtcrypto/feedbars/streaming.py``). The lag is the feed's clock (``rtcrypto.market.feedclock``: a
+(``rtcrypto/feedbars/streaming.py``). The lag is the feed's clock (``rtcrypto.exchange.feedclock``: a
 historical replay's time) minus the query's watermark; the wall clock when the feed's clock cannot
 be read (then retried after a minute, so a missing simulator never slows the driver's loop).
 """
@@ -22,8 +22,8 @@ class SparkHeartbeats:
         self, *, bootstrap: str, topic: str, interval_s: float, service: str, client_id: str
     ) -> None:
         from rtcrypto.config import get_settings
+        from rtcrypto.exchange.feedclock import FeedClock
         from rtcrypto.kafka.producers import make_producer
-        from rtcrypto.market.feedclock import FeedClock
 
         settings = get_settings().model_copy(update={"kafka_bootstrap": bootstrap})
         self._producer = make_producer(settings, client_id)
@@ -37,7 +37,7 @@ class SparkHeartbeats:
 
     def _feed_now_ms(self, wall_ms: int) -> int:
         """The feed's clock, or the wall clock if it cannot be read."""
-        from rtcrypto.market.feedclock import FeedClockError
+        from rtcrypto.exchange.feedclock import FeedClockError
 
         if time.monotonic() < self._feed_clock_retry_at:
             return wall_ms

@@ -144,11 +144,15 @@ def _simulator_launch(settings: Settings) -> Launch:
     """History mode (default): the replay window's real minute bars on their own clock, resumed
     where the last run stopped; capture mode: the capture looped and shifted to now."""
     if settings.simulator_replay is SimulatorReplay.history:
-        from rtcrypto.platform.bootstrap import BootstrapError, replay_window, replay_window_path
+        from rtcrypto.history.replay_window import (
+            ReplayWindowError,
+            replay_window,
+            replay_window_path,
+        )
 
         try:
             window = replay_window(settings)
-        except BootstrapError as error:
+        except ReplayWindowError as error:
             raise StackError(f"simulator: {error}") from None
         feed_args: tuple[str, ...] = (
             "--history",

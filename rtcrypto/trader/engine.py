@@ -3,7 +3,7 @@
 ``Trader.on_liquidity`` is called once per ``liquidity.minute.v1`` record of the traded symbol:
 
 1. skip a record older than ``max_record_age_ms`` on the feed clock (``clock_ms``: the simulator's
-   time with the simulator feed, see :mod:`rtcrypto.market.feedclock`; a backlog is not traded);
+   time with the simulator feed, see :mod:`rtcrypto.exchange.feedclock`; a backlog is not traded);
 2. look up the forecast side of the decision minute (the record's window end, moved back by the
    feed's clock offset: the simulator replays an old capture shifted to now);
 3. balances from the exchange -> ``decide_order`` (the one strategy, shared with the backtester);

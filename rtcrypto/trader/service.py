@@ -23,8 +23,8 @@ import orjson
 from rtcrypto.config import Feed, Settings, TradingMode, settings_or_exit
 from rtcrypto.exchange.base import ExchangeAdapter, ExchangeError
 from rtcrypto.exchange.endpoints import endpoint_host
+from rtcrypto.exchange.feedclock import FeedClock, FeedClockError, SimulatorTime
 from rtcrypto.kafka.producers import KafkaUnavailable, RecordProducer, make_producer
-from rtcrypto.market.feedclock import FeedClock, FeedClockError, SimulatorTime
 from rtcrypto.market.schemas import DeadLetter, Heartbeat
 from rtcrypto.trader.engine import Trader, parse_liquidity_bytes
 from rtcrypto.trader.forecasts import ForecastSource

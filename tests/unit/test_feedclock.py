@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtcrypto.config import Settings
-from rtcrypto.market.feedclock import (
+from rtcrypto.exchange.feedclock import (
     ClockState,
     FeedClock,
     FeedClockError,
@@ -97,7 +97,7 @@ def test_an_outage_keeps_extrapolating_and_is_logged_once(caplog: pytest.LogCapt
     sim = FakeSimulator(status(T_HIST, speed=60))
     clock = sim.clock(resync_s=1).start()
     sim.body = ConnectionError("connection refused")
-    caplog.set_level(logging.INFO, logger="rtcrypto.market.feedclock")
+    caplog.set_level(logging.INFO, logger="rtcrypto.exchange.feedclock")
     times = []
     for _ in range(5):
         sim.wall_s += 2
@@ -297,7 +297,7 @@ def test_the_clock_never_goes_backwards_and_follows_each_reading(
 
 
 def test_record_age_budget_scales_with_the_replay_speed() -> None:
-    from rtcrypto.market.feedclock import SimulatorTime
+    from rtcrypto.exchange.feedclock import SimulatorTime
     from rtcrypto.trader.service import record_age_budget_ms
 
     def at(speed: float) -> SimulatorTime:

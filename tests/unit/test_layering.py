@@ -53,14 +53,14 @@ LAYERS: dict[str, Layer] = {
     "bounded": _rule(0, "size/nesting/decimal caps for parsing hostile input"),
     "kaggle_credentials": _rule(0, "where Kaggle credentials are found (env, kaggle.json)"),
     "locks": _rule(0, "one exclusive file lock (flock) between processes"),
-    "market": _rule(1, "record schemas and contracts, order book, liquidity math, venue capture parsers, feed clock"),
+    "market": _rule(1, "record schemas and contracts, order book, liquidity math, venue capture parsers"),
     "trading": _rule(2, "strategy, risk gate, ledger, order value types, backtests (pure, no I/O)"),
     "kafka": _rule(3, "the factory of every Kafka client, producers, security settings"),
     "search": _rule(3, "Elasticsearch client, index templates, documents, bulk writer, queries, Kibana objects", "exchange"),
-    "exchange": _rule(3, "the exchange interface, paper and Gemini REST adapters, signing, nonces"),
+    "exchange": _rule(3, "the exchange interface, paper and Gemini REST adapters, signing, nonces, the feed clock"),
     "history": _rule(3, "minute-bar import, the partitioned Parquet store, upserts"),
     "forecast": _rule(3, "Prophet training, walk-forward, source selection, publish gate", "history"),
-    "spark": _rule(3, "spark-submit, Spark job options, event-time guards, job heartbeats", "kafka", "stack"),
+    "spark": _rule(3, "spark-submit, Spark job options, event-time guards, job heartbeats", "kafka", "stack", "exchange"),
     # stack sits with the I/O adapters, not above supervision: it builds on root utilities and the
     # Kafka client factory, and spark (jars) and supervision (the process manager) build on it.
     "stack": _rule(3, "the embedded infrastructure: Kafka broker, Elasticsearch, Airflow standalone, Maven jars, process manager, log pipe", "kafka"),

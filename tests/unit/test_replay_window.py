@@ -13,8 +13,8 @@ import pytest
 
 from rtcrypto.config import Settings
 from rtcrypto.history import import_file
+from rtcrypto.history.replay_window import ReplayWindowError, replay_window, replay_window_path
 from rtcrypto.platform import bootstrap
-from rtcrypto.platform.bootstrap import BootstrapError
 from rtcrypto.supervision import get_service
 from tests.helpers import shared_minute_file
 
@@ -36,14 +36,14 @@ def test_default_window_is_the_last_days_from_midnight_and_is_kept(
     tmp_path: Path, history_dir: Path
 ) -> None:
     settings = _settings(tmp_path, history_dir)
-    window = bootstrap.replay_window(settings)
+    window = replay_window(settings)
     assert window.source == "binance"
     assert window.start == pd.Timestamp("2024-10-28 00:00", tz="UTC")
     assert window.end == pd.Timestamp("2024-11-04 20:20", tz="UTC")  # the minute after the last
-    stored = json.loads(bootstrap.replay_window_path(settings).read_text())
+    stored = json.loads(replay_window_path(settings).read_text())
     assert stored["start"].startswith("2024-10-28T00:00")
     # A later start with other settings keeps replaying the days chosen first (restarts resume).
-    again = bootstrap.replay_window(settings.model_copy(update={"simulator_history_days": 2.0}))
+    again = replay_window(settings.model_copy(update={"simulator_history_days": 2.0}))
     assert (again.start, again.end) == (window.start, window.end)
 
 
@@ -64,10 +64,10 @@ def test_explicit_window_from_settings_is_not_stored(tmp_path: Path, history_dir
         simulator_history_start="2024-10-20T06:00",
         simulator_history_end="2024-10-21",
     )
-    window = bootstrap.replay_window(settings)
+    window = replay_window(settings)
     assert window.start == pd.Timestamp("2024-10-20 06:00", tz="UTC")
     assert window.end == pd.Timestamp("2024-10-21 00:00", tz="UTC")
-    assert not bootstrap.replay_window_path(settings).exists()
+    assert not replay_window_path(settings).exists()
 
 
 @pytest.mark.parametrize(
@@ -93,18 +93,18 @@ def test_bad_windows_say_what_to_change(
     tmp_path: Path, history_dir: Path, overrides: dict[str, object], message: str
 ) -> None:
     settings = _settings(tmp_path, history_dir, **overrides)
-    with pytest.raises(BootstrapError) as raised:
-        bootstrap.replay_window(settings)
+    with pytest.raises(ReplayWindowError) as raised:
+        replay_window(settings)
     assert message in str(raised.value)
 
 
 def test_unreadable_stored_window_is_a_clear_error(tmp_path: Path, history_dir: Path) -> None:
     settings = _settings(tmp_path, history_dir)
-    path = bootstrap.replay_window_path(settings)
+    path = replay_window_path(settings)
     path.parent.mkdir(parents=True)
     path.write_text("{not json")
-    with pytest.raises(BootstrapError, match="delete it and `rtc up` chooses again"):
-        bootstrap.replay_window(settings)
+    with pytest.raises(ReplayWindowError, match="delete it and `rtc up` chooses again"):
+        replay_window(settings)
 
 
 def test_simulator_service_replays_the_window_and_resumes(
@@ -120,7 +120,7 @@ def test_simulator_service_replays_the_window_and_resumes(
     assert pd.Timestamp(value("--start")) == pd.Timestamp("2024-10-28", tz="UTC")
     assert pd.Timestamp(value("--end")) == pd.Timestamp("2024-11-04 20:20", tz="UTC")
     assert float(value("--speed")) == settings.simulator_history_speed
-    assert Path(value("--resume-file")).parent == bootstrap.replay_window_path(settings).parent
+    assert Path(value("--resume-file")).parent == replay_window_path(settings).parent
     assert "--capture" not in command and "--shift-to-now" not in command
 
     capture = settings.model_copy(update={"simulator_replay": "capture"})

@@ -30,7 +30,7 @@ def test_explicit_folders_win_over_home(tmp_path: Path) -> None:
 
 
 def test_the_replay_window_lives_in_the_simulator_dir(tmp_path: Path) -> None:
-    from rtcrypto.platform.bootstrap import replay_window_path
+    from rtcrypto.history.replay_window import replay_window_path
 
     settings = Settings(home=tmp_path)
     assert replay_window_path(settings).parent == settings.simulator_dir

@@ -25,6 +25,7 @@ from rtcrypto.kaggle_credentials import history_download_schedule_note
 from rtcrypto.platform import bootstrap
 from rtcrypto.platform.bootstrap import BootstrapError
 from rtcrypto.redact import redact_url
+from rtcrypto.spark import ui as spark_ui
 from rtcrypto.stack import process
 from rtcrypto.stack.errors import StackError
 from rtcrypto.supervision import services
@@ -220,6 +221,7 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         stack_cli.status()
         typer.echo(f"market: {describe_feed(settings)}")
+        typer.echo(spark_ui.ui_status(settings))
         progress = replay_progress(settings)
         if progress:
             typer.echo(f"        {progress}")

@@ -1,6 +1,8 @@
-"""Launching the Spark liquidity job: find spark-submit, build its command, start and stop it.
+"""Launching the Spark liquidity job: its options, spark-submit command, start and stop.
 
-The job itself is ``spark_jobs/liquidity.py``. It runs under spark-submit in client mode: the
+``LiquidityJobConfig`` is the job's one options dataclass: ``job_args`` renders it and the job
+parses it back (``rtcrypto.spark.options``); ``submit_conf`` adds the Spark UI settings. The job
+itself is ``spark_jobs/liquidity.py``. It runs under spark-submit in client mode: the
 spark-submit JVM is the driver and starts the job's Python process as its child, so a stop should
 reach that Python process first (it stops the queries between batches, see ``stop_job``).
 """

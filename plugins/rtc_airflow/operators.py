@@ -56,7 +56,7 @@ def spark_submit_launch(settings: Settings, spark_conn_id: str) -> Launch:
     config = spark.LiquidityJobConfig.from_settings(settings)
     hook = SparkSubmitHook(
         conn_id=spark_conn_id,
-        conf=dict(spark.SPARK_CONF),
+        conf=spark.submit_conf(config),
         jars=",".join(str(jar) for jar in spark.kafka_connector_jars(settings)),
         name=spark.LIQUIDITY_PROCESS,
         application_args=config.job_args(),

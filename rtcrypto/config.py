@@ -231,6 +231,9 @@ class Settings(BaseSettings):
     spark_watermark: str = Field(default="2 seconds", pattern=SPARK_DURATION_PATTERN)
     spark_trigger: str = Field(default="1 second", pattern=SPARK_DURATION_PATTERN)
     spark_starting_offsets: str = "earliest"
+    # the Spark jobs' web UI, bound to loopback (SPARK_LOCAL_IP); a taken port moves to the next
+    spark_ui_enabled: bool = True
+    spark_ui_port: int = Field(default=4040, ge=1024, le=65535)
 
     # --- what `rtc up`'s simulator replays (the offline feed) ---------------------------------------
     # history: real minute bars of one imported source on their own historical clock, book modelled

@@ -5,54 +5,46 @@ Run it with spark-submit; ``rtc liquidity run`` builds the command (``rtcrypto/s
     spark-submit --jars <kafka connector jars> spark_jobs/liquidity.py --bootstrap 127.0.0.1:9092
 
 Per symbol and 1-minute tumbling event-time window it writes one JSON record, Kafka key
-``"<symbol>:<window_start_ms>"`` (schema_version 1)::
-
-    schema_version, type="liquidity", key, symbol,
-    window_start_ms, window_end_ms (UTC ms, end exclusive), window_start, window_end (ISO, "Z"),
-    ts_event_ms = window_end_ms - 1 (the window's last ms, so the record lies in its window),
-    bid_price_weighted_volume, ask_price_weighted_volume   sum of price x remaining (USD) over
-                                                           the window's change events per side,
-    liquidity_ratio = ask / bid (null when bid is 0), event_count (change events),
-    mid_price, bid_depth, ask_depth, depth_imbalance, depth_band_pct   from the window's latest
-        book_depth record (the ingest's book at minute end; all null if the window had none),
-    emitted_at_ms  time of the micro-batch that wrote it (the only field a replay may change).
+``"<symbol>:<window_start_ms>"``: a ``liquidity.minute.v1`` record whose fields, types, units
+and order are those of ``rtcrypto.market.schemas.LiquidityMinute`` (the trader parses it from the
+same definition). The depth fields come from the window's latest ``book_depth`` record (the
+ingest's book at minute end); ``emitted_at_ms`` is the only field a replay may change.
 
 ``tick`` records only move event time forward, so a quiet market still closes its windows; a
 window with ticks only is not written. One stateful operator (the windowed aggregate, append
 mode: each window is written once, after the watermark passes its end). A second, stateless
 query writes malformed input to ``deadletter.v1`` (fields of ``rtcrypto.market.schemas.DeadLetter``).
 Both checkpoint under ``--checkpoint`` (``liquidity/`` and ``deadletter/``); a restart resumes
-after the last committed batch. SIGTERM / SIGINT stop the queries between batches.
+after the last committed batch. SIGTERM / SIGINT stop the queries between batches. Options:
+``rtcrypto.spark.submit.LiquidityJobConfig``; Kafka security settings come from ``Settings``.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
-import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import FrameType
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
+from rtcrypto.config import get_settings
 from rtcrypto.market.liquidity import WINDOW_MS
-from rtcrypto.market.schemas import SCHEMA_VERSION
+from rtcrypto.market.schemas import SCHEMA_VERSION, LiquidityMinute
+from rtcrypto.spark import driver, ui
+from rtcrypto.spark.contract import contract_columns, field_names
 from rtcrypto.spark.event_time import checked_event_time, event_time_reason
 from rtcrypto.spark.heartbeat import SparkHeartbeats
+from rtcrypto.spark.options import parse_job_args
+from rtcrypto.spark.progress import ProgressLog, log_progress
+from rtcrypto.spark.submit import LIQUIDITY_PROCESS, SUBMIT_ONLY, LiquidityJobConfig
 
 SERVICE = "spark-liquidity"
 KNOWN_TYPES = ("change", "tick", "book_depth")
-STOP_GRACE_S = 20.0  # after a stop request, exit even if the JVM stops answering
 ISO_UTC_FORMAT = "yyyy-MM-dd'T'HH:mm:ssXXX"  # XXX prints "Z" in the job's UTC session
 EVENT_TIME_WINDOW_MS = 3_600_000  # the default of settings.event_time_window_s
 
@@ -77,28 +69,8 @@ ORDERBOOK_SCHEMA = StructType(
     ]
 )
 
-# Field order of a liquidity.minute.v1 record (schema_version 1).
-LIQUIDITY_FIELDS = (
-    "schema_version",
-    "type",
-    "key",
-    "symbol",
-    "window_start_ms",
-    "window_end_ms",
-    "window_start",
-    "window_end",
-    "ts_event_ms",
-    "bid_price_weighted_volume",
-    "ask_price_weighted_volume",
-    "liquidity_ratio",
-    "event_count",
-    "mid_price",
-    "bid_depth",
-    "ask_depth",
-    "depth_imbalance",
-    "depth_band_pct",
-    "emitted_at_ms",
-)
+# Field order of a liquidity.minute.v1 record: the contract's.
+LIQUIDITY_FIELDS = field_names(LiquidityMinute)
 
 log = logging.getLogger(SERVICE)
 
@@ -177,8 +149,10 @@ def parse_orderbook(raw: DataFrame, event_time_window_ms: int = EVENT_TIME_WINDO
     )
 
 
-def build_liquidity(parsed: DataFrame, watermark: str | None = None) -> DataFrame:
-    """One row per (symbol, 1-minute window) with the fields of ``liquidity.minute.v1``.
+def build_liquidity(
+    parsed: DataFrame, watermark: str | None = None, contract: type = LiquidityMinute
+) -> DataFrame:
+    """One row per (symbol, 1-minute window) with the fields of ``contract`` (``liquidity.minute.v1``).
 
     ``parsed`` is the output of ``parse_orderbook``, batch or streaming, malformed rows included.
     With ``watermark`` (e.g. ``"2 seconds"``) the event-time watermark is set first, on every
@@ -216,18 +190,17 @@ def build_liquidity(parsed: DataFrame, watermark: str | None = None) -> DataFram
         latest_depth.alias("depth"),
     )
     windows = windows.where((F.col("event_count") > 0) | F.col("depth").isNotNull())
-    return _liquidity_columns(windows)
+    return windows.select(*contract_columns(_liquidity_columns(), contract))
 
 
-def _liquidity_columns(windows: DataFrame) -> DataFrame:
-    """Name, type and order the aggregate's columns as a ``liquidity.minute.v1`` record."""
+def _liquidity_columns() -> Mapping[str, Column]:
+    """The aggregate's columns as fields of a ``liquidity.minute.v1`` record; the contract
+    orders and types them and fills ``schema_version`` and ``type`` (its defaults)."""
     bid = F.coalesce(F.col("bid_pwv"), F.lit(0.0))
     ask = F.coalesce(F.col("ask_pwv"), F.lit(0.0))
     start_ms = F.unix_millis(F.col("window.start"))
     end_ms = F.unix_millis(F.col("window.end"))
     columns = {
-        "schema_version": F.lit(SCHEMA_VERSION),
-        "type": F.lit("liquidity"),
         "key": F.concat_ws(":", F.col("symbol"), start_ms.cast("string")),
         "symbol": F.col("symbol"),
         "window_start_ms": start_ms,
@@ -247,14 +220,16 @@ def _liquidity_columns(windows: DataFrame) -> DataFrame:
         # Batch time of the micro-batch that wrote the window; the only field a replay changes.
         "emitted_at_ms": F.unix_millis(F.current_timestamp()),
     }
-    return windows.select(*(columns[name].alias(name) for name in LIQUIDITY_FIELDS))
+    return columns
 
 
-def to_kafka_records(liquidity: DataFrame) -> DataFrame:
-    """``key`` = ``symbol:window_start_ms`` and ``value`` = the record as JSON (nulls kept)."""
+def to_kafka_records(liquidity: DataFrame, contract: type = LiquidityMinute) -> DataFrame:
+    """``key`` = ``symbol:window_start_ms`` and ``value`` = the record as JSON (nulls kept), its
+    fields in the contract's order."""
+    fields = field_names(contract)
     return liquidity.select(
         F.col("key"),
-        F.to_json(F.struct(*LIQUIDITY_FIELDS), {"ignoreNullFields": "false"}).alias("value"),
+        F.to_json(F.struct(*fields), {"ignoreNullFields": "false"}).alias("value"),
     )
 
 
@@ -283,79 +258,16 @@ def build_dead_letters(parsed: DataFrame, source_topic: str) -> DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class JobOptions:
-    """Command-line options of the job (see ``parse_args``)."""
-
-    bootstrap: str
-    input_topic: str
-    output_topic: str
-    deadletter_topic: str
-    checkpoint: Path
-    starting_offsets: str
-    trigger: str
-    watermark: str
-    progress_interval_s: float
-    max_offsets_per_trigger: int | None = None
-    heartbeat_topic: str = ""
-    heartbeat_interval_s: float = 5.0
-    event_time_window_s: float = EVENT_TIME_WINDOW_MS / 1000
-
-
-def parse_args(argv: Sequence[str] | None = None) -> JobOptions:
+def parse_args(argv: Sequence[str] | None = None) -> LiquidityJobConfig:
     """Options from the command line; defaults from ``rtcrypto.config`` (``RTC_*`` variables)."""
-    from rtcrypto.config import settings_or_exit  # defaults only; the job needs nothing else
+    from rtcrypto.config import settings_or_exit
 
-    settings = settings_or_exit()
-    parser = argparse.ArgumentParser(prog="liquidity.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--bootstrap", default=settings.kafka_bootstrap)
-    parser.add_argument("--input-topic", default=settings.topics.orderbook)
-    parser.add_argument("--output-topic", default=settings.topics.liquidity)
-    parser.add_argument(
-        "--deadletter-topic",
-        default=settings.topics.deadletter,
-        help="malformed input goes here; '' disables the dead-letter query",
-    )
-    parser.add_argument(
-        "--checkpoint",
-        type=Path,
-        default=settings.run_dir / "checkpoints" / "liquidity",
-        help="root of the queries' checkpoints (never reuse it with other topics)",
-    )
-    parser.add_argument("--starting-offsets", default=settings.spark_starting_offsets)
-    parser.add_argument("--trigger", default=settings.spark_trigger, help="e.g. '1 second'")
-    parser.add_argument("--watermark", default=settings.spark_watermark, help="e.g. '2 seconds'")
-    parser.add_argument("--progress-interval", type=float, default=30.0, dest="progress_interval")
-    parser.add_argument("--max-offsets-per-trigger", type=int, default=None)
-    parser.add_argument(
-        "--heartbeat-topic",
-        default=settings.topics.heartbeat,
-        help="service heartbeats for the supervisor; '' disables them",
-    )
-    parser.add_argument("--heartbeat-interval", type=float, default=settings.heartbeat_interval_s)
-    parser.add_argument(
-        "--event-time-window-s",
-        type=float,
-        default=settings.event_time_window_s,
-        help="event times more than this after the Kafka time are dead-lettered",
-    )
-    args = parser.parse_args(argv)
-    if args.event_time_window_s <= 0:
-        parser.error("--event-time-window-s must be > 0 (RTC_EVENT_TIME_WINDOW_S)")
-    return JobOptions(
-        bootstrap=args.bootstrap,
-        input_topic=args.input_topic,
-        output_topic=args.output_topic,
-        deadletter_topic=args.deadletter_topic,
-        checkpoint=args.checkpoint,
-        starting_offsets=args.starting_offsets,
-        trigger=args.trigger,
-        watermark=args.watermark,
-        progress_interval_s=args.progress_interval,
-        max_offsets_per_trigger=args.max_offsets_per_trigger,
-        heartbeat_topic=args.heartbeat_topic,
-        heartbeat_interval_s=args.heartbeat_interval,
-        event_time_window_s=args.event_time_window_s,
+    return parse_job_args(
+        LiquidityJobConfig.from_settings(settings_or_exit()),
+        argv,
+        prog="liquidity.py",
+        description=(__doc__ or "").splitlines()[0],
+        skip=SUBMIT_ONLY,
     )
 
 
@@ -368,13 +280,13 @@ def create_session(app_name: str = SERVICE) -> SparkSession:
     )
 
 
-def read_orderbook_stream(spark: SparkSession, options: JobOptions) -> DataFrame:
+def read_orderbook_stream(spark: SparkSession, options: LiquidityJobConfig) -> DataFrame:
     """The input topic as a stream of Kafka rows with ``value`` decoded to a string."""
     # failOnDataLoss=false: when retention deleted offsets the checkpoint still points at, skip
     # ahead (those minutes are lost either way) instead of stopping the job.
     reader = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", options.bootstrap)
+        .options(**driver.kafka_options(options.bootstrap))
         .option("subscribe", options.input_topic)
         .option("startingOffsets", options.starting_offsets)
         .option("failOnDataLoss", "false")
@@ -392,13 +304,13 @@ def read_orderbook_stream(spark: SparkSession, options: JobOptions) -> DataFrame
 
 
 def _write_to_kafka(
-    records: DataFrame, name: str, topic: str, options: JobOptions
+    records: DataFrame, name: str, topic: str, options: LiquidityJobConfig
 ) -> StreamingQuery:
     """Start query ``name``: append ``records`` to ``topic``, checkpointed under its own folder."""
     return (
         records.writeStream.queryName(name)
         .format("kafka")
-        .option("kafka.bootstrap.servers", options.bootstrap)
+        .options(**driver.kafka_options(options.bootstrap))
         .option("topic", topic)
         .option("checkpointLocation", str(options.checkpoint / name))
         .outputMode("append")
@@ -407,129 +319,30 @@ def _write_to_kafka(
     )
 
 
-def start_liquidity_query(parsed: DataFrame, options: JobOptions) -> StreamingQuery:
+def start_liquidity_query(parsed: DataFrame, options: LiquidityJobConfig) -> StreamingQuery:
     """The windowed aggregate, written once per window to the output topic."""
     liquidity = build_liquidity(parsed, watermark=options.watermark)
     return _write_to_kafka(to_kafka_records(liquidity), "liquidity", options.output_topic, options)
 
 
-def start_deadletter_query(parsed: DataFrame, options: JobOptions) -> StreamingQuery:
+def start_deadletter_query(parsed: DataFrame, options: LiquidityJobConfig) -> StreamingQuery:
     """The stateless side query that forwards malformed records to the dead-letter topic."""
     dead_letters = build_dead_letters(parsed, options.input_topic)
     return _write_to_kafka(dead_letters, "deadletter", options.deadletter_topic, options)
 
 
-@dataclass(slots=True)
-class ProgressLog:
-    """Remembers what was logged so each batch that wrote windows is logged once."""
-
-    started_at: float
-    last_batch: dict[str, int] = field(default_factory=dict)
-    first_batch_logged: bool = False
-    last_summary_at: float = 0.0
-    input_rows: int = 0  # change/tick/depth records read by the liquidity query so far
-    dead_letters: int = 0
-    watermark_ms: int | None = None
-
-
-def _log_progress(queries: Sequence[StreamingQuery], state: ProgressLog, interval_s: float) -> None:
-    """Log the first batch, every batch that wrote windows, and a summary every ``interval_s``."""
-    now = time.monotonic()
-    for query in queries:
-        name = query.name or str(query.id)
-        for progress in query.recentProgress:
-            batch_id = int(progress["batchId"])
-            if batch_id <= state.last_batch.get(name, -1):
-                continue
-            state.last_batch[name] = batch_id
-            _log_batch(name, progress, state)
-    if now - state.last_summary_at >= interval_s:
-        state.last_summary_at = now
-        for query in queries:
-            latest = query.lastProgress
-            if latest:
-                _log_summary(query.name or str(query.id), latest)
-
-
-def _state_metric(progress: dict[str, Any], metric: str) -> int:
-    return sum(int(operator.get(metric, 0)) for operator in progress.get("stateOperators", []))
-
-
-def _watermark_ms(progress: dict[str, Any]) -> int | None:
-    """The batch's watermark as UTC ms (Spark reports ISO text; the epoch means none yet)."""
-    text = progress.get("eventTime", {}).get("watermark")
-    if not text:
-        return None
-    from datetime import datetime
-
-    value = int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
-    return value or None
-
-
-def _log_batch(name: str, progress: dict[str, Any], state: ProgressLog) -> None:
-    output_rows = int(progress.get("sink", {}).get("numOutputRows", 0) or 0)
-    if name == "liquidity":
-        state.input_rows += int(progress.get("numInputRows") or 0)
-        state.watermark_ms = _watermark_ms(progress) or state.watermark_ms
-    elif name == "deadletter":
-        state.dead_letters += output_rows
-    if name == "liquidity" and not state.first_batch_logged:
-        state.first_batch_logged = True
-        log.info(
-            "first batch done query=%s batch=%s input_rows=%s startup_s=%.1f",
-            name,
-            progress["batchId"],
-            progress.get("numInputRows"),
-            time.monotonic() - state.started_at,
-        )
-    if name == "liquidity" and output_rows > 0:
-        log.info(
-            "windows written batch=%s windows=%s watermark=%s",
-            progress["batchId"],
-            output_rows,
-            progress.get("eventTime", {}).get("watermark"),
-        )
-    elif name == "deadletter" and output_rows > 0:
-        log.warning("dead letters written batch=%s records=%s", progress["batchId"], output_rows)
-
-
-def _log_summary(name: str, progress: dict[str, Any]) -> None:
-    log.info(
-        "progress query=%s batch=%s input_rows=%s input_per_s=%.1f processed_per_s=%.1f "
-        "trigger_ms=%s watermark=%s state_rows=%s dropped_late=%s",
-        name,
-        progress.get("batchId"),
-        progress.get("numInputRows"),
-        float(progress.get("inputRowsPerSecond") or 0.0),
-        float(progress.get("processedRowsPerSecond") or 0.0),
-        progress.get("durationMs", {}).get("triggerExecution"),
-        progress.get("eventTime", {}).get("watermark"),
-        _state_metric(progress, "numRowsTotal"),
-        _state_metric(progress, "numRowsDroppedByWatermark"),
-    )
-
-
-def _install_stop_handlers(stop: threading.Event) -> None:
-    """SIGTERM / SIGINT ask the main loop to stop the queries between batches."""
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("stop requested signal=%s", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
-
-def run(options: JobOptions) -> int:
+def run(options: LiquidityJobConfig) -> int:
     """Start the queries and watch them until a signal or a failure; return the exit code."""
     started_at = time.monotonic()
     stop = threading.Event()
-    _install_stop_handlers(stop)
+    driver.install_stop_handlers(stop, log)
     spark = create_session()
     spark.sparkContext.setLogLevel("WARN")
+    settings = get_settings()
+    ui_file = ui.record_ui_address(LIQUIDITY_PROCESS, spark.sparkContext.uiWebUrl, settings)
     log.info(
         "starting input=%s output=%s deadletter=%s checkpoint=%s starting_offsets=%s "
-        "trigger=%s watermark=%s bootstrap=%s spark=%s",
+        "trigger=%s watermark=%s bootstrap=%s spark=%s ui=%s",
         options.input_topic,
         options.output_topic,
         options.deadletter_topic or "-",
@@ -539,6 +352,7 @@ def run(options: JobOptions) -> int:
         options.watermark,
         options.bootstrap,
         spark.version,
+        ui_file.read_text().strip() if ui_file else "off",
     )
     log.info("failOnDataLoss=false: offsets lost to retention are skipped, not fatal")
     log.info(
@@ -555,6 +369,7 @@ def run(options: JobOptions) -> int:
     failed = _watch(
         spark, queries, stop, ProgressLog(started_at, last_summary_at=started_at), options
     )
+    ui.forget_ui_address(LIQUIDITY_PROCESS, settings)
     _shutdown(spark, queries)
     exit_code = 1 if failed and not stop.is_set() else 0
     log.info("stopped exit_code=%s", exit_code)
@@ -566,26 +381,18 @@ def _watch(
     queries: Sequence[StreamingQuery],
     stop: threading.Event,
     progress: ProgressLog,
-    options: JobOptions,
+    options: LiquidityJobConfig,
 ) -> bool:
     """Log progress until ``stop`` is set or a query ends; True if a query ended on its own."""
-    heartbeat = (
-        SparkHeartbeats(
-            bootstrap=options.bootstrap,
-            topic=options.heartbeat_topic,
-            interval_s=options.heartbeat_interval_s,
-            service=SERVICE,
-            client_id="rtc-liquidity-heartbeat",
-        )
-        if options.heartbeat_topic
-        else None
+    heartbeat = SparkHeartbeats.from_options(
+        options, service=SERVICE, client_id="rtc-liquidity-heartbeat"
     )
     try:
         while not stop.is_set():
             if spark.streams.awaitAnyTermination(1):
                 log.error("a query terminated without a stop request")
                 return True
-            _log_progress(queries, progress, options.progress_interval_s)
+            log_progress(queries, progress, options.progress_interval_s, log)
             if heartbeat is not None:
                 heartbeat.maybe_send(
                     processed=progress.input_rows,
@@ -615,21 +422,13 @@ def _shutdown(spark: SparkSession, queries: Sequence[StreamingQuery]) -> None:
     context while we stop the queries; py4j calls can then block forever. Checkpoints stay
     consistent either way (a batch is committed only after its output is written).
     """
-    watchdog = threading.Timer(STOP_GRACE_S, _exit_now, args=(0,))
-    watchdog.daemon = True
-    watchdog.start()
+    watchdog = driver.start_watchdog(log)
     if _spark_context_stopped(spark):
         log.info("spark context already stopped by the driver JVM")
         return
     _stop_queries(queries)
     spark.stop()
     watchdog.cancel()
-
-
-def _exit_now(code: int) -> None:
-    log.warning("driver JVM did not answer within %.0f s, exiting", STOP_GRACE_S)
-    logging.shutdown()
-    os._exit(code)
 
 
 def _stop_queries(queries: Sequence[StreamingQuery]) -> None:

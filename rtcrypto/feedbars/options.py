@@ -2,25 +2,25 @@
 
 Both sides use ``BarsJobOptions``: ``rtc up`` / the supervisor render it with ``to_args`` into
 the spark-submit command (``submit_command``), and ``spark_jobs/bars.py`` reads it back with
-``parse_args``. Nothing here imports pyspark.
+``parse_args`` (both through ``rtcrypto.spark.options``). Nothing here imports pyspark.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from rtcrypto.config import Settings, get_settings
+from rtcrypto.spark import options as job_options
+from rtcrypto.spark.submit import SUBMIT_ONLY, SparkSetupError, find_spark_submit, submit_conf
 
 BARS_PROCESS = "bars"  # name under the process manager and of the registry entry
 HEARTBEAT_SERVICE = "spark-bars"  # Heartbeat.service of the job
 JOB_MODULE = "spark_jobs.bars"
 QUERY_NAME = "bars"  # the streaming query; its checkpoint is <checkpoint>/bars
-SUBMIT_ONLY = ("master", "driver_memory")  # spark-submit's options, not the job's
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +40,16 @@ class BarsJobOptions:
     watermark: str
     master: str
     driver_memory: str = "512m"
+    ui_enabled: bool = True  # the Spark UI (RTC_SPARK_UI_ENABLED), on loopback
+    ui_port: int = 4040  # its first port; Spark tries the next ones when it is taken
     heartbeat_interval_s: float = 5.0
     progress_interval_s: float = 60.0
     max_offsets_per_trigger: int | None = None
     event_time_window_s: float = 3600.0  # rtcrypto.spark.event_time: later event times dropped
+
+    def __post_init__(self) -> None:
+        if self.event_time_window_s <= 0:
+            raise ValueError("--event-time-window-s must be > 0 (RTC_EVENT_TIME_WINDOW_S)")
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> BarsJobOptions:
@@ -63,6 +69,8 @@ class BarsJobOptions:
             watermark=settings.bars_watermark,
             master=settings.bars_master,
             driver_memory=settings.bars_driver_memory,
+            ui_enabled=settings.spark_ui_enabled,
+            ui_port=settings.spark_ui_port,
             heartbeat_interval_s=settings.heartbeat_interval_s,
             event_time_window_s=settings.event_time_window_s,
         )
@@ -75,13 +83,7 @@ class BarsJobOptions:
     def to_args(self) -> list[str]:
         """The job's command line (``parse_args`` reads it back); ``SUBMIT_ONLY`` go to
         spark-submit instead."""
-        args: list[str] = []
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if item.name in SUBMIT_ONLY or value is None:
-                continue
-            args += [f"--{item.name.replace('_', '-')}", str(value)]
-        return args
+        return job_options.to_args(self, skip=SUBMIT_ONLY)
 
 
 def default_checkpoint(settings: Settings | None = None) -> Path:
@@ -96,32 +98,17 @@ def checkpoint_offsets_dir(settings: Settings | None = None) -> Path:
 
 def parse_args(argv: Sequence[str] | None = None) -> BarsJobOptions:
     """Options from the command line; what is not given comes from settings."""
-    defaults = BarsJobOptions.from_settings()
-    parser = argparse.ArgumentParser(
-        prog="bars.py", description="gemini.trades.v1 -> 1-minute bars in the history store"
+    return job_options.parse_job_args(
+        BarsJobOptions.from_settings(),
+        argv,
+        prog="bars.py",
+        description="gemini.trades.v1 -> 1-minute bars in the history store",
+        skip=SUBMIT_ONLY,
     )
-    for item in fields(BarsJobOptions):
-        if item.name in SUBMIT_ONLY:
-            continue
-        default = getattr(defaults, item.name)
-        kind: Any = str
-        if item.name in ("checkpoint", "history_dir"):
-            kind = Path
-        elif item.name.endswith("_s"):
-            kind = float
-        elif item.name == "max_offsets_per_trigger":
-            kind = int
-        parser.add_argument(f"--{item.name.replace('_', '-')}", type=kind, default=default)
-    args = vars(parser.parse_args(argv))
-    if args["event_time_window_s"] <= 0:
-        parser.error("--event-time-window-s must be > 0 (RTC_EVENT_TIME_WINDOW_S)")
-    return replace(defaults, **args)
 
 
 def job_script() -> Path:
     """Path of ``spark_jobs/bars.py`` (found without importing pyspark)."""
-    from rtcrypto.spark.submit import SparkSetupError
-
     spec = importlib.util.find_spec(JOB_MODULE)
     if spec is None or spec.origin is None:
         raise SparkSetupError(f"{JOB_MODULE} is not importable; run `pip install -e .`")
@@ -132,8 +119,6 @@ def submit_command(
     options: BarsJobOptions, jars: Sequence[Path], *, spark_submit: Path | None = None
 ) -> list[str]:
     """The spark-submit command line of the bars job (the liquidity job's Spark settings)."""
-    from rtcrypto.spark.submit import SPARK_CONF, find_spark_submit
-
     command = [
         str(spark_submit or find_spark_submit()),
         "--master",
@@ -145,6 +130,6 @@ def submit_command(
         "--jars",
         ",".join(str(jar) for jar in jars),
     ]
-    for key, value in SPARK_CONF.items():
+    for key, value in submit_conf(options).items():
         command += ["--conf", f"{key}={value}"]
     return [*command, str(job_script()), *options.to_args()]

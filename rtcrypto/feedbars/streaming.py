@@ -18,13 +18,9 @@ the order-book topic; the ingest validates trades before writing them).
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
-from types import FrameType
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -32,14 +28,15 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.types import DecimalType, DoubleType, LongType, StringType, StructField, StructType
 
-from rtcrypto.feedbars.options import HEARTBEAT_SERVICE, QUERY_NAME, BarsJobOptions
+from rtcrypto.config import get_settings
+from rtcrypto.feedbars.options import BARS_PROCESS, HEARTBEAT_SERVICE, QUERY_NAME, BarsJobOptions
 from rtcrypto.feedbars.sink import BAR_COLUMNS, SinkTarget, write_bars
 from rtcrypto.history.bars import MINUTE_MS
+from rtcrypto.spark import driver, ui
 from rtcrypto.spark.event_time import checked_event_time, event_time_reason
 from rtcrypto.spark.heartbeat import SparkHeartbeats
 
 log = logging.getLogger(HEARTBEAT_SERVICE)
-STOP_GRACE_S = 20.0  # after a stop request, exit even if the JVM stops answering
 VOLUME_DECIMAL = DecimalType(38, 18)  # trade amounts summed exactly, then rounded to double
 EVENT_TIME_WINDOW_MS = 3_600_000  # the default of settings.event_time_window_s
 OBSERVED = "event_times"  # the query's observed metric: rows whose event time was refused
@@ -177,7 +174,7 @@ def read_inputs(spark: SparkSession, options: BarsJobOptions) -> DataFrame:
     # failOnDataLoss=false: offsets lost to retention are skipped (those minutes are gone anyway).
     reader = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", options.bootstrap)
+        .options(**driver.kafka_options(options.bootstrap))
         .option("subscribe", f"{options.trades_topic},{options.orderbook_topic}")
         .option("startingOffsets", options.starting_offsets)
         .option("failOnDataLoss", "false")
@@ -231,14 +228,6 @@ def start_query(spark: SparkSession, options: BarsJobOptions, stats: BatchStats)
     )
 
 
-def _watermark_ms(progress: dict[str, Any]) -> int | None:
-    text = progress.get("eventTime", {}).get("watermark")
-    if not text:
-        return None
-    value = int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
-    return value or None  # the epoch means "no watermark yet"
-
-
 def _refused_event_times(progress: Any) -> int:
     """The batch's count of refused event times (the observed metric; a Row or a dict)."""
     row = (progress.get("observedMetrics") or {}).get(OBSERVED)
@@ -270,27 +259,20 @@ def update_stats(query: StreamingQuery, stats: BatchStats) -> None:
                 refused,
                 stats.refused_event_times,
             )
-        stats.watermark_ms = _watermark_ms(progress) or stats.watermark_ms
-
-
-def _install_stop_handlers(stop: threading.Event) -> None:
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("stop requested signal=%s", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+        stats.watermark_ms = driver.watermark_ms(progress) or stats.watermark_ms
 
 
 def run(options: BarsJobOptions) -> int:
     """Start the query and watch it until a signal or a failure; return the exit code."""
     stop = threading.Event()
-    _install_stop_handlers(stop)
+    driver.install_stop_handlers(stop, log)
     spark = create_session()
     spark.sparkContext.setLogLevel("WARN")
+    settings = get_settings()
+    ui_file = ui.record_ui_address(BARS_PROCESS, spark.sparkContext.uiWebUrl, settings)
     log.info(
         "starting trades=%s orderbook=%s history=%s source=%s checkpoint=%s trigger=%s "
-        "watermark=%s starting_offsets=%s bootstrap=%s spark=%s",
+        "watermark=%s starting_offsets=%s bootstrap=%s spark=%s ui=%s",
         options.trades_topic,
         options.orderbook_topic,
         options.history_dir,
@@ -301,11 +283,13 @@ def run(options: BarsJobOptions) -> int:
         options.starting_offsets,
         options.bootstrap,
         spark.version,
+        ui_file.read_text().strip() if ui_file else "off",
     )
     stats = BatchStats()
     query = start_query(spark, options, stats)
     log.info("query started name=%s id=%s run_id=%s", query.name, query.id, query.runId)
     failed = _watch(spark, query, stop, stats, options)
+    ui.forget_ui_address(BARS_PROCESS, settings)
     _shutdown(spark, query)
     exit_code = 1 if failed and not stop.is_set() else 0
     log.info("stopped exit_code=%s bars_written=%d", exit_code, stats.bars_written)
@@ -320,16 +304,8 @@ def _watch(
     options: BarsJobOptions,
 ) -> bool:
     """Heartbeats and progress until ``stop`` or the query ends; True if it ended on its own."""
-    heartbeat = (
-        SparkHeartbeats(
-            bootstrap=options.bootstrap,
-            topic=options.heartbeat_topic,
-            interval_s=options.heartbeat_interval_s,
-            service=HEARTBEAT_SERVICE,
-            client_id="rtc-bars-heartbeat",
-        )
-        if options.heartbeat_topic
-        else None
+    heartbeat = SparkHeartbeats.from_options(
+        options, service=HEARTBEAT_SERVICE, client_id="rtc-bars-heartbeat"
     )
     next_summary = time.monotonic() + options.progress_interval_s
     try:
@@ -363,9 +339,7 @@ def _watch(
 
 def _shutdown(spark: SparkSession, query: StreamingQuery) -> None:
     """Stop the query and the session; exit hard if the JVM stops answering meanwhile."""
-    watchdog = threading.Timer(STOP_GRACE_S, _exit_now, args=(0,))
-    watchdog.daemon = True
-    watchdog.start()
+    watchdog = driver.start_watchdog(log)
     try:
         if spark.sparkContext._jsc.sc().isStopped():
             return
@@ -376,9 +350,3 @@ def _shutdown(spark: SparkSession, query: StreamingQuery) -> None:
         log.warning("stop failed: %s", str(error).splitlines()[0] if str(error) else error)
         return
     watchdog.cancel()
-
-
-def _exit_now(code: int) -> None:
-    log.warning("driver JVM did not answer within %.0f s, exiting", STOP_GRACE_S)
-    logging.shutdown()
-    os._exit(code)

@@ -1,13 +1,13 @@
 """Liquidity math of the book (pure): price-weighted volume per side and the ask/bid ratio.
 
 The Spark job computes the same quantities with Spark SQL expressions; this module is the
-reference that unit tests, the backtester and the trader share.
+reference that unit tests, the backtester and the trader share. The record the job writes is
+``rtcrypto.market.schemas.LiquidityMinute``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 WINDOW_MS = 60_000
 
@@ -29,21 +29,6 @@ def liquidity_ratio(
     if bid_price_weighted_volume == 0:
         return None
     return ask_price_weighted_volume / bid_price_weighted_volume
-
-
-@dataclass(frozen=True, slots=True)
-class LiquidityWindow:
-    """One ``liquidity.minute.v1`` record (see DESIGN.md)."""
-
-    symbol: str
-    window_start_ms: int
-    window_end_ms: int
-    bid_price_weighted_volume: float
-    ask_price_weighted_volume: float
-    liquidity_ratio: float | None
-    event_count: int
-    depth_imbalance: float | None = None
-    mid_price: float | None = None
 
 
 # The last millisecond Spark's timestamps (and so its windows and watermark) hold: 9999-12-31

@@ -14,6 +14,7 @@ from rtcrypto import supervision as services
 from rtcrypto.config import Settings
 from rtcrypto.kaggle_credentials import history_download_schedule_note
 from rtcrypto.platform.summary import describe_feed, replay_progress
+from rtcrypto.spark import ui as spark_ui
 from rtcrypto.stack import lifecycle
 
 
@@ -21,6 +22,7 @@ def status_lines(settings: Settings) -> Iterator[str]:
     """Every line of ``rtc status``, in order."""
     yield from lifecycle.stack_status(settings)
     yield f"market: {describe_feed(settings)}"
+    yield spark_ui.ui_status(settings)
     progress = replay_progress(settings)
     if progress:
         yield f"        {progress}"

@@ -39,8 +39,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from rtcrypto.exchange.base import OrderStatus
-    from rtcrypto.market.liquidity import LiquidityWindow
-    from rtcrypto.market.schemas import Heartbeat
+    from rtcrypto.market.schemas import Heartbeat, LiquidityMinute
     from rtcrypto.trading.ledger import Fill, RoundTrip
     from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 
@@ -354,9 +353,9 @@ LIQUIDITY_ENVELOPE = ("type", "key")
 
 
 def liquidity_document(
-    record: Mapping[str, Any] | LiquidityWindow, *, prefix: str = DEFAULT_INDEX_PREFIX
+    record: Mapping[str, Any] | LiquidityMinute, *, prefix: str = DEFAULT_INDEX_PREFIX
 ) -> SearchAction:
-    """A ``liquidity.minute.v1`` record (as read from Kafka, or a ``LiquidityWindow``).
+    """A ``liquidity.minute.v1`` record (as read from Kafka, or a ``LiquidityMinute``).
 
     ``@timestamp`` is the window's start. Fields the record lacks are null.
     """

@@ -11,12 +11,41 @@ from __future__ import annotations
 import os
 import socket
 import time
+from typing import Protocol
 
 FEED_CLOCK_RETRY_S = 60.0
 
 
+class HeartbeatOptions(Protocol):
+    """What ``SparkHeartbeats.from_options`` reads of a job's options (liquidity's and bars')."""
+
+    @property
+    def bootstrap(self) -> str: ...
+
+    @property
+    def heartbeat_topic(self) -> str: ...
+
+    @property
+    def heartbeat_interval_s(self) -> float: ...
+
+
 class SparkHeartbeats:
     """Sends at most one heartbeat per ``interval_s`` for the job named ``service``."""
+
+    @classmethod
+    def from_options(
+        cls, options: HeartbeatOptions, *, service: str, client_id: str
+    ) -> SparkHeartbeats | None:
+        """The job's heartbeats from its options; None when ``heartbeat_topic`` is ''."""
+        if not options.heartbeat_topic:
+            return None
+        return cls(
+            bootstrap=options.bootstrap,
+            topic=options.heartbeat_topic,
+            interval_s=options.heartbeat_interval_s,
+            service=service,
+            client_id=client_id,
+        )
 
     def __init__(
         self, *, bootstrap: str, topic: str, interval_s: float, service: str, client_id: str

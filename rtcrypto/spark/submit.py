@@ -1,6 +1,8 @@
-"""Launching the Spark liquidity job: find spark-submit, build its command, start and stop it.
+"""Launching the Spark liquidity job: its options, spark-submit command, start and stop.
 
-The job itself is ``spark_jobs/liquidity.py``. It runs under spark-submit in client mode: the
+``LiquidityJobConfig`` is the job's one options dataclass: ``job_args`` renders it and the job
+parses it back (``rtcrypto.spark.options``); ``submit_conf`` adds the Spark UI settings. The job
+itself is ``spark_jobs/liquidity.py``. It runs under spark-submit in client mode: the
 spark-submit JVM is the driver and starts the job's Python process as its child, so a stop should
 reach that Python process first (it stops the queries between batches, see ``stop_job``).
 """
@@ -13,11 +15,12 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rtcrypto.config import Settings, get_settings
+from rtcrypto.spark.options import to_args
 
 LIQUIDITY_PROCESS = "liquidity"  # name under the stack's process manager (`rtc up` uses it too)
 JOB_MODULE = "spark_jobs.liquidity"
@@ -25,9 +28,10 @@ SHUFFLE_PARTITIONS = 2  # one symbol or a few: the default 200 tasks per batch w
 SPARK_CONF: Mapping[str, str] = {
     "spark.sql.shuffle.partitions": str(SHUFFLE_PARTITIONS),
     "spark.sql.session.timeZone": "UTC",
-    "spark.ui.enabled": "false",  # no port 4040 to collide with; progress goes to the log
     "spark.log.level": "WARN",
 }
+# spark-submit's options (``--master``, ``--conf``), not the job's: never on its command line
+SUBMIT_ONLY = ("master", "driver_memory", "ui_enabled", "ui_port")
 
 
 class SparkSetupError(RuntimeError):
@@ -36,24 +40,44 @@ class SparkSetupError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class LiquidityJobConfig:
-    """Everything the liquidity job is started with; ``job_args`` renders its command line."""
+    """Everything the liquidity job is started with: ``job_args`` renders its command line and
+    the job reads it back (``spark_jobs/liquidity.parse_args``); ``SUBMIT_ONLY`` fields go to
+    spark-submit. Kafka security settings are not options: the job reads them from ``Settings``.
+    """
 
     bootstrap: str
     input_topic: str
     output_topic: str
-    deadletter_topic: str
-    heartbeat_topic: str
-    checkpoint: Path
+    deadletter_topic: str = field(
+        metadata={"help": "malformed input goes here; '' disables the dead-letter query"}
+    )
+    heartbeat_topic: str = field(
+        metadata={"help": "service heartbeats for the supervisor; '' disables them"}
+    )
+    checkpoint: Path = field(
+        metadata={"help": "root of the queries' checkpoints (never reuse it with other topics)"}
+    )
     starting_offsets: str
-    trigger: str
-    watermark: str
+    trigger: str = field(metadata={"help": "micro-batch interval, e.g. '1 second'"})
+    watermark: str = field(metadata={"help": "event-time lateness allowed, e.g. '2 seconds'"})
     master: str
+    ui_enabled: bool = True  # the Spark UI (RTC_SPARK_UI_ENABLED), on loopback
+    ui_port: int = 4040  # its first port; Spark tries the next ones when it is taken
     progress_interval_s: float = 30.0
+    heartbeat_interval_s: float = 5.0
+    event_time_window_s: float = field(
+        default=3600.0,
+        metadata={"help": "event times more than this after the Kafka time are dead-lettered"},
+    )
     max_offsets_per_trigger: int | None = None  # cap a catch-up batch (e.g. after downtime)
+
+    def __post_init__(self) -> None:
+        if self.event_time_window_s <= 0:
+            raise ValueError("--event-time-window-s must be > 0 (RTC_EVENT_TIME_WINDOW_S)")
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> LiquidityJobConfig:
-        """Defaults: topics, trigger, watermark, offsets and master from ``Settings``."""
+        """Defaults: topics, trigger, watermark, offsets, master and UI from ``Settings``."""
         settings = settings or get_settings()
         return cls(
             bootstrap=settings.kafka_bootstrap,
@@ -66,6 +90,10 @@ class LiquidityJobConfig:
             trigger=settings.spark_trigger,
             watermark=settings.spark_watermark,
             master=settings.spark_master,
+            ui_enabled=settings.spark_ui_enabled,
+            ui_port=settings.spark_ui_port,
+            heartbeat_interval_s=settings.heartbeat_interval_s,
+            event_time_window_s=settings.event_time_window_s,
         )
 
     def with_overrides(self, **overrides: object) -> LiquidityJobConfig:
@@ -74,32 +102,31 @@ class LiquidityJobConfig:
         return replace(self, **kept)
 
     def job_args(self) -> list[str]:
-        """Arguments of ``spark_jobs/liquidity.py``."""
-        args = [
-            "--bootstrap",
-            self.bootstrap,
-            "--input-topic",
-            self.input_topic,
-            "--output-topic",
-            self.output_topic,
-            "--deadletter-topic",
-            self.deadletter_topic,
-            "--heartbeat-topic",
-            self.heartbeat_topic,
-            "--checkpoint",
-            str(self.checkpoint),
-            "--starting-offsets",
-            self.starting_offsets,
-            "--trigger",
-            self.trigger,
-            "--watermark",
-            self.watermark,
-            "--progress-interval",
-            str(self.progress_interval_s),
-        ]
-        if self.max_offsets_per_trigger:
-            args += ["--max-offsets-per-trigger", str(self.max_offsets_per_trigger)]
-        return args
+        """Arguments of ``spark_jobs/liquidity.py`` (every field but ``SUBMIT_ONLY``)."""
+        return to_args(self, skip=SUBMIT_ONLY)
+
+
+class SparkUiOptions(Protocol):
+    """What ``submit_conf`` reads of a job's options (the liquidity and the bars job's)."""
+
+    @property
+    def ui_enabled(self) -> bool: ...
+
+    @property
+    def ui_port(self) -> int: ...
+
+
+def submit_conf(options: SparkUiOptions) -> dict[str, str]:
+    """The ``--conf`` settings of a job: ``SPARK_CONF`` and its UI (enabled, first port).
+
+    The UI binds to ``SPARK_LOCAL_IP`` (``submit_env``: 127.0.0.1); a taken port is not fatal,
+    Spark tries the next ones (``spark.port.maxRetries``, 16 by default).
+    """
+    return {
+        **SPARK_CONF,
+        "spark.ui.enabled": "true" if options.ui_enabled else "false",
+        "spark.ui.port": str(options.ui_port),
+    }
 
 
 def default_checkpoint(settings: Settings | None = None) -> Path:
@@ -164,7 +191,7 @@ def build_submit_command(
         "--jars",
         ",".join(str(jar) for jar in jars),
     ]
-    for key, value in SPARK_CONF.items():
+    for key, value in submit_conf(config).items():
         command += ["--conf", f"{key}={value}"]
     command.append(str(job_script or liquidity_job_script()))
     return command + config.job_args()

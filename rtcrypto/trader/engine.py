@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -41,6 +41,7 @@ from rtcrypto.exchange.base import (
     OrderStatus,
     RateLimitError,
 )
+from rtcrypto.market.schemas import LiquidityMinute, checked_values
 from rtcrypto.trader.forecasts import ForecastSource
 from rtcrypto.trader.journal import OrderJournal, SentOrder
 from rtcrypto.trader.recorder import TradeContext, TradeRecorder
@@ -79,18 +80,29 @@ class MalformedRecordError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class LiquidityReading:
-    """The fields of a ``liquidity.minute.v1`` record the trader uses."""
+    """The fields of a ``liquidity.minute.v1`` record the trader uses.
+
+    ``values`` holds every field of the contract (``rtcrypto.market.schemas.LiquidityMinute``)
+    the record carried, checked against its type; ``record`` is the decoded record as received.
+    """
 
     symbol: str
     window_start_ms: int
     window_end_ms: int
     liquidity_ratio: float | None
     record: dict[str, Any]
+    values: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_liquidity(record: Any) -> LiquidityReading:
-    """Validate a decoded ``liquidity.minute.v1`` record; raises ``MalformedRecordError`` with
-    the reason (window bounds are integers in [0, ``MAX_WINDOW_MS``]: no infinity, no 2^63)."""
+# The contract's fields the trader needs and bounds itself (the rest: ``checked_values``).
+TRADER_FIELDS = ("symbol", "window_start_ms", "window_end_ms", "liquidity_ratio")
+
+
+def parse_liquidity(record: Any, contract: type = LiquidityMinute) -> LiquidityReading:
+    """Validate a decoded ``liquidity.minute.v1`` record against ``contract``; raises
+    ``MalformedRecordError`` with the reason (window bounds are integers in [0,
+    ``MAX_WINDOW_MS``]: no infinity, no 2^63; every other field of the contract that the record
+    carries must have the contract's type)."""
     if not isinstance(record, dict):
         raise MalformedRecordError("not a JSON object")
     try:
@@ -105,9 +117,13 @@ def parse_liquidity(record: Any) -> LiquidityReading:
         raise MalformedRecordError(f"bad symbol/window bounds: {error}") from None
     if end <= start:
         raise MalformedRecordError(f"window_end_ms {end} is not after window_start_ms {start}")
-    return LiquidityReading(
-        symbol.upper(), start, end, _liquidity_ratio(record.get("liquidity_ratio")), record
-    )
+    ratio = _liquidity_ratio(record.get("liquidity_ratio"))
+    try:
+        values = checked_values(record, contract, skip=TRADER_FIELDS)
+    except BoundsError as error:
+        raise MalformedRecordError(str(error)) from None
+    values.update(symbol=symbol, window_start_ms=start, window_end_ms=end, liquidity_ratio=ratio)
+    return LiquidityReading(symbol.upper(), start, end, ratio, record, values)
 
 
 def _liquidity_ratio(value: Any) -> float | None:
@@ -122,14 +138,16 @@ def _liquidity_ratio(value: Any) -> float | None:
         raise MalformedRecordError(str(error)) from None
 
 
-def parse_liquidity_bytes(value: bytes | None) -> LiquidityReading:
+def parse_liquidity_bytes(
+    value: bytes | None, contract: type = LiquidityMinute
+) -> LiquidityReading:
     """A Kafka record's value decoded with bounded JSON (size, nesting, no NaN/Infinity) and
     validated; raises ``MalformedRecordError`` with the reason for the dead letter."""
     try:
         record = loads(value or b"", max_bytes=MAX_RECORD_BYTES)
     except BoundsError as error:
         raise MalformedRecordError(str(error)) from None
-    return parse_liquidity(record)
+    return parse_liquidity(record, contract)
 
 
 REFUSALS = (

@@ -372,3 +372,67 @@ def test_tail_prints_each_value_as_one_line_and_stops_when_idle(
 
     assert printed == 3 and time.monotonic() - started < 30
     assert capsys.readouterr().out.splitlines() == [value.decode() for value in values]
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local IPv4/IPv6 addresses (hex, as in /proc/net/tcp*) listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, local_port = local.split(":")
+            if state == "0A" and int(local_port, 16) == port:
+                found.add(address)
+    return found
+
+
+@pytest.mark.slow  # one Spark start
+def test_the_spark_ui_answers_on_loopback_and_a_taken_port_is_not_fatal(
+    kafka_broker: str,
+    job_topics: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+    import urllib.request
+
+    from rtcrypto.spark import ui
+
+    config = job_config(kafka_broker, job_topics, tmp_path / "checkpoint").with_overrides(
+        heartbeat_topic=""
+    )
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    taken_port = blocker.getsockname()[1]
+    config = dataclasses.replace(config, ui_enabled=True, ui_port=taken_port)
+    command = spark.build_submit_command(config, spark.kafka_connector_jars())
+    assert f"spark.ui.port={taken_port}" in command and "spark.ui.enabled=true" in command
+    monkeypatch.setenv("RTC_HOME", str(tmp_path / "home"))  # the job records its UI there
+    get_settings.cache_clear()
+    settings = get_settings()
+    job = spark.start_job(command, log_file=tmp_path / "ui.log")
+    try:
+        deadline = time.monotonic() + JOB_START_TIMEOUT_S
+        while "liquidity" not in ui.ui_addresses(settings) and time.monotonic() < deadline:
+            assert job.poll() is None, (tmp_path / "ui.log").read_text()[-3000:]
+            time.sleep(1)
+        url = ui.ui_addresses(settings)["liquidity"]
+        port = int(url.rsplit(":", 1)[1])
+        assert url.startswith("http://127.0.0.1:") and port != taken_port  # Spark moved on
+        with urllib.request.urlopen(f"{url}/jobs/", timeout=10) as page:
+            assert page.status == 200 and b"Spark" in page.read()
+        bound = _listening_addresses(port)  # 127.0.0.1 only (IPv4, or IPv4-mapped in tcp6)
+        assert bound and bound <= {"0100007F", "0000000000000000FFFF00000100007F"}, bound
+        assert ui.ui_status(settings) == f"spark ui: liquidity {url}"
+        time.sleep(3)
+        assert job.poll() is None, "the port conflict must not stop the job"
+        print(f"\nspark ui: first port {taken_port} taken, bound {url}")
+        assert spark.stop_job(job, timeout_s=60) == 0
+        assert ui.ui_addresses(settings) == {}  # forgotten on a clean stop
+    finally:
+        blocker.close()
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait(30)
+        get_settings.cache_clear()

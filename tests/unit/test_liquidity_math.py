@@ -56,7 +56,10 @@ def test_depth_summary_without_both_sides_has_no_mid() -> None:
 LEVELS = st.lists(
     st.tuples(
         st.floats(min_value=0.01, max_value=1e6, allow_nan=False),
-        st.floats(min_value=0.0, max_value=1e4, allow_nan=False),
+        # a size is 0 or at least 1e-30: the ingest refuses decimals with an exponent beyond
+        # +/-30 (rtcrypto.bounded), so a subnormal size (1.3e-307, whose ratio overflows to inf)
+        # cannot reach the job
+        st.one_of(st.just(0.0), st.floats(min_value=1e-30, max_value=1e4, allow_nan=False)),
     ),
     max_size=50,
 )

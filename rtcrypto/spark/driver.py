@@ -1,0 +1,63 @@
+"""What the drivers of both Spark jobs (liquidity and bars) share around their queries.
+
+The Kafka options of their source and sink (from ``Settings``, security included), the stop
+signals, the watchdog that exits when the JVM stops answering, and the watermark of a progress
+report. The jobs' queries themselves stay in ``spark_jobs/liquidity.py`` and
+``rtcrypto/feedbars/streaming.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from datetime import datetime
+from types import FrameType
+from typing import Any
+
+from rtcrypto.config import Settings, get_settings
+from rtcrypto.kafka.clients import spark_kafka_options
+
+STOP_GRACE_S = 20.0  # after a stop request, exit even if the JVM stops answering
+
+
+def kafka_options(bootstrap: str, settings: Settings | None = None) -> dict[str, str]:
+    """Options of the Spark Kafka source and sink for ``bootstrap``: the job's option, with the
+    security settings (SASL password included) read from ``Settings``, never from argv."""
+    settings = settings or get_settings()
+    return spark_kafka_options(settings.model_copy(update={"kafka_bootstrap": bootstrap}))
+
+
+def install_stop_handlers(stop: threading.Event, log: logging.Logger) -> None:
+    """SIGTERM / SIGINT ask the driver's loop to stop the queries between batches."""
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stop requested signal=%s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+
+def start_watchdog(log: logging.Logger, grace_s: float = STOP_GRACE_S) -> threading.Timer:
+    """A timer that exits the process (code 0) after ``grace_s``; cancel it once stopped."""
+
+    def exit_now() -> None:
+        log.warning("driver JVM did not answer within %.0f s, exiting", grace_s)
+        logging.shutdown()
+        os._exit(0)
+
+    watchdog = threading.Timer(grace_s, exit_now)
+    watchdog.daemon = True
+    watchdog.start()
+    return watchdog
+
+
+def watermark_ms(progress: dict[str, Any]) -> int | None:
+    """A progress report's watermark as UTC ms (Spark reports ISO text; the epoch means none)."""
+    text = progress.get("eventTime", {}).get("watermark")
+    if not text:
+        return None
+    value = int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    return value or None

@@ -273,27 +273,18 @@ def parse_args(argv: Sequence[str] | None = None) -> LiquidityJobConfig:
 
 def create_session(app_name: str = SERVICE) -> SparkSession:
     """The job's session; the master and jars come from spark-submit."""
-    return (
-        SparkSession.builder.appName(app_name)
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
+    return driver.create_session(app_name)
 
 
 def read_orderbook_stream(spark: SparkSession, options: LiquidityJobConfig) -> DataFrame:
     """The input topic as a stream of Kafka rows with ``value`` decoded to a string."""
-    # failOnDataLoss=false: when retention deleted offsets the checkpoint still points at, skip
-    # ahead (those minutes are lost either way) instead of stopping the job.
-    reader = (
-        spark.readStream.format("kafka")
-        .options(**driver.kafka_options(options.bootstrap))
-        .option("subscribe", options.input_topic)
-        .option("startingOffsets", options.starting_offsets)
-        .option("failOnDataLoss", "false")
+    kafka_rows = driver.kafka_stream(
+        spark,
+        options.bootstrap,
+        options.input_topic,
+        options.starting_offsets,
+        options.max_offsets_per_trigger,
     )
-    if options.max_offsets_per_trigger:
-        reader = reader.option("maxOffsetsPerTrigger", options.max_offsets_per_trigger)
-    kafka_rows = reader.load()
     return kafka_rows.select(
         F.col("value").cast("string").alias("value"),
         "topic",

@@ -83,6 +83,14 @@ def kafka_topic_factory(
             print(f"could not delete test topics {created}: {error}")
 
 
+@pytest.fixture(autouse=True)
+def _settings_read_again_after_each_test() -> Iterator[None]:
+    """``get_settings()`` is cached per process: a test that reads it under a patched environment
+    (``monkeypatch.setenv``, a CLI run) must not hand those settings to the tests after it."""
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture
 def fresh_topics(kafka_topic_factory: Callable[..., str]) -> Iterator[Topics]:
     """A full set of the project's topics, uniquely named for this test and already created.

@@ -162,26 +162,16 @@ def _bar_columns(windows: DataFrame) -> DataFrame:
 
 def create_session() -> SparkSession:
     """The job's session; master and jars come from spark-submit."""
-    return (
-        SparkSession.builder.appName(HEARTBEAT_SERVICE)
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
+    return driver.create_session(HEARTBEAT_SERVICE)
 
 
 def read_inputs(spark: SparkSession, options: BarsJobOptions) -> DataFrame:
     """Both input topics as one stream of ``topic`` and string ``value``."""
-    # failOnDataLoss=false: offsets lost to retention are skipped (those minutes are gone anyway).
-    reader = (
-        spark.readStream.format("kafka")
-        .options(**driver.kafka_options(options.bootstrap))
-        .option("subscribe", f"{options.trades_topic},{options.orderbook_topic}")
-        .option("startingOffsets", options.starting_offsets)
-        .option("failOnDataLoss", "false")
+    topics = f"{options.trades_topic},{options.orderbook_topic}"
+    rows = driver.kafka_stream(
+        spark, options.bootstrap, topics, options.starting_offsets, options.max_offsets_per_trigger
     )
-    if options.max_offsets_per_trigger:
-        reader = reader.option("maxOffsetsPerTrigger", options.max_offsets_per_trigger)
-    return reader.load().select("topic", F.col("value").cast("string").alias("value"), "timestamp")
+    return rows.select("topic", F.col("value").cast("string").alias("value"), "timestamp")
 
 
 @dataclass

@@ -285,7 +285,7 @@ def select_training_window(
     setting = (settings.forecast_source or "").strip() or None
     forced, forced_by = (param, "the run's param 'source'") if param else (setting, "")
     minute_times = load_minute_times(
-        history_dir if history_dir is not None else settings.history_dir
+        history_dir if history_dir is not None else settings.history_path
     )
     if until_ms is not None:
         minute_times = {name: times[times < until_ms] for name, times in minute_times.items()}

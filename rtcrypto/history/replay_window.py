@@ -61,7 +61,7 @@ def replay_window_path(settings: Settings) -> Path:
 def _source_summary(settings: Settings, source: str) -> SourceSummary:
     from rtcrypto.history.info import summarize
 
-    summaries = {entry.source: entry for entry in summarize(settings.history_dir)}
+    summaries = {entry.source: entry for entry in summarize(settings.history_path)}
     entry = summaries.get(source)
     if entry is None or entry.first_ts_ms is None or entry.last_ts_ms is None:
         known = ", ".join(sorted(summaries)) or "none"

@@ -63,7 +63,7 @@ def import_history(
 
     reports = []
     for path in files:
-        report = import_file(path, history_dir=settings.history_dir)
+        report = import_file(path, history_dir=settings.history_path)
         reports.append(report)
         if on_file is not None:
             on_file(path, report)
@@ -90,7 +90,7 @@ def training_window(settings: Settings, days: float) -> TrainingWindow:
             replay.start,
             f"the {days:g} days before the replayed minutes ({replay.why})",
         )
-    summaries = [entry for entry in summarize(settings.history_dir) if entry.last_ts_ms]
+    summaries = [entry for entry in summarize(settings.history_path) if entry.last_ts_ms]
     if not summaries:
         raise BootstrapError("no history imported: run `rtc history import FILE` first")
     if settings.feed is Feed.simulator:
@@ -134,7 +134,7 @@ def ensure_forecast(settings: Settings, days: float = 21.0) -> tuple[str, bool, 
     if version is not None:
         return version, False, "already current (retrain from Airflow: forecast_retrain)"
     window = training_window(settings, days)
-    bars = load_history(window.source, window.start, window.end, history_dir=settings.history_dir)
+    bars = load_history(window.source, window.start, window.end, history_dir=settings.history_path)
     if len(bars) < MIN_TRAINING_MINUTES:
         raise BootstrapError(
             f"only {len(bars)} imported minutes of {window.source} in {window.start:%Y-%m-%d} .. "

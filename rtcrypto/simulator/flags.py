@@ -226,7 +226,7 @@ def _history_replay(flags: SimulateFlags, settings: Settings) -> HistoryReplay:
         end_ms=parse_utc_ms(flags.end, "--end"),
         calibration_path=flags.calibration or settings.simulator_calibration,
         seed=settings.simulator_seed if flags.seed is None else flags.seed,
-        history_dir=flags.history_dir or settings.history_dir,
+        history_dir=flags.history_dir or settings.history_path,
         resume_file=flags.resume_file,
         symbol=settings.trader_symbol.upper(),
     )

@@ -1,6 +1,6 @@
 """What the drivers of both Spark jobs (liquidity and bars) share around their queries.
 
-The Kafka options of their source and sink (from ``Settings``, security included), the stop
+The session, the Kafka source (options from ``Settings``, security included), the stop
 signals, the watchdog that exits when the JVM stops answering, and the watermark of a progress
 report. The jobs' queries themselves stay in ``spark_jobs/liquidity.py`` and
 ``rtcrypto/feedbars/streaming.py``.
@@ -14,10 +14,13 @@ import signal
 import threading
 from datetime import datetime
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rtcrypto.config import Settings, get_settings
 from rtcrypto.kafka.clients import spark_kafka_options
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
 
 STOP_GRACE_S = 20.0  # after a stop request, exit even if the JVM stops answering
 
@@ -27,6 +30,41 @@ def kafka_options(bootstrap: str, settings: Settings | None = None) -> dict[str,
     security settings (SASL password included) read from ``Settings``, never from argv."""
     settings = settings or get_settings()
     return spark_kafka_options(settings.model_copy(update={"kafka_bootstrap": bootstrap}))
+
+
+def create_session(app_name: str) -> SparkSession:
+    """A job's session on UTC; the master and jars come from spark-submit."""
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.appName(app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+
+
+def kafka_stream(
+    spark: SparkSession,
+    bootstrap: str,
+    topics: str,
+    starting_offsets: str,
+    max_offsets_per_trigger: int | None,
+) -> DataFrame:
+    """The Kafka rows of ``topics`` (comma-separated) as a stream, ``value`` still bytes.
+
+    ``failOnDataLoss=false``: when retention deleted offsets the checkpoint still points at, the
+    query skips ahead (those minutes are lost either way) instead of stopping the job.
+    """
+    reader = (
+        spark.readStream.format("kafka")
+        .options(**kafka_options(bootstrap))
+        .option("subscribe", topics)
+        .option("startingOffsets", starting_offsets)
+        .option("failOnDataLoss", "false")
+    )
+    if max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", max_offsets_per_trigger)
+    return reader.load()
 
 
 def install_stop_handlers(stop: threading.Event, log: logging.Logger) -> None:

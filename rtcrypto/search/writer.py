@@ -31,7 +31,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -48,79 +47,35 @@ from rtcrypto.search.spool_files import (
     dead_letter_line,
     fsync_dir,
     rewrite_atomically,
-    spool_line,
 )
 from rtcrypto.search.spool_files import iter_dead_letters as iter_dead_letters  # re-exported
 from rtcrypto.search.spool_guard import AUTH_STATUSES, OverflowHandler, SpoolGuard
+from rtcrypto.search.writer_model import (
+    DEAD_LETTER_FILE,
+    LOCK_FILE,
+    SPOOL_FILE_MAX_DOCS,
+    SPOOL_PREFIX,
+    SPOOL_SUFFIX,
+    QueuedDoc,
+    SpoolInUseError,
+    WriterClosedError,
+    WriterStats,
+    bulk_op,
+    doc_spool_line,
+    is_retryable,
+    queued_doc,
+    read_spool_lines,
+)
 
 logger = logging.getLogger(__name__)
-
-SPOOL_PREFIX = "spool-"
-SPOOL_SUFFIX = ".jsonl"
-DEAD_LETTER_FILE = "dead-letter.jsonl"
-LOCK_FILE = ".lock"
-SPOOL_FILE_MAX_DOCS = 20_000  # then a new spool file starts (re-sent one file at a time)
-# Refused for a reason that is not the document's: configuration, overload, a missing index.
-RETRYABLE_STATUSES = frozenset({401, 403, 404, 408, 429})
-
-
-class SpoolInUseError(RuntimeError):
-    """Another live writer holds the same spool folder."""
-
-
-class WriterClosedError(RuntimeError):
-    """``add`` after ``close``."""
-
-
-class _Doc(NamedTuple):
-    """A document ready to send: its index, ``_id`` and ``_source`` as JSON bytes."""
-
-    index_name: str
-    doc_id: str
-    body: bytes
-
-
-@dataclass(frozen=True)
-class WriterStats:
-    """Counters since the writer started (documents), for heartbeats and logs."""
-
-    indexed: int  # acknowledged by Elasticsearch, re-sent spool included
-    spooled: int  # written to the spool (each time: a document spooled twice counts twice)
-    resent: int  # spooled documents acknowledged later
-    dead: int  # refused for good, in the dead-letter file
-    buffered: int  # in memory now
-    pending_spool: int  # in spool files now
-    bulk_requests: int
-    failed_requests: int  # bulk requests that did not reach Elasticsearch or were refused whole
-    last_error: str | None
-    spool_bytes: int = 0  # size of the spool files now
-    alerts: tuple[str, ...] = ()  # spool full, credentials refused (rtcrypto/search/spool_guard.py)
-
-
-def is_retryable(status: int | None) -> bool:
-    """True if a document refused with ``status`` may succeed later unchanged."""
-    if status is None or status == 0:
-        return True
-    return status in RETRYABLE_STATUSES or status >= 500
-
-
-def _doc(action: SearchAction) -> _Doc:
-    return _Doc(action.index, action.id, orjson.dumps(action.source))
-
-
-def _spool_line(doc: _Doc) -> bytes:
-    return spool_line(doc.index_name, doc.doc_id, doc.body)
-
-
-def _expand(doc: _Doc) -> tuple[dict[str, Any], bytes]:
-    # The body is already JSON: the client forwards bytes as they are.
-    return {"index": {"_index": doc.index_name, "_id": doc.doc_id}}, doc.body
 
 
 class _Outcome(NamedTuple):
     acked: int
-    retry: list[_Doc]  # refused for now or never reached Elasticsearch, in their original order
-    dead: list[tuple[_Doc, int | None, str]]
+    retry: list[
+        QueuedDoc
+    ]  # refused for now or never reached Elasticsearch, in their original order
+    dead: list[tuple[QueuedDoc, int | None, str]]
 
 
 class SearchWriter:
@@ -154,7 +109,7 @@ class SearchWriter:
         self.dead_letter_path = self.spool_dir / DEAD_LETTER_FILE
 
         self._condition = threading.Condition()
-        self._buffer: deque[_Doc] = deque()
+        self._buffer: deque[QueuedDoc] = deque()
         self._added = 0  # documents accepted by add()
         self._handled = 0  # of those: acknowledged, spooled or dead-lettered
         self._flush_requested = False
@@ -235,7 +190,7 @@ class SearchWriter:
 
         Raises ``TypeError`` if its source is not JSON-serialisable (before anything is queued).
         """
-        doc = _doc(action)
+        doc = queued_doc(action)
         with self._condition:
             if self._closing:
                 raise WriterClosedError(f"search writer {self.name} is closed")
@@ -382,7 +337,7 @@ class SearchWriter:
             if force:
                 last_flush = time.monotonic()
 
-    def _take_batch(self, *, force: bool) -> list[_Doc]:
+    def _take_batch(self, *, force: bool) -> list[QueuedDoc]:
         """The next batch: a full one, or (``force``) whatever is buffered; [] if none is due."""
         with self._condition:
             if len(self._buffer) < self.batch_size and not force:
@@ -413,7 +368,7 @@ class SearchWriter:
                 raise
             self._mark_handled(len(batch))
 
-    def _deliver(self, batch: list[_Doc]) -> None:
+    def _deliver(self, batch: list[QueuedDoc]) -> None:
         if self._pending_spool > 0:
             # Never overtake older spooled documents: they may be older versions of these ids.
             if self._retry_due(time.monotonic()):
@@ -435,11 +390,11 @@ class SearchWriter:
 
     # --- sending -------------------------------------------------------------------------------
 
-    def _send(self, docs: list[_Doc]) -> _Outcome:
+    def _send(self, docs: list[QueuedDoc]) -> _Outcome:
         """One bulk request (the helper splits only beyond 100 MB); classify every document."""
         acked = 0
-        retry: list[_Doc] = []
-        dead: list[tuple[_Doc, int | None, str]] = []
+        retry: list[QueuedDoc] = []
+        dead: list[tuple[QueuedDoc, int | None, str]] = []
         position = 0
         with self._condition:
             self._bulk_requests += 1
@@ -447,7 +402,7 @@ class SearchWriter:
             self.client,
             cast(Iterable[Any], docs),
             chunk_size=len(docs),
-            expand_action_callback=cast(Any, _expand),
+            expand_action_callback=cast(Any, bulk_op),
             raise_on_error=False,
             raise_on_exception=False,
             max_retries=0,
@@ -493,7 +448,7 @@ class SearchWriter:
 
     # --- dead letters --------------------------------------------------------------------------
 
-    def _dead_letter(self, dead: list[tuple[_Doc, int | None, str]]) -> None:
+    def _dead_letter(self, dead: list[tuple[QueuedDoc, int | None, str]]) -> None:
         if not dead:
             return
         lines = []
@@ -529,8 +484,8 @@ class SearchWriter:
             self.spool_dir / f"{SPOOL_PREFIX}{stamp:020d}-{self._spool_sequence:06d}{SPOOL_SUFFIX}"
         )
 
-    def _append_to_spool(self, docs: list[_Doc]) -> None:
-        lines = [_spool_line(doc) for doc in docs]
+    def _append_to_spool(self, docs: list[QueuedDoc]) -> None:
+        lines = [doc_spool_line(doc) for doc in docs]
         fit = self.guard.admit([len(line) for line in lines])
         if fit < len(docs):
             self._overflow(docs[fit:])
@@ -545,7 +500,7 @@ class SearchWriter:
             self._spooled += len(docs)
             self._pending_spool += len(docs)
 
-    def _overflow(self, docs: list[_Doc]) -> None:
+    def _overflow(self, docs: list[QueuedDoc]) -> None:
         """Documents over the spool cap: to ``on_overflow`` (the trader: Kafka), else the local
         dead-letter file; never silently (spool_guard logs and alerts)."""
         records = [
@@ -570,33 +525,30 @@ class SearchWriter:
     def _spool_size(self) -> int:
         return sum(path.stat().st_size for path in self._spool_files())
 
-    def _read_spool(self, path: Path) -> list[_Doc]:
+    def _read_spool(self, path: Path) -> list[QueuedDoc]:
         docs = []
         with path.open("rb") as handle:
             lines = handle.read().split(b"\n")
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
+        for number, read, line in read_spool_lines(lines):
+            if isinstance(read, QueuedDoc):
+                docs.append(read)
                 continue
-            try:
-                record = orjson.loads(line)
-                docs.append(_Doc(record["_index"], record["_id"], orjson.dumps(record["_source"])))
-            except (orjson.JSONDecodeError, KeyError, TypeError) as error:
-                # Only a crash in the middle of an append leaves a torn line (its batch was
-                # still in memory, so lost with the process); keep it visible, do not resend.
-                logger.error(
-                    "search writer %s: unreadable spool line %s:%d (%s), dead-lettered",
-                    self.name,
-                    path.name,
-                    number,
-                    error,
-                )
-                raw = line.decode("utf-8", "replace")
-                reason = f"unreadable spool line: {error}"
-                letter = dead_letter_line(file=path.name, line=number, reason=reason, raw=raw)
-                append_fsynced(self.dead_letter_path, letter)
-                with self._condition:
-                    self._dead += 1
-                    self._pending_spool -= 1
+            # Only a crash in the middle of an append leaves a torn line (its batch was
+            # still in memory, so lost with the process); keep it visible, do not resend.
+            logger.error(
+                "search writer %s: unreadable spool line %s:%d (%s), dead-lettered",
+                self.name,
+                path.name,
+                number,
+                read,
+            )
+            raw = line.decode("utf-8", "replace")
+            reason = f"unreadable spool line: {read}"
+            letter = dead_letter_line(file=path.name, line=number, reason=reason, raw=raw)
+            append_fsynced(self.dead_letter_path, letter)
+            with self._condition:
+                self._dead += 1
+                self._pending_spool -= 1
         return docs
 
     def _drain_spool(self) -> bool:
@@ -614,7 +566,7 @@ class SearchWriter:
                     self._pending_spool -= done
                 if outcome.retry:
                     owed = outcome.retry + docs[chunk_start + len(chunk) :]
-                    rewrite_atomically(path, b"".join(_spool_line(doc) for doc in owed))
+                    rewrite_atomically(path, b"".join(doc_spool_line(doc) for doc in owed))
                     if path == self._tail:
                         self._tail_docs = len(owed)
                     self._schedule_retry()

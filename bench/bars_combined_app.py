@@ -12,6 +12,7 @@ import threading
 
 from rtcrypto.feedbars import options
 from rtcrypto.feedbars.streaming import BatchStats, start_query
+from rtcrypto.spark import driver
 from spark_jobs import liquidity
 
 
@@ -19,7 +20,7 @@ def main(argv: list[str]) -> int:
     split = argv.index("--bars")
     liquidity_options = liquidity.parse_args(argv[:split])
     bars_options = options.parse_args(argv[split + 1 :])
-    session = liquidity.create_session()
+    session = driver.create_session(liquidity.SERVICE)
     session.sparkContext.setLogLevel("WARN")
     parsed = liquidity.parse_orderbook(liquidity.read_orderbook_stream(session, liquidity_options))
     queries = [

@@ -9,41 +9,20 @@ starts them, and ``streaming_supervisor`` watches them from then on.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 from rtc_airflow.operators import ServiceStartOperator
-
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "rtcrypto",
-    "retries": 1,
-    "retry_delay": timedelta(seconds=30),
-}
+from rtc_airflow.service_dags import MANUAL_SERVICE_DAG, services_param
 
 
 @dag(
     dag_id="streaming_start",
     description="Start the chosen streaming services (default: all)",
-    schedule=None,
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["rtcrypto", "streaming", "manual"],
     doc_md=__doc__,
-    params={
-        "services": Param(
-            [],
-            type="array",
-            # names of the registry (rtcrypto/supervision/registry.py; the task checks them against it)
-            items={"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,31}$"},
-            maxItems=16,
-            uniqueItems=True,
-            title="Services",
-            description="simulator, ingest, liquidity, trader; empty: all.",
-        ),
-    },
+    params=services_param(),
+    **MANUAL_SERVICE_DAG,
 )
 def streaming_start() -> None:
     @task(execution_timeout=timedelta(minutes=1))

@@ -32,7 +32,6 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
-from rtcrypto.config import get_settings
 from rtcrypto.market.liquidity import WINDOW_MS
 from rtcrypto.market.schemas import SCHEMA_VERSION, LiquidityMinute
 from rtcrypto.spark import driver, ui
@@ -271,11 +270,6 @@ def parse_args(argv: Sequence[str] | None = None) -> LiquidityJobConfig:
     )
 
 
-def create_session(app_name: str = SERVICE) -> SparkSession:
-    """The job's session; the master and jars come from spark-submit."""
-    return driver.create_session(app_name)
-
-
 def read_orderbook_stream(spark: SparkSession, options: LiquidityJobConfig) -> DataFrame:
     """The input topic as a stream of Kafka rows with ``value`` decoded to a string."""
     kafka_rows = driver.kafka_stream(
@@ -325,12 +319,8 @@ def start_deadletter_query(parsed: DataFrame, options: LiquidityJobConfig) -> St
 def run(options: LiquidityJobConfig) -> int:
     """Start the queries and watch them until a signal or a failure; return the exit code."""
     started_at = time.monotonic()
-    stop = threading.Event()
-    driver.install_stop_handlers(stop, log)
-    spark = create_session()
-    spark.sparkContext.setLogLevel("WARN")
-    settings = get_settings()
-    ui_file = ui.record_ui_address(LIQUIDITY_PROCESS, spark.sparkContext.uiWebUrl, settings)
+    started = driver.start_driver(LIQUIDITY_PROCESS, SERVICE, log)
+    stop, spark, settings = started.stop, started.spark, started.settings
     log.info(
         "starting input=%s output=%s deadletter=%s checkpoint=%s starting_offsets=%s "
         "trigger=%s watermark=%s bootstrap=%s spark=%s ui=%s",
@@ -343,7 +333,7 @@ def run(options: LiquidityJobConfig) -> int:
         options.watermark,
         options.bootstrap,
         spark.version,
-        ui_file.read_text().strip() if ui_file else "off",
+        started.ui_address(),
     )
     log.info("failOnDataLoss=false: offsets lost to retention are skipped, not fatal")
     log.info(

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from rtcrypto.config import Topics, get_settings
 from rtcrypto.stack import kafka as kafka_stack
@@ -81,6 +82,12 @@ def kafka_topic_factory(
             kafka_stack.delete_topics(created, bootstrap=kafka_broker)
         except Exception as error:  # cleanup must not hide the test's own result
             print(f"could not delete test topics {created}: {error}")
+
+
+# No per-example deadline: these machines are shared and noisy, and speed is measured in bench/,
+# never in tests (a slow example under load is not a failure of the property).
+hypothesis_settings.register_profile("rtc", deadline=None)
+hypothesis_settings.load_profile("rtc")
 
 
 @pytest.fixture(autouse=True)

@@ -63,7 +63,28 @@ def settings_from_connection(kind: str, conn_id: str | None) -> tuple[Settings, 
     return settings_with_connection(settings, kind, connection), f"Airflow connection {conn_id}"
 
 
-class ServiceSupervisionHook(BaseHook):
+class _ConnectionSettings:
+    """The task's settings with one Airflow connection's values in place, read once.
+
+    A hook sets ``_connection_kind`` (which form: ``kafka_default`` or ``elasticsearch_default``)
+    and ``_connection_id`` (the connection to read; None: the settings alone)."""
+
+    _connection_kind: str
+    _connection_id: str | None
+    _settings: Settings | None = None
+    origin = ""
+
+    @property
+    def settings(self) -> Settings:
+        """The task's settings with the connection's values in place (read once)."""
+        if self._settings is None:
+            self._settings, self.origin = settings_from_connection(
+                self._connection_kind, self._connection_id
+            )
+        return self._settings
+
+
+class ServiceSupervisionHook(_ConnectionSettings, BaseHook):
     """Health, lag and lifecycle of the services in ``rtcrypto.supervision.SERVICES``.
 
     :param kafka_config_id: an Airflow Kafka connection (``{"bootstrap.servers": ...}`` and the
@@ -76,18 +97,8 @@ class ServiceSupervisionHook(BaseHook):
     def __init__(self, kafka_config_id: str | None = KAFKA_CONN_ID) -> None:
         super().__init__()
         self.kafka_config_id = kafka_config_id
+        self._connection_kind, self._connection_id = KAFKA_CONN_ID, kafka_config_id
         self._admin: Any = None
-        self._settings: Settings | None = None
-        self.origin = ""
-
-    @property
-    def settings(self) -> Settings:
-        """The task's settings with ``kafka_config_id``'s values in place (read once)."""
-        if self._settings is None:
-            self._settings, self.origin = settings_from_connection(
-                KAFKA_CONN_ID, self.kafka_config_id
-            )
-        return self._settings
 
     def get_conn(self) -> Any:
         """The Kafka admin client used for offsets (created once)."""
@@ -182,7 +193,7 @@ class ServiceSupervisionHook(BaseHook):
         )
 
 
-class SearchHook(BaseHook):
+class SearchHook(_ConnectionSettings, BaseHook):
     """An Elasticsearch client from the connection ``elasticsearch_default`` (host, port,
     schema = http/https, login/password), else ``RTC_SEARCH_URL`` and its credentials.
 
@@ -198,17 +209,7 @@ class SearchHook(BaseHook):
     def __init__(self, search_conn_id: str | None = SEARCH_CONN_ID) -> None:
         super().__init__()
         self.search_conn_id = search_conn_id
-        self._settings: Settings | None = None
-        self.origin = ""
-
-    @property
-    def settings(self) -> Settings:
-        """The task's settings with the connection's search URL and credentials (read once)."""
-        if self._settings is None:
-            self._settings, self.origin = settings_from_connection(
-                SEARCH_CONN_ID, self.search_conn_id
-            )
-        return self._settings
+        self._connection_kind, self._connection_id = SEARCH_CONN_ID, search_conn_id
 
     def hosts_and_arguments(self) -> tuple[list[str], dict[str, Any]]:
         """(hosts without userinfo, fit to log; client arguments, which may hold a password:

@@ -28,7 +28,6 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.types import DecimalType, DoubleType, LongType, StringType, StructField, StructType
 
-from rtcrypto.config import get_settings
 from rtcrypto.feedbars.options import BARS_PROCESS, HEARTBEAT_SERVICE, QUERY_NAME, BarsJobOptions
 from rtcrypto.feedbars.sink import BAR_COLUMNS, SinkTarget, write_bars
 from rtcrypto.history.bars import MINUTE_MS
@@ -160,11 +159,6 @@ def _bar_columns(windows: DataFrame) -> DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def create_session() -> SparkSession:
-    """The job's session; master and jars come from spark-submit."""
-    return driver.create_session(HEARTBEAT_SERVICE)
-
-
 def read_inputs(spark: SparkSession, options: BarsJobOptions) -> DataFrame:
     """Both input topics as one stream of ``topic`` and string ``value``."""
     topics = f"{options.trades_topic},{options.orderbook_topic}"
@@ -254,12 +248,8 @@ def update_stats(query: StreamingQuery, stats: BatchStats) -> None:
 
 def run(options: BarsJobOptions) -> int:
     """Start the query and watch it until a signal or a failure; return the exit code."""
-    stop = threading.Event()
-    driver.install_stop_handlers(stop, log)
-    spark = create_session()
-    spark.sparkContext.setLogLevel("WARN")
-    settings = get_settings()
-    ui_file = ui.record_ui_address(BARS_PROCESS, spark.sparkContext.uiWebUrl, settings)
+    started = driver.start_driver(BARS_PROCESS, HEARTBEAT_SERVICE, log)
+    stop, spark, settings = started.stop, started.spark, started.settings
     log.info(
         "starting trades=%s orderbook=%s history=%s source=%s checkpoint=%s trigger=%s "
         "watermark=%s starting_offsets=%s bootstrap=%s spark=%s ui=%s",
@@ -273,7 +263,7 @@ def run(options: BarsJobOptions) -> int:
         options.starting_offsets,
         options.bootstrap,
         spark.version,
-        ui_file.read_text().strip() if ui_file else "off",
+        started.ui_address(),
     )
     stats = BatchStats()
     query = start_query(spark, options, stats)

@@ -12,12 +12,15 @@ import logging
 import os
 import signal
 import threading
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from rtcrypto.config import Settings, get_settings
 from rtcrypto.kafka.clients import spark_kafka_options
+from rtcrypto.spark import ui
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -65,6 +68,31 @@ def kafka_stream(
     if max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", max_offsets_per_trigger)
     return reader.load()
+
+
+@dataclass
+class DriverStart:
+    """A started driver: its stop request, session, settings and recorded Spark UI address."""
+
+    stop: threading.Event
+    spark: SparkSession
+    settings: Settings
+    ui_file: Path | None
+
+    def ui_address(self) -> str:
+        """The Spark UI's address as recorded, or ``off``."""
+        return self.ui_file.read_text().strip() if self.ui_file else "off"
+
+
+def start_driver(process: str, app_name: str, log: logging.Logger) -> DriverStart:
+    """Stop handlers, the session (Spark's own log at WARN) and the UI address of ``process``."""
+    stop = threading.Event()
+    install_stop_handlers(stop, log)
+    spark = create_session(app_name)
+    spark.sparkContext.setLogLevel("WARN")
+    settings = get_settings()
+    ui_file = ui.record_ui_address(process, spark.sparkContext.uiWebUrl, settings)
+    return DriverStart(stop, spark, settings, ui_file)
 
 
 def install_stop_handlers(stop: threading.Event, log: logging.Logger) -> None:

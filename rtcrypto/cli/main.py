@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from rtcrypto.cli import (
+    airflow,
     bars,
     forecast,
     history,
@@ -43,6 +44,7 @@ platform.register(app)  # rtc up, rtc down, rtc status
 prepare.register(app)  # rtc prepare (docker-compose's bootstrap service)
 trader.register(app)  # rtc trader
 report.register(app)  # rtc report
+airflow.register(app)  # rtc airflow (Airflow's CLI on the platform's Airflow)
 
 if __name__ == "__main__":
     app()

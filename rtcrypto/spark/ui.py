@@ -56,8 +56,9 @@ def ui_addresses(settings: Settings | None = None) -> dict[str, str]:
     return {path.stem: path.read_text().strip() for path in sorted(folder.glob("*.url"))}
 
 
-def answers(url: str, timeout_s: float = 1.0) -> bool:
-    """True when ``url`` answers HTTP (any status) within ``timeout_s``."""
+def answers(url: str, timeout_s: float = 5.0) -> bool:
+    """True when ``url`` answers HTTP (any status) within ``timeout_s`` (a Spark UI page can take
+    a second or more to render on a loaded machine: "not answering" must mean it is gone)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout_s):  # noqa: S310 (a loopback http URL)
             return True

@@ -150,7 +150,8 @@ class ServiceSupervisionHook(_ConnectionSettings, BaseHook):
         return [
             {"service": spec.name, "max_lag": settings.supervisor_max_lag_records}
             for spec in services.enabled_services(settings)
-            if spec.lag_source is not services.LagSource.none
+            if spec.input_topic is not None  # the ingest's lag is event time, not a topic
+            and spec.lag_source is not services.LagSource.none
             and process.is_running(spec.name, settings)
         ]
 

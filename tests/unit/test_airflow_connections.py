@@ -180,3 +180,16 @@ def test_search_hook_reads_elasticsearch_from_its_connection(hooks: ModuleType) 
     fallback = hooks.SearchHook("search_nowhere")
     assert fallback.hosts_and_arguments()[0] == [Settings().search_url]
     assert fallback.origin == "settings (RTC_*)"
+
+
+def test_lag_targets_are_the_running_services_that_read_a_topic(
+    hooks: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ingest's lag is event time (its heartbeat), not a topic: no lag sensor for it."""
+    from rtcrypto.stack import process
+
+    monkeypatch.setattr(process, "is_running", lambda name, settings=None: True)
+    hook = hooks.ServiceSupervisionHook(kafka_config_id=None)
+    names = [target["service"] for target in hook.lag_targets()]
+    assert "ingest" not in names and "simulator" not in names
+    assert {"liquidity", "trader"} <= set(names)

@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.request
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -257,3 +257,20 @@ def isolated_airflow_env(root: Path, drop: Iterable[str] = ()) -> dict[str, str]
     )
     assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
     return env
+
+
+def local_spark(app_name: str) -> Iterator[Any]:
+    """A local[2] Spark session for unit tests (UTC, 2 shuffle partitions, no UI), stopped after."""
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName(app_name)
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -23,6 +23,7 @@ from rtcrypto.market.schemas import (
     record_fields,
 )
 from rtcrypto.trader.engine import MalformedRecordError, parse_liquidity, parse_liquidity_bytes
+from tests.helpers import local_spark
 from tests.unit.test_liquidity_spark import read_capture_changes, with_ticks_and_depth
 
 
@@ -58,18 +59,7 @@ RECORD = {
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    session = (
-        pyspark_sql.SparkSession.builder.master("local[2]")
-        .appName("test-liquidity-contract")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
+    yield from local_spark("test-liquidity-contract")
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ from rtcrypto.market.liquidity import (
 )
 from rtcrypto.market.orderbook import OrderBook
 from rtcrypto.market.schemas import BookChange, BookDepth, Side, TimeTick
+from tests.helpers import local_spark
 
 CAPTURE_SYMBOLS = ("BTCUSD", "ETHUSD")
 DEPTH_BAND_PCT = 0.5
@@ -245,18 +246,7 @@ UNKNOWN_TYPE_VALUE = '{"type": "heartbeat", "symbol": "BTCUSD", "ts_event_ms": 1
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    session = (
-        pyspark_sql.SparkSession.builder.master("local[2]")
-        .appName("test-liquidity-spark")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
+    yield from local_spark("test-liquidity-spark")
 
 
 def _stale_depth(depth: BookDepth) -> BookDepth:

@@ -334,6 +334,11 @@ class Settings(BaseSettings):
     # rtc report: --since/--until durations in wall time (x the replay's speed: `--since 1h` of a 60x
     # replay is the 60 replayed hours the user watched in the last hour), or in feed time
     report_durations: Literal["feed", "wall"] = "wall"
+    # the Trade review page in the Airflow UI: its longest range, how many supervisor restarts it
+    # lists, and how long one reading of the services' health is reused
+    review_max_range_days: float = Field(default=31.0, gt=0, le=366, allow_inf_nan=False)
+    review_restarts_shown: int = Field(default=50, ge=1, le=1_000)
+    review_health_cache_s: Seconds = 10.0
     trader_search: bool = True  # index orders, fills, scores... into Elasticsearch (bulk, spooled)
     # the paper account's starting balances
     paper_usd: Decimal = Field(default=Decimal("10000"), ge=0)

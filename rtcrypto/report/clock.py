@@ -30,6 +30,7 @@ from rtcrypto.exchange.feedclock import (
     iso_minute,
     wall_now_ms,
 )
+from rtcrypto.report.model import parse_time_bound
 from rtcrypto.search.client import SearchError, SearchUnavailableError
 from rtcrypto.search.indices import index_name
 
@@ -193,3 +194,46 @@ def trader_now_ms(settings: Settings) -> tuple[int | None, str]:
     if clock.source == WALL and FeedClock.from_settings(settings).source != WALL:
         return None, clock.description + " (unknown: the retrain judges by its data)"
     return clock.now_ms, clock.description
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRange:
+    """A review's ``[start_ms, end_ms)`` and the clock it was counted on."""
+
+    start_ms: int
+    end_ms: int
+    clock: ReviewClock
+    wall_time_scale: float | None  # durations in wall time: multiplied by this; None: feed time
+
+    @property
+    def description(self) -> str:
+        """Which clock, and whether durations were taken in wall time."""
+        if self.wall_time_scale is None:
+            return self.clock.description
+        return f"{self.clock.description}; durations in wall time x{self.wall_time_scale:g}"
+
+
+def resolve_range(
+    settings: Settings,
+    client: Elasticsearch | None,
+    *,
+    since: str,
+    until: str,
+    symbol: str | None,
+    durations: str | None = None,
+    clock: ReviewClock | None = None,
+) -> ReviewRange:
+    """``since`` .. ``until`` on the review's clock (``rtc report`` and the Trade review page).
+
+    ``until`` is ``now`` (the feed clock's), a duration before it or an ISO time; a duration in
+    ``since`` counts back from ``until``. ``durations`` ``wall`` (default
+    ``settings.report_durations``) multiplies durations by the replay's speed. ``clock`` None
+    reads :func:`review_clock`. Raises ``ReportError`` for a time it cannot read.
+    """
+    clock = clock or review_clock(settings, client, symbol=symbol)
+    in_wall_time = (durations or settings.report_durations) == "wall"
+    scale = clock.speed if in_wall_time else 1.0
+    end_ms = parse_time_bound(until, clock.now_ms, scale)
+    # A duration in --since counts back from --until, so "--since 24h --until X" is a day.
+    start_ms = parse_time_bound(since, end_ms, scale)
+    return ReviewRange(start_ms, end_ms, clock, scale if in_wall_time else None)

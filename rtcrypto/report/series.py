@@ -2,7 +2,7 @@
 
 - cumulative realised P&L: the scores' ``pnl_usd_exact`` summed in Decimal, in exit order;
 - trades: buy and sell markers at each fill's price and time;
-- the liquidity ratio (ask/bid price-weighted volume) per minute;
+- the liquidity ratio (ask/bid price-weighted volume) and the depth imbalance per minute;
 - forecast against realised price: ``exp(yhat)`` of each forecast minute (shifted by the feed's
   clock offset) against that minute's mid price (ticker, else the liquidity record's);
 - equity: the balances marked at the latest mid price.
@@ -92,14 +92,25 @@ def trade_markers(
     return buys, sells
 
 
+def liquidity_per_minute(liquidity: Iterable[Mapping[str, Any]], name: str) -> list[PricePoint]:
+    """Field ``name`` of each minute window's liquidity record (null or non-finite values, e.g. a
+    ratio without bids, are left out), in minute order."""
+    values: dict[int, float] = {}
+    for row in liquidity:
+        value = row.get(name)
+        if value is not None and math.isfinite(float(value)):
+            values[minute_of(int(row["window_start_ms"]))] = float(value)
+    return [PricePoint(minute, value) for minute, value in sorted(values.items())]
+
+
 def liquidity_ratio_per_minute(liquidity: Iterable[Mapping[str, Any]]) -> list[PricePoint]:
     """The ask/bid ratio of each minute window (null ratios, i.e. no bids, are left out)."""
-    ratios: dict[int, float] = {}
-    for row in liquidity:
-        ratio = row.get("liquidity_ratio")
-        if ratio is not None and math.isfinite(float(ratio)):
-            ratios[minute_of(int(row["window_start_ms"]))] = float(ratio)
-    return [PricePoint(minute, ratio) for minute, ratio in sorted(ratios.items())]
+    return liquidity_per_minute(liquidity, "liquidity_ratio")
+
+
+def depth_imbalance_per_minute(liquidity: Iterable[Mapping[str, Any]]) -> list[PricePoint]:
+    """The depth imbalance (bid - ask) / (bid + ask) of each minute window (null left out)."""
+    return liquidity_per_minute(liquidity, "depth_imbalance")
 
 
 def realised_prices(

@@ -71,6 +71,7 @@ LAYERS: dict[str, Layer] = {
     "supervision": _rule(4, "service registry, health, lag, restarts, heartbeats, healthcheck", "feedbars"),
     "report": _rule(4, "the trade review: fetch, series, render"),
     "platform": _rule(5, "what `rtc up` and `rtc prepare` do, with a progress callback"),
+    "review": _rule(5, "the live Trade review page's data: one JSON payload per range (the report's series, the supervisor's health)"),
     "cli": _rule(6, "the `rtc` command: parse arguments, call one function, print"),
 }  # fmt: skip
 

@@ -343,6 +343,7 @@ def _daily_loop(
         assert summary["start"].startswith("2024-1"), summary  # the replayed (historical) minutes
         assert (report_dir / "report.png").stat().st_size > 10_000
 
+        review = _trade_review(home, env, client)
         retrain = _trigger_retrain(home, env)
         carried = ""
         if retrain["promoted"]:
@@ -361,12 +362,58 @@ def _daily_loop(
         return (
             f"buy and sell filled {fills_s:.0f} s after the first liquidity record ({sides}); "
             f"rtc report --since 1h: {summary['trades']} fills = rtc-fills in range, forecast "
-            f"compared on {summary['forecast']['minutes_compared']} minutes; forecast_retrain "
+            f"compared on {summary['forecast']['minutes_compared']} minutes; {review}; forecast_retrain "
             f"via REST: {retrain['rule']} ({'promoted' if retrain['promoted'] else 'candidate'})"
             + (f", next order {carried} carries it" if carried else "")
         )
     finally:
         client.close()
+
+
+def _trade_review(home: Path, env: dict[str, str], client: Elasticsearch) -> str:
+    """Issue 12 on the running platform: without a login the Trade review gives no data; a user
+    logs in to the Airflow UI, clicks "Trade review", picks a range ending 10 replayed minutes
+    ago (every fill in it is indexed) and sees exactly the rtc-fills of that range, the P&L and
+    the forecast line. Screenshots: test-artifacts/trade_review*.png."""
+    from rtcrypto.stack import airflow
+    from tests.trade_review_browser import anonymous_get, review_in_browser
+
+    settings = Settings(home=home, airflow_port=int(env["RTC_AIRFLOW_PORT"]))
+    url = settings.airflow_url
+    status, _, body = anonymous_get(f"{url}/rtc-review/api/review?since=1h")
+    assert status == 401 and "summary" not in body, (status, body[:300])
+    status, location, _ = anonymous_get(f"{url}/rtc-review/")
+    assert status == 303 and location.startswith("/auth/login"), (status, location)
+
+    seen = review_in_browser(url, airflow.admin_password(settings), back_ms=10 * 60_000)
+    client.indices.refresh(index=index_name("fills", "rtc"))
+    in_range = client.count(
+        index=index_name("fills", "rtc"),
+        query={
+            "bool": {
+                "filter": [
+                    {"range": {"ts_event_ms": {"gte": seen.start_ms, "lt": seen.end_ms}}},
+                    {"term": {"symbol": "BTCUSD"}},
+                ]
+            }
+        },
+    )["count"]
+    assert seen.fills == in_range >= 2, (seen, in_range)
+    assert seen.orders_rows >= 1 and seen.pnl_text not in ("", "–"), seen
+    assert seen.series["chart-pnl"]["cumulative P&L"] >= 2, seen.series  # start + a round trip
+    forecast = {
+        name: n for name, n in seen.series["chart-price"].items() if name.startswith("forecast ")
+    }
+    assert forecast and all(points > 0 for points in forecast.values()), seen.series
+    assert (
+        seen.series["chart-price"]["mid price"] > 0
+        and seen.series["chart-liquidity"]["liquidity ratio"] > 0
+    )
+    return (
+        f"Trade review in Chromium: {seen.fills} fills = rtc-fills of the chosen range, P&L and "
+        f"{len(forecast)} forecast line(s) drawn, first load {seen.first_load_s:.1f} s after the click; "
+        "no login: 401 / redirect to the login page"
+    )
 
 
 def _trigger_retrain(home: Path, env: dict[str, str]) -> dict[str, Any]:

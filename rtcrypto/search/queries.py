@@ -39,6 +39,7 @@ Times are epoch milliseconds (UTC); intervals are Elasticsearch fixed intervals 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -520,7 +521,15 @@ def run_split_series(
 ) -> dict[str, list[tuple[int, float | None]]]:
     """Run a :func:`split_series_body` query on ``index``: per split value, its (bucket start
     ms, average ``metric``) points, oldest first."""
-    response = client.search(index=index, **body)
+    return split_series_points(client.search(index=index, **body), metric)
+
+
+def split_series_points(
+    response: Mapping[str, Any], metric: str
+) -> dict[str, list[tuple[int, float | None]]]:
+    """The series of a split-series answer: per split value (in first-seen order), its (bucket
+    start ms, ``metric`` value) points in bucket order; a value absent from a bucket has no
+    point there."""
     series: dict[str, list[tuple[int, float | None]]] = {}
     for bucket in response["aggregations"][HISTOGRAM]["buckets"]:
         for split in bucket[SPLIT]["buckets"]:

@@ -100,3 +100,45 @@ def test_a_split_series_body_needs_a_split_field_and_one_metric(
 ) -> None:
     with pytest.raises(ValueError, match=query.visualization_id):
         queries.split_series_body(query, interval="1m", since_ms=None, until_ms=None, terms={})
+
+
+@given(
+    buckets=st.lists(
+        st.dictionaries(
+            st.sampled_from(["v1", "v2", "buy", "sell"]),
+            st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+        ),
+        max_size=8,
+    )
+)
+def test_split_series_points_keep_each_value_on_its_own_line(
+    buckets: list[dict[str, float | None]],
+) -> None:
+    """Whatever the buckets hold, each split value gets exactly its own points, in time order."""
+    response = {
+        "aggregations": {
+            queries.HISTOGRAM: {
+                "buckets": [
+                    {
+                        "key": START_MS + 60_000 * n,
+                        queries.SPLIT: {
+                            "buckets": [
+                                {"key": key, "price": {"value": value}}
+                                for key, value in sorted(values.items())
+                            ]
+                        },
+                    }
+                    for n, values in enumerate(buckets)
+                ]
+            }
+        }
+    }
+    series = queries.split_series_points(response, "price")
+    assert set(series) == {key for values in buckets for key in values}
+    for key, points in series.items():
+        expected = [
+            (START_MS + 60_000 * n, values[key])
+            for n, values in enumerate(buckets)
+            if key in values
+        ]
+        assert points == expected

@@ -521,7 +521,7 @@ def run_split_series(
 ) -> dict[str, list[tuple[int, float | None]]]:
     """Run a :func:`split_series_body` query on ``index``: per split value, its (bucket start
     ms, average ``metric``) points, oldest first."""
-    return split_series_points(client.search(index=index, **body), metric)
+    return split_series_points(client.search(index=index, **body).body, metric)
 
 
 def split_series_points(

@@ -6,11 +6,15 @@ when a user name is given. Importing again overwrites the same objects (their id
 so it is idempotent. Kibana answers 200 even when some objects fail; its ``success`` flag and
 ``errors`` list decide, and a failure raises :class:`KibanaImportError` naming each object.
 
-The objects (data views over ``rtc-*`` and per index, three line charts, an orders table and
-the dashboard) target the default index prefix ``rtc``. Each chart and the table aggregate and
-show what the request body of the same name in :mod:`rtcrypto.search.queries` does (the test
-``tests/unit/test_kibana_objects.py`` holds them to it); the trade review reads its documents
-with that module's filter too.
+The objects (data views over ``rtc-*`` and per index; line charts of cumulative profit,
+liquidity ratio, depth imbalance, price against forecast, forecast price per version, buys and
+sells, equity; tables of orders, restarts and heartbeats; the dashboard) target the default
+index prefix ``rtc``. Each chart and table aggregates and shows what the request body of the
+same name in :mod:`rtcrypto.search.queries` does (``tests/unit/test_kibana_objects.py`` holds
+them to it); the trade review reads its documents with that module's filter too. Their
+migration versions are Kibana 9's (``tests/unit/test_kibana9_structure.py`` names the sources).
+Kibana cannot run on the machines this project is tested on: the objects are checked for
+structure and the import against a recorded HTTP exchange, never rendered there.
 """
 
 from __future__ import annotations

@@ -13,7 +13,19 @@ liquidity ratio          liquidity           date_histogram(@timestamp) > avg(li
 price against forecast   ticker + forecast   date_histogram(@timestamp) > avg(mid_price),
                                              avg(price_forecast) and its bounds
 orders table             orders              newest orders first, the table's columns
+forecast by version      forecast            date_histogram(@timestamp) > terms(forecast_version)
+                                             > avg(price_forecast)
+fills by side            fills               date_histogram(@timestamp) > terms(side) > avg(price)
+depth imbalance          liquidity           date_histogram(@timestamp) > avg(depth_imbalance)
+equity                   balances            date_histogram(@timestamp) > terms(trading_mode)
+                                             > avg(equity_usd)
+restarts table           restarts            newest restarts first: service, reason, pid
+heartbeats table         heartbeat           newest heartbeats first, the table's columns
 =======================  ==================  =================================================
+
+A chart with a ``split_field`` draws one line per value of that field (Kibana's "split series",
+a ``terms`` aggregation inside the date histogram): forecast versions overlap in time, because
+each published forecast reaches far ahead, so their prices are never averaged together.
 
 The trade review (:mod:`rtcrypto.report`, ``rtc report`` and the ``trade_report`` DAG) asks the
 same question of the same indices, "the documents of ``[since_ms, until_ms)`` of this trading
@@ -27,6 +39,7 @@ Times are epoch milliseconds (UTC); intervals are Elasticsearch fixed intervals 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +62,20 @@ ORDERS_TABLE_COLUMNS = (
     "average_execution_price",
     "fee_usd",
 )
+RESTARTS_TABLE_COLUMNS = ("@timestamp", "service", "reason", "pid")
+HEARTBEATS_TABLE_COLUMNS = (
+    "@timestamp",
+    "service",
+    "instance",
+    "processed",
+    "lag_ms",
+    "reconnects",
+    "gaps",
+    "dead_letters",
+    "last_error",
+)
+SPLIT = "split"  # the terms aggregation of a split-series chart
+SPLIT_SIZE = 20  # at most this many series per split chart (versions, sides, trading modes)
 
 
 @dataclass(frozen=True)
@@ -58,6 +85,7 @@ class VisualizationQuery:
     visualization_id: str
     index_kinds: tuple[str, ...]
     metric_fields: tuple[str, ...]  # the numeric fields it aggregates (or shows, for a table)
+    split_field: str | None = None  # one series per value of this keyword field (None: one)
 
 
 CUMULATIVE_PROFIT = VisualizationQuery("rtc-cumulative-profit", ("scores",), ("pnl_usd",))
@@ -70,9 +98,30 @@ PRICE_VS_FORECAST = VisualizationQuery(
 ORDERS_TABLE = VisualizationQuery(
     "rtc-orders-table", ("orders",), tuple(c for c in ORDERS_TABLE_COLUMNS if c != "@timestamp")
 )
+FORECAST_BY_VERSION = VisualizationQuery(
+    "rtc-forecast-by-version", ("forecast",), ("price_forecast",), "forecast_version"
+)
+FILLS_BY_SIDE = VisualizationQuery("rtc-fills-by-side", ("fills",), ("price",), "side")
+DEPTH_IMBALANCE = VisualizationQuery("rtc-depth-imbalance", ("liquidity",), ("depth_imbalance",))
+EQUITY = VisualizationQuery("rtc-equity", ("balances",), ("equity_usd",), "trading_mode")
+RESTARTS_TABLE = VisualizationQuery("rtc-restarts-table", ("restarts",), RESTARTS_TABLE_COLUMNS[1:])
+HEARTBEATS_TABLE = VisualizationQuery(
+    "rtc-heartbeats-table", ("heartbeat",), HEARTBEATS_TABLE_COLUMNS[1:]
+)
 VISUALIZATION_QUERIES = {
     query.visualization_id: query
-    for query in (CUMULATIVE_PROFIT, LIQUIDITY_RATIO, PRICE_VS_FORECAST, ORDERS_TABLE)
+    for query in (
+        CUMULATIVE_PROFIT,
+        LIQUIDITY_RATIO,
+        PRICE_VS_FORECAST,
+        ORDERS_TABLE,
+        FORECAST_BY_VERSION,
+        FILLS_BY_SIDE,
+        DEPTH_IMBALANCE,
+        EQUITY,
+        RESTARTS_TABLE,
+        HEARTBEATS_TABLE,
+    )
 }
 
 
@@ -208,6 +257,149 @@ def orders_table_body(
     }
 
 
+def split_series_body(
+    query: VisualizationQuery,
+    *,
+    interval: str,
+    since_ms: int | None,
+    until_ms: int | None,
+    terms: dict[str, str | None],
+) -> dict[str, Any]:
+    """Per ``interval`` and per value of ``query.split_field`` (at most ``SPLIT_SIZE`` values,
+    in key order): the average of ``query``'s one metric field."""
+    if query.split_field is None or len(query.metric_fields) != 1:
+        raise ValueError(f"{query.visualization_id} is not a one-metric split-series chart")
+    (field,) = query.metric_fields
+    return {
+        "size": 0,
+        "query": range_filter(since_ms, until_ms, terms),
+        "aggs": {
+            HISTOGRAM: {
+                "date_histogram": _histogram(interval, 1),
+                "aggs": {
+                    SPLIT: {
+                        "terms": {
+                            "field": query.split_field,
+                            "size": SPLIT_SIZE,
+                            "order": {"_key": "asc"},
+                        },
+                        "aggs": {field: {"avg": {"field": field}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+def forecast_by_version_body(
+    *, since_ms: int, until_ms: int, interval: str = "1m"
+) -> dict[str, Any]:
+    """Per ``interval`` and forecast version: the average forecast price (USD per BTC).
+
+    A time range is required: a published forecast reaches 150,000 minutes ahead.
+    """
+    return split_series_body(
+        FORECAST_BY_VERSION, interval=interval, since_ms=since_ms, until_ms=until_ms, terms={}
+    )
+
+
+def fills_by_side_body(
+    *,
+    interval: str = "1m",
+    trading_mode: str | None = None,
+    symbol: str | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+) -> dict[str, Any]:
+    """Per ``interval`` and side (buy, sell): the average fill price (USD per BTC)."""
+    terms = {"trading_mode": trading_mode, "symbol": None if symbol is None else symbol.upper()}
+    return split_series_body(
+        FILLS_BY_SIDE, interval=interval, since_ms=since_ms, until_ms=until_ms, terms=terms
+    )
+
+
+def equity_body(
+    *,
+    interval: str = "1m",
+    trading_mode: str | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+) -> dict[str, Any]:
+    """Per ``interval`` and trading mode: the average equity, USD + BTC at mid (USD)."""
+    return split_series_body(
+        EQUITY,
+        interval=interval,
+        since_ms=since_ms,
+        until_ms=until_ms,
+        terms={"trading_mode": trading_mode},
+    )
+
+
+def depth_imbalance_body(
+    *,
+    interval: str = "1m",
+    symbol: str | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+) -> dict[str, Any]:
+    """Per ``interval``: the average depth imbalance, (bid - ask) / (bid + ask) depth near the
+    mid, in [-1, 1], of the liquidity windows that start in it."""
+    return {
+        "size": 0,
+        "query": range_filter(since_ms, until_ms, {"symbol": symbol}),
+        "aggs": {
+            HISTOGRAM: {
+                "date_histogram": _histogram(interval, 1),
+                "aggs": {"depth_imbalance": {"avg": {"field": "depth_imbalance"}}},
+            }
+        },
+    }
+
+
+def _table_body(
+    columns: tuple[str, ...],
+    tiebreakers: tuple[str, ...],
+    *,
+    size: int,
+    since_ms: int | None,
+    terms: dict[str, str | None],
+) -> dict[str, Any]:
+    sort = [{"@timestamp": {"order": "desc"}}]
+    sort += [{name: {"order": "asc"}} for name in tiebreakers]
+    return {
+        "size": size,
+        "query": range_filter(since_ms, None, terms),
+        "sort": sort,
+        "_source": list(columns),
+    }
+
+
+def restarts_table_body(
+    *, size: int = 100, service: str | None = None, since_ms: int | None = None
+) -> dict[str, Any]:
+    """The newest ``size`` supervisor restarts: service, reason and the new process id."""
+    return _table_body(
+        RESTARTS_TABLE_COLUMNS,
+        ("service",),
+        size=size,
+        since_ms=since_ms,
+        terms={"service": service},
+    )
+
+
+def heartbeats_table_body(
+    *, size: int = 100, service: str | None = None, since_ms: int | None = None
+) -> dict[str, Any]:
+    """The newest ``size`` service heartbeats with their counters (``lag_ms`` in ms)."""
+    return _table_body(
+        HEARTBEATS_TABLE_COLUMNS,
+        ("service", "instance"),
+        size=size,
+        since_ms=since_ms,
+        terms={"service": service},
+    )
+
+
 # Sort keys after @timestamp that make each kind's order total (search_after needs no ties).
 REVIEW_TIEBREAKERS: dict[str, tuple[tuple[str, str], ...]] = {
     "scores": (("exit_client_order_id", "keyword"),),
@@ -321,4 +513,86 @@ def orders_table(
 ) -> list[dict[str, Any]]:
     """The orders table's rows, newest first (each row holds ``ORDERS_TABLE_COLUMNS``)."""
     response = client.search(index=indices_of(ORDERS_TABLE, prefix), **orders_table_body(**options))
+    return [hit["_source"] for hit in response["hits"]["hits"]]
+
+
+def run_split_series(
+    client: Elasticsearch, index: str, body: dict[str, Any], metric: str
+) -> dict[str, list[tuple[int, float | None]]]:
+    """Run a :func:`split_series_body` query on ``index``: per split value, its (bucket start
+    ms, average ``metric``) points, oldest first."""
+    return split_series_points(client.search(index=index, **body).body, metric)
+
+
+def split_series_points(
+    response: Mapping[str, Any], metric: str
+) -> dict[str, list[tuple[int, float | None]]]:
+    """The series of a split-series answer: per split value (in first-seen order), its (bucket
+    start ms, ``metric`` value) points in bucket order; a value absent from a bucket has no
+    point there."""
+    series: dict[str, list[tuple[int, float | None]]] = {}
+    for bucket in response["aggregations"][HISTOGRAM]["buckets"]:
+        for split in bucket[SPLIT]["buckets"]:
+            point = (int(bucket["key"]), split[metric]["value"])
+            series.setdefault(str(split["key"]), []).append(point)
+    return series
+
+
+def _split_series(
+    client: Elasticsearch, query: VisualizationQuery, prefix: str, body: dict[str, Any]
+) -> dict[str, list[tuple[int, float | None]]]:
+    return run_split_series(client, indices_of(query, prefix), body, query.metric_fields[0])
+
+
+def forecast_by_version(
+    client: Elasticsearch, *, prefix: str = DEFAULT_INDEX_PREFIX, **options: Any
+) -> dict[str, list[tuple[int, float | None]]]:
+    """Per forecast version: (bucket start ms, average forecast price in USD per BTC)."""
+    return _split_series(client, FORECAST_BY_VERSION, prefix, forecast_by_version_body(**options))
+
+
+def fills_by_side(
+    client: Elasticsearch, *, prefix: str = DEFAULT_INDEX_PREFIX, **options: Any
+) -> dict[str, list[tuple[int, float | None]]]:
+    """Per side (buy, sell): (bucket start ms, average fill price in USD per BTC)."""
+    return _split_series(client, FILLS_BY_SIDE, prefix, fills_by_side_body(**options))
+
+
+def equity_series(
+    client: Elasticsearch, *, prefix: str = DEFAULT_INDEX_PREFIX, **options: Any
+) -> dict[str, list[tuple[int, float | None]]]:
+    """Per trading mode: (bucket start ms, average equity in USD)."""
+    return _split_series(client, EQUITY, prefix, equity_body(**options))
+
+
+def depth_imbalance_series(
+    client: Elasticsearch, *, prefix: str = DEFAULT_INDEX_PREFIX, **options: Any
+) -> list[tuple[int, float | None]]:
+    """(bucket start ms, average depth imbalance in [-1, 1]) per interval with windows."""
+    points = run_series(
+        client,
+        indices_of(DEPTH_IMBALANCE, prefix),
+        depth_imbalance_body(**options),
+        ("depth_imbalance",),
+    )
+    return [(point.ts_ms, point.values["depth_imbalance"]) for point in points]
+
+
+def restarts_table(
+    client: Elasticsearch, *, prefix: str = DEFAULT_INDEX_PREFIX, **options: Any
+) -> list[dict[str, Any]]:
+    """The restarts table's rows, newest first (each row holds ``RESTARTS_TABLE_COLUMNS``)."""
+    response = client.search(
+        index=indices_of(RESTARTS_TABLE, prefix), **restarts_table_body(**options)
+    )
+    return [hit["_source"] for hit in response["hits"]["hits"]]
+
+
+def heartbeats_table(
+    client: Elasticsearch, *, prefix: str = DEFAULT_INDEX_PREFIX, **options: Any
+) -> list[dict[str, Any]]:
+    """The heartbeats table's rows, newest first (each row holds ``HEARTBEATS_TABLE_COLUMNS``)."""
+    response = client.search(
+        index=indices_of(HEARTBEATS_TABLE, prefix), **heartbeats_table_body(**options)
+    )
     return [hit["_source"] for hit in response["hits"]["hits"]]

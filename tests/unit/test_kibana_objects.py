@@ -17,6 +17,8 @@ from rtcrypto.search.kibana import SAVED_OBJECTS_FILE, saved_objects
 
 INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
 NUMERIC = {"double", "long"}
+WANTED_TYPES = {"date_histogram": {"date"}, "terms": {"keyword"}}  # other aggregations: NUMERIC
+BUCKETS = {"date_histogram", "terms"}
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +102,9 @@ def test_search_sources_and_dashboard_panels_name_existing_references(
                 assert f"{panel['panelIndex']}:{panel['panelRefName']}" in names, panel
 
 
-def test_the_dashboard_shows_the_four_trade_review_panels(by_id: dict[str, dict[str, Any]]) -> None:
+def test_the_dashboard_shows_every_trade_review_chart_and_table(
+    by_id: dict[str, dict[str, Any]],
+) -> None:
     dashboard = by_id["rtc-trade-review"]
     assert dashboard["attributes"]["title"] == "Trade review"
     assert {ref["id"] for ref in dashboard["references"]} == set(queries.VISUALIZATION_QUERIES)
@@ -153,18 +157,24 @@ def test_aggregated_fields_exist_with_numeric_or_date_types(
                 if field in _template_properties(index)
             }
             assert types, f"{vis['id']}: {field} is in none of {indices}"
-            wanted = {"date"} if agg_type == "date_histogram" else NUMERIC
+            wanted = WANTED_TYPES.get(agg_type, NUMERIC)
             assert types <= wanted, (vis["id"], field, types)
 
 
-def test_the_orders_table_columns_are_mapped(
+def test_every_table_shows_mapped_columns_newest_first(
     objects: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]
 ) -> None:
-    (table,) = _of_type(objects, "search")
-    (index,) = _data_view_indices(_data_view_of(table, by_id))
-    properties = _template_properties(index)
-    assert set(table["attributes"]["columns"]) <= set(properties)
-    assert table["attributes"]["sort"] == [["@timestamp", "desc"]]
+    tables = _of_type(objects, "search")
+    assert {table["id"] for table in tables} == {
+        "rtc-orders-table",
+        "rtc-restarts-table",
+        "rtc-heartbeats-table",
+    }
+    for table in tables:
+        (index,) = _data_view_indices(_data_view_of(table, by_id))
+        properties = _template_properties(index)
+        assert set(table["attributes"]["columns"]) <= set(properties), table["id"]
+        assert table["attributes"]["sort"] == [["@timestamp", "desc"]], table["id"]
 
 
 def test_queries_module_runs_what_each_visualization_shows(
@@ -178,10 +188,10 @@ def test_queries_module_runs_what_each_visualization_shows(
         assert queries.indices_of(query).split(",") == indices, obj["id"]
         if obj["type"] == "visualization":
             vis_state = json.loads(obj["attributes"]["visState"])
-            metric_fields = [
-                field for kind, field in _agg_fields(vis_state) if kind != "date_histogram"
-            ]
+            metric_fields = [field for kind, field in _agg_fields(vis_state) if kind not in BUCKETS]
             assert tuple(metric_fields) == query.metric_fields, obj["id"]
+            split_fields = [field for kind, field in _agg_fields(vis_state) if kind == "terms"]
+            assert split_fields == ([query.split_field] if query.split_field else []), obj["id"]
         else:
             assert tuple(obj["attributes"]["columns"]) == query.metric_fields
 
@@ -240,7 +250,22 @@ VISUALIZATION_BODIES = {
     queries.PRICE_VS_FORECAST.visualization_id: queries.price_vs_forecast_body(
         since_ms=0, until_ms=1
     ),
+    queries.FORECAST_BY_VERSION.visualization_id: queries.forecast_by_version_body(
+        since_ms=0, until_ms=1
+    ),
+    queries.FILLS_BY_SIDE.visualization_id: queries.fills_by_side_body(),
+    queries.DEPTH_IMBALANCE.visualization_id: queries.depth_imbalance_body(),
+    queries.EQUITY.visualization_id: queries.equity_body(),
 }
+TABLE_BODIES = {
+    queries.ORDERS_TABLE.visualization_id: queries.orders_table_body(),
+    queries.RESTARTS_TABLE.visualization_id: queries.restarts_table_body(),
+    queries.HEARTBEATS_TABLE.visualization_id: queries.heartbeats_table_body(),
+}
+
+
+def test_every_chart_and_table_has_a_query_body() -> None:
+    assert set(VISUALIZATION_BODIES) | set(TABLE_BODIES) == set(queries.VISUALIZATION_QUERIES)
 
 
 @pytest.mark.parametrize("visualization_id", sorted(VISUALIZATION_BODIES))
@@ -253,11 +278,42 @@ def test_each_chart_aggregates_what_its_query_body_aggregates(
     assert ("date_histogram", "@timestamp") in _body_aggregations(body["aggs"])
 
 
-def test_the_orders_table_shows_and_sorts_what_its_query_body_reads(
-    by_id: dict[str, dict[str, Any]],
+@pytest.mark.parametrize("table_id", sorted(TABLE_BODIES))
+def test_each_table_shows_and_sorts_what_its_query_body_reads(
+    by_id: dict[str, dict[str, Any]], table_id: str
 ) -> None:
-    table = by_id[queries.ORDERS_TABLE.visualization_id]["attributes"]
-    body = queries.orders_table_body()
+    table = by_id[table_id]["attributes"]
+    body = TABLE_BODIES[table_id]
     assert ["@timestamp", *table["columns"]] == body["_source"]
     (sort_field, direction) = table["sort"][0]
     assert body["sort"][0] == {sort_field: {"order": direction}}
+
+
+def _split_series_params(vis_state: dict[str, Any]) -> list[dict[str, Any]]:
+    return [agg["params"] for agg in vis_state["aggs"] if agg["type"] == "terms"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [q for q in queries.VISUALIZATION_QUERIES.values() if q.split_field],
+    ids=lambda q: q.visualization_id,
+)
+def test_each_split_chart_draws_the_series_its_query_body_buckets(
+    by_id: dict[str, dict[str, Any]], query: queries.VisualizationQuery
+) -> None:
+    """Kibana's split series (terms, by key, at most N) is the body's terms aggregation, nested
+    inside the date histogram, with the metric inside it: one line per value, never averaged."""
+    vis_state = json.loads(by_id[query.visualization_id]["attributes"]["visState"])
+    (params,) = _split_series_params(vis_state)
+    (split,) = [agg for agg in vis_state["aggs"] if agg["type"] == "terms"]
+    assert split["schema"] == "group"  # a series per value, not a separate chart
+    histogram = VISUALIZATION_BODIES[query.visualization_id]["aggs"][queries.HISTOGRAM]
+    terms = histogram["aggs"][queries.SPLIT]["terms"]
+    assert terms == {
+        "field": params["field"],
+        "size": params["size"],
+        "order": {params["orderBy"]: params["order"]},
+    }
+    assert not params["otherBucket"] and not params["missingBucket"]
+    (metric,) = query.metric_fields
+    assert histogram["aggs"][queries.SPLIT]["aggs"] == {metric: {"avg": {"field": metric}}}

@@ -117,5 +117,5 @@ def current_forecast(settings: Settings) -> dict[str, Any]:
         "gate_rule": gate.get("rule"),
         "gate_reason": gate.get("reason"),
         "metrics": {name: backtest.get(name) for name in FORECAST_METRICS},
-        "note": "metrics of the holdout the model never saw; no edge is claimed beyond them",
+        "note": "metrics on held-out data the model never saw; they describe that period only and claim no edge",
     }

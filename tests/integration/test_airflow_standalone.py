@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -111,6 +113,7 @@ def test_standalone_starts_serves_both_dags_and_stops_cleanly(
         assert list((home / "history").rglob("*.parquet"))
         _assert_loopback_only_and_task_logs_readable(settings, token, run_path)
         _assert_connections_come_from_the_settings(settings)
+        _assert_trade_review_needs_airflows_login(settings.airflow_url, token)
 
         second = airflow.start_airflow(settings, timeout_s=30)  # idempotent
         assert second.already_running and second.pid == result.pid
@@ -198,6 +201,39 @@ def _assert_connections_come_from_the_settings(settings: Settings) -> None:
     assert SEARCH_SECRET not in process.log_path(airflow.AIRFLOW_PROCESS, settings).read_text()
     for log in airflow.airflow_paths(settings).logs_dir.rglob("*.log"):
         assert SEARCH_SECRET not in log.read_text(errors="replace"), log
+
+
+def _assert_trade_review_needs_airflows_login(url: str, token: str) -> None:
+    """The Trade review plugin is loaded (its app and its navigation entry); its data needs a
+    login: none is 401, a REST token of the admin gets the page and a payload (or, with no
+    Elasticsearch node up, a 503 that says so: never a 500)."""
+    from tests.trade_review_browser import anonymous_get
+
+    plugins = airflow.api_get(url, "/api/v2/plugins", token)
+    assert isinstance(plugins, dict)
+    (review,) = [p for p in plugins["plugins"] if p["name"] == "rtc_trade_review"]
+    assert review["fastapi_apps"][0]["url_prefix"] == "/rtc-review"
+    assert review["external_views"][0]["url_route"] == "trade-review"
+    assert anonymous_get(f"{url}/rtc-review/api/review")[0] == 401
+    assert anonymous_get(f"{url}/rtc-review/static/review.js")[0] == 401
+
+    def get(path: str) -> tuple[int, str]:
+        request = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as reply:
+                return reply.status, reply.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    status, body = get("/rtc-review/")
+    assert status == 200 and "<title>Trade review" in body
+    status, body = get("/rtc-review/api/review?since=1h&symbol=NOPE")
+    assert status == 400 and "unknown symbol 'NOPE'" in body
+    status, body = get("/rtc-review/api/review?since=1h")
+    if status == 503:
+        assert "Elasticsearch does not answer" in json.loads(body)["detail"]
+    else:
+        assert status == 200 and "summary" in json.loads(body), body[:500]
 
 
 def process_command_lines(pid: int) -> list[str]:

@@ -28,9 +28,10 @@
   function baseOption(range, extra) {
     return Object.assign({
       animation: false,
-      grid: { left: 60, right: 50, top: 30, bottom: 30 },
+      grid: { left: 64, right: 56, top: 34, bottom: 28 },
       tooltip: { trigger: "axis" },
-      legend: { top: 0, type: "scroll" },
+      legend: { top: 0, left: 64, right: 56, type: "scroll" },
+      dataZoom: [{ type: "inside", filterMode: "none" }],
       xAxis: timeAxis(range),
     }, extra);
   }
@@ -38,7 +39,7 @@
   function drawPnl(data) {
     const points = data.pnl.length ? [[data.range.start_ms, 0], ...data.pnl] : [];
     chart("chart-pnl").setOption(baseOption(data.range, {
-      yAxis: { type: "value", scale: true, name: "USD" },
+      yAxis: { type: "value", scale: true },
       series: [{ name: "cumulative P&L", type: "line", step: "end", showSymbol: false, data: points }],
       graphic: data.pnl.length ? [] : [{ type: "text", left: "center", top: "middle",
         style: { text: "no closed round trip in this range", fill: "#718096" } }],
@@ -57,14 +58,14 @@
     series.push({ name: "sell", type: "scatter", symbol: "triangle", symbolRotate: 180, symbolSize: 10,
       itemStyle: { color: "#c53030" }, data: data.sells.map((m) => [m[0], m[1], m[2]]) });
     chart("chart-price").setOption(baseOption(data.range, {
-      yAxis: { type: "value", scale: true, name: "USD" }, series }), true);
+      yAxis: { type: "value", scale: true }, series }), true);
   }
 
   function drawLiquidity(data) {
     const [low, high] = data.ratio_band;
     chart("chart-liquidity").setOption(baseOption(data.range, {
-      yAxis: [{ type: "value", name: "ratio", scale: true },
-              { type: "value", name: "imbalance", min: -1, max: 1 }],
+      yAxis: [{ type: "value", scale: true },
+              { type: "value", min: -1, max: 1 }],
       series: [
         { name: "liquidity ratio", type: "line", showSymbol: false, data: data.ratios,
           markArea: { silent: true, itemStyle: { color: "rgba(49,130,206,0.12)" },
@@ -77,7 +78,7 @@
 
   function drawEquity(data) {
     chart("chart-equity").setOption(baseOption(data.range, {
-      yAxis: { type: "value", scale: true, name: "USD" },
+      yAxis: { type: "value", scale: true },
       series: [{ name: "equity", type: "line", showSymbol: false, data: data.equity }],
     }), true);
   }
@@ -137,7 +138,7 @@
       max_drawdown_pct: "max drawdown (%)", trades: "trades", minutes: "holdout minutes", taker_fee_pct: "taker fee (%)" };
     fillRows($("forecast-metrics").querySelector("tbody"),
       Object.entries(f.metrics || {}).map(([name, value]) => [labels[name] || name,
-        typeof value === "number" ? Number(value.toFixed(6)) : value]));
+        name === "pnl_usd" ? usd(value) : typeof value === "number" ? Number(value.toFixed(6)) : value]));
     $("forecast-note").textContent = f.version ? f.note : "";
     fillRows($("health").querySelector("tbody"), data.health.map((h) => [h.service,
       { text: h.state, className: `state-${h.state}` }, h.heartbeat, h.lag, h.reason]));

@@ -42,6 +42,8 @@ class ReviewSeen:
     series: dict[str, dict[str, int]]  # chart id -> series name -> points
     status: str
     first_load_s: float  # click in the navigation -> the page drawn
+    refresh_live_s: int  # the refresh interval the page chose for its default range (ends now)
+    refresh_past_s: int  # ... and after the user chose a range in the past
 
 
 def iso(ts_ms: int) -> str:
@@ -70,6 +72,7 @@ def review_in_browser(url: str, password: str, *, back_ms: int) -> ReviewSeen:
         frame = page.locator("iframe").element_handle().content_frame()
         _wait_drawn(frame)
         first_load_s = time.monotonic() - started
+        refresh_live_s = int(frame.input_value("#refresh"))
         start_ms = int(frame.evaluate("() => document.body.dataset.startMs"))
         end_ms = int(frame.evaluate("() => document.body.dataset.endMs")) - back_ms
         frame.fill("#since", iso(start_ms))
@@ -89,6 +92,8 @@ def review_in_browser(url: str, password: str, *, back_ms: int) -> ReviewSeen:
             series={chart: dict(map(tuple, pairs)) for chart, pairs in series.items()},
             status=frame.locator("#status").inner_text(),
             first_load_s=first_load_s,
+            refresh_live_s=refresh_live_s,
+            refresh_past_s=int(frame.input_value("#refresh")),
         )
         page.goto(f"{url}/rtc-review/?since={iso(seen.start_ms)}&until={iso(seen.end_ms)}")
         _wait_drawn(page.main_frame)

@@ -400,6 +400,7 @@ def _trade_review(home: Path, env: dict[str, str], client: Elasticsearch) -> str
     )["count"]
     assert seen.fills == in_range >= 2, (seen, in_range)
     assert seen.orders_rows >= 1 and seen.pnl_text not in ("", "–"), seen
+    assert (seen.refresh_live_s, seen.refresh_past_s) == (15, 0), seen  # live range refreshes
     assert seen.series["chart-pnl"]["cumulative P&L"] >= 2, seen.series  # start + a round trip
     forecast = {
         name: n for name, n in seen.series["chart-price"].items() if name.startswith("forecast ")

@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rtcrypto.search.client import SearchError
-from rtcrypto.search.indices import index_name
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -43,28 +43,28 @@ _health_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 
 
 def recent_restarts(client: Elasticsearch, settings: Settings) -> list[dict[str, Any]]:
-    """The newest ``settings.review_restarts_shown`` restarts (service, reason, pid, ts_ms)."""
+    """The newest ``settings.review_restarts_shown`` restarts (ts_ms, service, reason, pid), the
+    rows of the Kibana restarts table (:func:`rtcrypto.search.queries.restarts_table`)."""
     import elasticsearch
 
+    from rtcrypto.search.queries import restarts_table
+
     try:
-        response = client.search(
-            index=index_name("restarts", settings.search_index_prefix),
-            size=settings.review_restarts_shown,
-            sort=[{"ts_ms": {"order": "desc"}}],
-            query={"match_all": {}},
-            ignore_unavailable=True,
-            allow_no_indices=True,
+        rows = restarts_table(
+            client, prefix=settings.search_index_prefix, size=settings.review_restarts_shown
         )
     except elasticsearch.ApiError as error:
         raise SearchError(f"Elasticsearch refused the search of restarts: {error}") from error
     return [
         {
-            "ts_ms": int(hit["_source"]["ts_ms"]),
-            "service": hit["_source"].get("service"),
-            "reason": hit["_source"].get("reason"),
-            "pid": hit["_source"].get("pid"),
+            "ts_ms": int(
+                datetime.fromisoformat(row["@timestamp"].replace("Z", "+00:00")).timestamp() * 1000
+            ),
+            "service": row.get("service"),
+            "reason": row.get("reason"),
+            "pid": row.get("pid"),
         }
-        for hit in response["hits"]["hits"]
+        for row in rows
     ]
 
 

@@ -483,17 +483,20 @@ def cumulative_profit(
     return [(point.ts_ms, float(point.values["cumulative_profit"] or 0.0)) for point in points]
 
 
+def _single_series(
+    client: Elasticsearch, query: VisualizationQuery, prefix: str, body: dict[str, Any]
+) -> list[tuple[int, float | None]]:
+    """(bucket start ms, the query's one metric) per interval of a one-metric series body."""
+    metric = query.metric_fields[0]
+    points = run_series(client, indices_of(query, prefix), body, (metric,))
+    return [(point.ts_ms, point.values[metric]) for point in points]
+
+
 def liquidity_ratio_series(
     client: Elasticsearch, *, prefix: str = DEFAULT_INDEX_PREFIX, **options: Any
 ) -> list[tuple[int, float | None]]:
     """(bucket start ms, average liquidity ratio) per interval with windows."""
-    points = run_series(
-        client,
-        indices_of(LIQUIDITY_RATIO, prefix),
-        liquidity_ratio_body(**options),
-        ("liquidity_ratio",),
-    )
-    return [(point.ts_ms, point.values["liquidity_ratio"]) for point in points]
+    return _single_series(client, LIQUIDITY_RATIO, prefix, liquidity_ratio_body(**options))
 
 
 def price_vs_forecast(
@@ -508,12 +511,21 @@ def price_vs_forecast(
     )
 
 
+def _table_rows(
+    client: Elasticsearch, query: VisualizationQuery, prefix: str, body: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The ``_source`` of each hit of a table body (no index yet: no rows)."""
+    response = client.search(
+        index=indices_of(query, prefix), **body, ignore_unavailable=True, allow_no_indices=True
+    )
+    return [hit["_source"] for hit in response["hits"]["hits"]]
+
+
 def orders_table(
     client: Elasticsearch, *, prefix: str = DEFAULT_INDEX_PREFIX, **options: Any
 ) -> list[dict[str, Any]]:
     """The orders table's rows, newest first (each row holds ``ORDERS_TABLE_COLUMNS``)."""
-    response = client.search(index=indices_of(ORDERS_TABLE, prefix), **orders_table_body(**options))
-    return [hit["_source"] for hit in response["hits"]["hits"]]
+    return _table_rows(client, ORDERS_TABLE, prefix, orders_table_body(**options))
 
 
 def run_split_series(
@@ -569,30 +581,18 @@ def depth_imbalance_series(
     client: Elasticsearch, *, prefix: str = DEFAULT_INDEX_PREFIX, **options: Any
 ) -> list[tuple[int, float | None]]:
     """(bucket start ms, average depth imbalance in [-1, 1]) per interval with windows."""
-    points = run_series(
-        client,
-        indices_of(DEPTH_IMBALANCE, prefix),
-        depth_imbalance_body(**options),
-        ("depth_imbalance",),
-    )
-    return [(point.ts_ms, point.values["depth_imbalance"]) for point in points]
+    return _single_series(client, DEPTH_IMBALANCE, prefix, depth_imbalance_body(**options))
 
 
 def restarts_table(
     client: Elasticsearch, *, prefix: str = DEFAULT_INDEX_PREFIX, **options: Any
 ) -> list[dict[str, Any]]:
     """The restarts table's rows, newest first (each row holds ``RESTARTS_TABLE_COLUMNS``)."""
-    response = client.search(
-        index=indices_of(RESTARTS_TABLE, prefix), **restarts_table_body(**options)
-    )
-    return [hit["_source"] for hit in response["hits"]["hits"]]
+    return _table_rows(client, RESTARTS_TABLE, prefix, restarts_table_body(**options))
 
 
 def heartbeats_table(
     client: Elasticsearch, *, prefix: str = DEFAULT_INDEX_PREFIX, **options: Any
 ) -> list[dict[str, Any]]:
     """The heartbeats table's rows, newest first (each row holds ``HEARTBEATS_TABLE_COLUMNS``)."""
-    response = client.search(
-        index=indices_of(HEARTBEATS_TABLE, prefix), **heartbeats_table_body(**options)
-    )
-    return [hit["_source"] for hit in response["hits"]["hits"]]
+    return _table_rows(client, HEARTBEATS_TABLE, prefix, heartbeats_table_body(**options))

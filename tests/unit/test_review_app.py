@@ -16,6 +16,7 @@ import hashlib
 import secrets
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ from tests.helpers import REPO
 if str(REPO / "plugins") not in sys.path:  # as Airflow puts [core] plugins_folder on sys.path
     sys.path.append(str(REPO / "plugins"))
 
-from rtc_airflow import review_app, review_plugin  # noqa: E402
+from rtc_airflow import review_app  # noqa: E402  (imports no Airflow module)
 
 ECHARTS = review_app.STATIC_DIR / "vendor" / "echarts-6.1.0"
 # sha256 of dist/echarts.min.js in https://registry.npmjs.org/echarts/-/echarts-6.1.0.tgz
@@ -34,14 +35,23 @@ ECHARTS = review_app.STATIC_DIR / "vendor" / "echarts-6.1.0"
 ECHARTS_SHA256 = "b66b25aeb4df84e33199dc21694014d336d222cbd9deb0e5a7c14bd6aa0d0fd0"
 
 
+def _airflow_environment(patch: pytest.MonkeyPatch, home: Path) -> None:
+    """As tests/unit/test_dag_integrity.py sets it before Airflow's first import in a process
+    (Airflow reads it once): nothing lands in ~/airflow, the plugins folder is this repo's."""
+    patch.setenv("AIRFLOW_HOME", str(home))
+    patch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    patch.setenv("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
+
+
 @pytest.fixture(scope="module")
 def admin_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Airflow's SimpleAuthManager, initialised here; a JWT of its admin user."""
-    from airflow.api_fastapi.app import init_auth_manager
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-
     folder = tmp_path_factory.mktemp("airflow-auth")
     with pytest.MonkeyPatch.context() as patch:
+        _airflow_environment(patch, folder)
+        from airflow.api_fastapi.app import init_auth_manager
+        from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
         patch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
         patch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(folder / "pw.json"))
         patch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_hex(64))
@@ -62,6 +72,7 @@ def logged_in(
     """A client whose login is a stand-in user; settings on a closed Elasticsearch."""
     from tests.helpers import free_port
 
+    _airflow_environment(monkeypatch, tmp_path / "airflow")  # the app reads Airflow connections
     monkeypatch.setenv("RTC_HOME", str(tmp_path))
     monkeypatch.setenv("RTC_FEED", "live")  # the wall clock: no simulator to ask
     monkeypatch.setenv("RTC_SYMBOLS", "BTCUSD")
@@ -136,7 +147,11 @@ def test_elasticsearch_down_is_503_with_what_to_do(logged_in: TestClient) -> Non
     assert "Elasticsearch does not answer" in response.json()["detail"]
 
 
-def test_the_plugin_mounts_the_app_and_puts_it_in_the_navigation() -> None:
+def test_the_plugin_mounts_the_app_and_puts_it_in_the_navigation(tmp_path: Path) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        _airflow_environment(patch, tmp_path)
+        from rtc_airflow import review_plugin
+
     plugin = review_plugin.TradeReviewPlugin
     assert plugin.fastapi_apps == [
         {"app": review_app.app, "url_prefix": "/rtc-review", "name": "Trade review"}

@@ -148,8 +148,11 @@ def test_the_submit_commands_carry_the_spark_ui_settings(tmp_path: Path, enabled
     assert spark.submit_env({})["SPARK_LOCAL_IP"] == "127.0.0.1"  # where the UI binds
 
 
-def test_both_jobs_build_their_heartbeats_from_their_options(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path)
+def test_both_jobs_build_their_heartbeats_from_their_options(
+    tmp_path: Path, kafka_broker: str
+) -> None:
+    """The sender's producer is real: it needs the broker (it failed on a machine without one)."""
+    settings = Settings(home=tmp_path, kafka_bootstrap=kafka_broker)
     liquidity = spark.LiquidityJobConfig.from_settings(settings).with_overrides(heartbeat_topic="")
     job = bars.BarsJobOptions.from_settings(settings).with_overrides(heartbeat_topic="")
     for options in (liquidity, job):

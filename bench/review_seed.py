@@ -88,17 +88,16 @@ def _top_of_book(model: ModelBook, ts_ms: int) -> TopOfBook:
 
 
 def book_minutes(
-    day_start_ms: int, history_dir: Path, *, seed: int, band_pct: float
+    day_start_ms: int, history_dir: Path, *, seed: int, band_pct: float, minutes: int = 1_440
 ) -> list[BookMinute]:
-    """The modelled book over the real bars of ``[day_start_ms, + 1 day)``, minute by minute."""
-    spec = HistoryReplay(
-        SOURCE, day_start_ms, day_start_ms + DAY_MS, Path(), seed, history_dir, symbol=SYMBOL
-    )
+    """The modelled book over the real bars of ``minutes`` minutes from ``day_start_ms``."""
+    end_ms = day_start_ms + minutes * MINUTE_MS
+    spec = HistoryReplay(SOURCE, day_start_ms, end_ms, Path(), seed, history_dir, symbol=SYMBOL)
     bars = load_replay_bars(spec)
     model = ModelBook(load_calibration())
     first = bars.bar(0)
     model.reset(to_cents(first.open), minute_rng(seed, first.ts_ms, STREAM_FRESH_BOOK))
-    minutes = []
+    book = []
     for index in range(len(bars)):
         bar = bars.bar(index)
         events = generate_minute(bar, model, seed)
@@ -109,12 +108,12 @@ def book_minutes(
             {Decimal(p) / CENTS: Decimal(s) / SATOSHIS for p, s in model.asks.items()},
             band_pct,
         )
-        end_ms = bar.ts_ms + MINUTE_MS
+        window_end_ms = bar.ts_ms + MINUTE_MS
         record: dict[str, object] = {
             "symbol": SYMBOL,
             "window_start_ms": bar.ts_ms,
-            "window_end_ms": end_ms,
-            "ts_event_ms": end_ms - 1,
+            "window_end_ms": window_end_ms,
+            "ts_event_ms": window_end_ms - 1,
             "bid_price_weighted_volume": bid_volume,
             "ask_price_weighted_volume": ask_volume,
             "liquidity_ratio": ask_volume / bid_volume if bid_volume > 0 else None,
@@ -125,10 +124,10 @@ def book_minutes(
             "depth_imbalance": depth.depth_imbalance,
             "depth_band_pct": band_pct,
             "schema_version": 1,
-            "emitted_at_ms": end_ms + 3_500,  # Spark writes a window 3-4 s after its end
+            "emitted_at_ms": window_end_ms + 3_500,  # Spark writes a window 3-4 s after its end
         }
-        minutes.append(BookMinute(record, _top_of_book(model, end_ms - 1)))
-    return minutes
+        book.append(BookMinute(record, _top_of_book(model, window_end_ms - 1)))
+    return book
 
 
 def _order_status(

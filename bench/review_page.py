@@ -314,8 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loads", type=int, default=5, help="warm rounds (after one cold load)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results")
     args = parser.parse_args(argv)
-    if args.orders < 2 or args.loads < 1:
-        parser.error("--orders must be >= 2 and --loads >= 1")
+    if not 100 <= args.orders <= 1_440 or args.loads < 1:
+        parser.error(
+            "--orders must be 100 .. 1440 (the goal's day; one a minute at most), --loads >= 1"
+        )
     from rtcrypto.simulator.history_replay import HistoryReplayError, parse_utc_ms
 
     try:

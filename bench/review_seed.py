@@ -12,10 +12,10 @@ fills, scores, balances and the published forecast, built the way the platform b
   against the wall clock, and the day is in the past), into a temporary forecast folder.
 - Trades: a real :class:`~rtcrypto.trading.ledger.Ledger` (paper, 10,000 USD, the taker fee)
   alternates IOC buys at the minute's ask (90 % of the USD) and sells of the whole BTC balance at
-  its bid, one order every ``1440 / orders`` minutes; every tenth order is an IOC that found
-  nothing (cancelled, no fill). Orders, fills, scores and balances come from
-  ``rtcrypto.search.documents`` with the published version as ``forecast_version``, as the
-  trader's recorder writes them.
+  its bid, spread evenly over the day (at most one a minute), each decided when the minute's
+  liquidity record arrives; every tenth order is an IOC that found nothing (cancelled, no fill).
+  Orders, fills, scores and balances come from ``rtcrypto.search.documents`` with the published
+  version as ``forecast_version``, as the trader's recorder writes them.
 """
 
 from __future__ import annotations
@@ -152,12 +152,14 @@ def _order_status(
 def trade_documents(
     minutes: list[BookMinute], *, orders: int, version: str, prefix: str, seeded: SeededDay
 ) -> None:
-    """``orders`` alternating IOC orders through a real ledger, with their documents."""
+    """``orders`` (at most one a minute) alternating IOC orders through a real ledger, with
+    their documents, spread evenly over ``minutes``."""
+    if not 0 < orders <= len(minutes):
+        raise SystemExit(f"--orders must be between 1 and {len(minutes)} (one a minute at most)")
     ledger = Ledger(Decimal("10000"))
-    step = max(1, len(minutes) // orders)
     last_buy: str | None = None
     for number in range(orders):
-        minute = minutes[min(number * step + step // 2, len(minutes) - 1)]
+        minute = minutes[(2 * number + 1) * len(minutes) // (2 * orders)]  # spread evenly
         ts_ms = int(str(minute.record["emitted_at_ms"]))  # decided when the record arrives
         buy = ledger.balances.btc == 0
         side = Side.buy if buy else Side.sell

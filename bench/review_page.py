@@ -8,8 +8,9 @@ Goal (issue 12): a page load with one day of minute data (1,440 liquidity docume
 1. Seeds one real UTC day (``bench/review_seed.py``: the real Binance bars of ``--day`` through
    the history replay's modelled book; a Prophet forecast published for the day into a temporary
    forecast folder; ``--orders`` paper orders through a real ledger) into a fresh index prefix on
-   the Elasticsearch node at ``RTC_SEARCH_URL`` (started if none answers, stopped afterwards only
-   then), with the templates of ``ensure_templates``.
+   the Elasticsearch node at ``RTC_SEARCH_URL`` (if none answers, a node of the bench's own on
+   free ports in its temporary home, stopped afterwards), with the templates of
+   ``ensure_templates``.
 2. Starts Airflow standalone (``rtcrypto.stack.airflow``) with its own ``RTC_HOME``, free ports,
    an empty DAGs folder (no DAG may start services) and the bench's settings in its environment
    (``RTC_SEARCH_INDEX_PREFIX``, ``RTC_FORECAST_DIR``, ``RTC_FEED=live``: the ISO range is taken
@@ -128,6 +129,24 @@ def bench_settings(base: Settings, home: Path, prefix: str) -> Settings:
             "airflow_trigger_log_port": free_port(),
         }
     )
+
+
+def search_node(base: Settings, home: Path) -> tuple[Settings, bool]:
+    """The node at ``RTC_SEARCH_URL`` if it answers; else a node of the bench's own, started in
+    ``home`` on free ports (never the shared address), and True: stop it afterwards."""
+    if search_stack.search_healthy(base.search_url):
+        return base, False
+    own = base.model_copy(
+        update={
+            "home": home,
+            "search_url": f"http://127.0.0.1:{free_port()}",
+            "search_transport_port": free_port(),
+        }
+    )
+    print(f"no Elasticsearch answers at {base.search_url}: starting one of the bench's own")
+    started = search_stack.start_search(own, timeout_s=300)
+    print(f"Elasticsearch at {own.search_url} after {started.seconds_to_healthy:.0f} s")
+    return own, True
 
 
 def child_env(settings: Settings) -> dict[str, str]:
@@ -326,11 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     if day_ms % MINUTE_MS:
         parser.error("--day must be a date (YYYY-MM-DD) or a minute boundary")
-    base = get_settings()
-    started_node = None
-    if not search_stack.search_healthy(base.search_url):
-        started_node = search_stack.start_search(base)
     home = Path(tempfile.mkdtemp(prefix="bench-review-"))
+    base, own_node = search_node(get_settings(), home)
     settings = bench_settings(base, home, f"rtcbench{uuid.uuid4().hex[:8]}")
     try:
         seeded = seed(settings, day_ms, args.orders)
@@ -342,9 +358,9 @@ def main(argv: list[str] | None = None) -> int:
             drop_prefix(client, settings.search_index_prefix)
         finally:
             client.close()
-        shutil.rmtree(home, ignore_errors=True)
-        if started_node is not None and not started_node.already_running:
+        if own_node:
             search_stack.stop_search(base)
+        shutil.rmtree(home, ignore_errors=True)
     print_table(timings)
     median_s = statistics.median(timings.runs["page_painted"])
     met = median_s <= GOAL_S

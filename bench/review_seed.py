@@ -40,7 +40,7 @@ from rtcrypto.simulator.market_model import (
     price_weighted_volumes,
     to_cents,
 )
-from rtcrypto.trading.ledger import Ledger
+from rtcrypto.trading.ledger import Fill, Ledger
 from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.strategy import OrderIntent, PriceReference, Side, TimeInForce
 
@@ -52,6 +52,7 @@ MODE = "paper"
 CANCELLED_EVERY = 10  # every tenth order is an IOC that found nothing
 CENTS = Decimal(100)
 SATOSHIS = Decimal(100_000_000)
+SATOSHI = Decimal("0.00000001")  # BTC
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,76 @@ def _order_status(
     )
 
 
+def _intent(ledger: Ledger, buy: bool) -> OrderIntent:
+    """An IOC buy of 90 % of the USD at the ask, or a sell of every BTC at the bid."""
+    if buy:
+        return OrderIntent(
+            Side.buy,
+            PriceReference.ask,
+            TimeInForce.immediate_or_cancel,
+            quote_amount=ledger.balances.usd * Decimal("0.9"),
+        )
+    return OrderIntent(
+        Side.sell,
+        PriceReference.bid,
+        TimeInForce.immediate_or_cancel,
+        base_quantity=ledger.balances.btc,
+    )
+
+
+@dataclass(frozen=True)
+class Labels:
+    """What every trade document of the seeded day carries."""
+
+    version: str
+    prefix: str
+
+    def order(self, request: OrderRequest, status: OrderStatus) -> SearchAction:
+        return documents.order_document(
+            request,
+            status,
+            exchange="paper",
+            trading_mode=MODE,
+            forecast_version=self.version,
+            prefix=self.prefix,
+        )
+
+
+def _filled(
+    ledger: Ledger, fill: Fill, client_order_id: str, last_buy: str | None, labels: Labels
+) -> list[SearchAction]:
+    """The fill, the score (a sell) and the balances after it."""
+    actions = [
+        documents.fill_document(
+            fill,
+            client_order_id=client_order_id,
+            symbol=SYMBOL,
+            trading_mode=MODE,
+            forecast_version=labels.version,
+            prefix=labels.prefix,
+        )
+    ]
+    if fill.side is Side.sell:
+        actions.append(
+            documents.score_document(
+                ledger.round_trips[-1],
+                exit_client_order_id=client_order_id,
+                entry_client_order_id=last_buy,
+                symbol=SYMBOL,
+                trading_mode=MODE,
+                forecast_version=labels.version,
+                prefix=labels.prefix,
+            )
+        )
+    balances = fill.balances_after
+    actions.append(
+        documents.balances_document(
+            balances.usd, balances.btc, fill.ts_event_ms, trading_mode=MODE, prefix=labels.prefix
+        )
+    )
+    return actions
+
+
 def trade_documents(
     minutes: list[BookMinute], *, orders: int, version: str, prefix: str, seeded: SeededDay
 ) -> None:
@@ -157,98 +228,36 @@ def trade_documents(
     if not 0 < orders <= len(minutes):
         raise SystemExit(f"--orders must be between 1 and {len(minutes)} (one a minute at most)")
     ledger = Ledger(Decimal("10000"))
+    labels = Labels(version, prefix)
     last_buy: str | None = None
     for number in range(orders):
         minute = minutes[(2 * number + 1) * len(minutes) // (2 * orders)]  # spread evenly
         ts_ms = int(str(minute.record["emitted_at_ms"]))  # decided when the record arrives
-        buy = ledger.balances.btc == 0
-        side = Side.buy if buy else Side.sell
+        intent = _intent(ledger, buy=ledger.balances.btc == 0)
+        buy = intent.side is Side.buy
         price = minute.book.ask if buy else minute.book.bid
-        client_order_id = f"bench-{MODE}-{number:04d}-{side}"
-        if buy:
-            intent = OrderIntent(
-                side,
-                PriceReference.ask,
-                TimeInForce.immediate_or_cancel,
-                quote_amount=ledger.balances.usd * Decimal("0.9"),
-            )
-            quantity = (intent.quote_amount or Decimal(0)) / price
-        else:
-            intent = OrderIntent(
-                side,
-                PriceReference.bid,
-                TimeInForce.immediate_or_cancel,
-                base_quantity=ledger.balances.btc,
-            )
-            quantity = ledger.balances.btc
-        quantity = quantity.quantize(Decimal("0.00000001"))
+        client_order_id = f"bench-{MODE}-{number:04d}-{intent.side}"
+        order_id = str(90_000 + number)
         seeded.orders += 1
         if number % CANCELLED_EVERY == CANCELLED_EVERY - 1:  # the IOC found nothing at its price
-            request = OrderRequest(client_order_id, SYMBOL, side, quantity, price)
-            status = _order_status(request, str(90_000 + number), Decimal(0), Decimal(0), ts_ms)
-            seeded.actions.append(
-                documents.order_document(
-                    request,
-                    status,
-                    exchange="paper",
-                    trading_mode=MODE,
-                    forecast_version=version,
-                    prefix=prefix,
-                )
-            )
+            wanted = (intent.quote_amount / price) if buy and intent.quote_amount else None
+            quantity = (wanted or intent.base_quantity or Decimal(0)).quantize(SATOSHI)
+            request = OrderRequest(client_order_id, SYMBOL, intent.side, quantity, price)
+            status = _order_status(request, order_id, Decimal(0), Decimal(0), ts_ms)
+            seeded.actions.append(labels.order(request, status))
             continue
         fill = ledger.execute(intent, price, ts_ms)
         if fill is None:
             raise SystemExit(f"order {client_order_id}: the ledger filled nothing at {price}")
-        request = OrderRequest(client_order_id, SYMBOL, side, fill.base_quantity, price)
-        status = _order_status(
-            request, str(90_000 + number), fill.base_quantity, fill.fee_usd, ts_ms
-        )
-        seeded.actions.append(
-            documents.order_document(
-                request,
-                status,
-                exchange="paper",
-                trading_mode=MODE,
-                forecast_version=version,
-                prefix=prefix,
-            )
-        )
-        seeded.actions.append(
-            documents.fill_document(
-                fill,
-                client_order_id=client_order_id,
-                symbol=SYMBOL,
-                trading_mode=MODE,
-                forecast_version=version,
-                prefix=prefix,
-            )
-        )
+        request = OrderRequest(client_order_id, SYMBOL, intent.side, fill.base_quantity, price)
+        status = _order_status(request, order_id, fill.base_quantity, fill.fee_usd, ts_ms)
+        seeded.actions.append(labels.order(request, status))
+        seeded.actions += _filled(ledger, fill, client_order_id, last_buy, labels)
         seeded.fills += 1
         if buy:
             last_buy = client_order_id
         else:
-            seeded.actions.append(
-                documents.score_document(
-                    ledger.round_trips[-1],
-                    exit_client_order_id=client_order_id,
-                    entry_client_order_id=last_buy,
-                    symbol=SYMBOL,
-                    trading_mode=MODE,
-                    forecast_version=version,
-                    prefix=prefix,
-                )
-            )
             seeded.round_trips += 1
-        seeded.actions.append(
-            documents.balances_document(
-                fill.balances_after.usd,
-                fill.balances_after.btc,
-                ts_ms,
-                trading_mode=MODE,
-                prefix=prefix,
-            )
-        )
 
 
 def publish_day_forecast(day_start_ms: int, history_dir: Path, forecast_dir: Path) -> str:

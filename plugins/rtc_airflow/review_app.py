@@ -21,6 +21,7 @@ handlers only: Airflow imports this file in every component.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -75,11 +76,25 @@ async def page_user(request: Request) -> Any | None:
         raise
 
 
+def _warm_imports() -> None:
+    """Import what the data route needs (pandas, the Elasticsearch client, rtcrypto.review: a few
+    seconds on a busy machine) while the browser loads the page's script, so that the page's
+    first data request does not wait for it. Idempotent; errors surface in the data route."""
+    try:
+        import rtcrypto.review  # noqa: F401
+        import rtcrypto.search.client  # noqa: F401
+    except Exception as error:  # the data route reports it properly
+        log.debug("trade review: warm-up import failed: %s", error)
+
+
 @app.get("/", include_in_schema=False, response_model=None)
-def page(user: Annotated[Any | None, Depends(page_user)]) -> Response:
-    """The page, or Airflow's login page (coming back here) for a request without a login."""
+def page(request: Request, user: Annotated[Any | None, Depends(page_user)]) -> Response:
+    """The page, or Airflow's login page (coming back to this URL, query included) for a request
+    without a login."""
     if user is None:
-        return RedirectResponse(_login_url(f"{URL_PREFIX}/"), status_code=303)
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(_login_url(f"{URL_PREFIX}/{query}"), status_code=303)
+    threading.Thread(target=_warm_imports, name="rtc-review-warm-up", daemon=True).start()
     return FileResponse(PAGE, media_type="text/html", headers={"Cache-Control": "no-store"})
 
 

@@ -177,3 +177,11 @@ def test_invalid_settings_are_a_message_not_a_traceback(
     response = logged_in.get("/api/review")
     assert response.status_code == 500
     assert "RTC_FEED='gemini'" in response.json()["detail"] and "Traceback" not in response.text
+
+
+def test_the_login_redirect_comes_back_to_the_same_range(anonymous: TestClient) -> None:
+    response = anonymous.get("/?since=2024-10-28T00:00Z&until=now", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == (
+        "/auth/login?next=%2Frtc-review%2F%3Fsince%3D2024-10-28T00%3A00Z%26until%3Dnow"
+    )

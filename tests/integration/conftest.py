@@ -10,11 +10,15 @@ running. Same pattern as ``kafka_broker`` in tests/conftest.py.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
+from elasticsearch import Elasticsearch
 
-from rtcrypto.config import get_settings
+from rtcrypto.config import Settings, get_settings
+from rtcrypto.search import search_client
+from rtcrypto.search.indices import ensure_templates
 from rtcrypto.stack import process
 from rtcrypto.stack import search as search_stack
 from tests.conftest import _SERVICE_LINES
@@ -43,3 +47,23 @@ def search_node() -> Iterator[str]:
             f"(pid {status.pid or 'not managed here'}, log {status.log_path})"
         )
         yield settings.search_url
+
+
+@pytest.fixture
+def client(search_node: str) -> Iterator[Elasticsearch]:
+    """A client of the ``search_node``."""
+    es = search_client(Settings(search_url=search_node))
+    yield es
+    es.close()
+
+
+@pytest.fixture
+def prefix(client: Elasticsearch) -> Iterator[str]:
+    """A fresh index prefix with its templates in place; its indices and templates are removed
+    afterwards."""
+    from tests.trade_documents import drop_prefix
+
+    name = f"rtct{uuid.uuid4().hex[:8]}"
+    ensure_templates(client, name)
+    yield name
+    drop_prefix(client, name)

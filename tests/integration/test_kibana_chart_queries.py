@@ -11,27 +11,21 @@ liquidity recomputed from the real Gemini capture, documents built by rtcrypto.s
 from __future__ import annotations
 
 import math
-import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
 
-from rtcrypto.config import Settings
 from rtcrypto.search import documents as docs
 from rtcrypto.search import queries
-from rtcrypto.search.client import search_client
 from rtcrypto.search.documents import SearchAction
-from rtcrypto.search.indices import ensure_templates
 from rtcrypto.search.writer import SearchWriter
 from tests.integration.test_search_indexing import (
     LIQUIDITY_SYMBOLS,
     MODE,
     VERSION,
     _bars,
-    _drop,
     _liquidity_records,
     _trade,
     _with_prefix,
@@ -41,22 +35,6 @@ pytestmark = pytest.mark.integration
 
 OTHER_VERSION = "test-v2"  # a second forecast version over the same minutes
 MINUTE_MS = 60_000
-
-
-@pytest.fixture
-def client(search_node: str) -> Iterator[Elasticsearch]:
-    es = search_client(Settings(search_url=search_node))
-    yield es
-    es.close()
-
-
-@pytest.fixture
-def prefix(client: Elasticsearch) -> Iterator[str]:
-    """A fresh index prefix with its templates and indices in place; removed afterwards."""
-    name = f"rtct{uuid.uuid4().hex[:8]}"
-    ensure_templates(client, name)
-    yield name
-    _drop(client, name)
 
 
 def _index_all(

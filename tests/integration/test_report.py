@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import struct
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,12 +24,10 @@ from rtcrypto.report import build_report
 from rtcrypto.report.fetch import fetch_report_rows, fetch_rows
 from rtcrypto.report.model import MINUTE_MS, iso_minute
 from rtcrypto.report.series import cumulative_pnl, liquidity_ratio_per_minute
-from rtcrypto.search import queries, search_client
-from rtcrypto.search.indices import ensure_templates
+from rtcrypto.search import queries
 from tests.trade_documents import (
     FORECAST_VERSION,
     MINUTES,
-    drop_prefix,
     index_actions,
     publish_test_forecast,
     trade_scenario,
@@ -42,21 +39,6 @@ START_MS = int(datetime(2026, 11, 20, 10, 0, tzinfo=UTC).timestamp() * 1000)
 END_MS = START_MS + MINUTES * MINUTE_MS
 DAY_MS = 86_400_000
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def client(search_node: str) -> Iterator[Elasticsearch]:
-    es = search_client()
-    yield es
-    es.close()
-
-
-@pytest.fixture
-def prefix(client: Elasticsearch) -> Iterator[str]:
-    name = f"rtcreport{uuid.uuid4().hex[:8]}"
-    ensure_templates(client, name)
-    yield name
-    drop_prefix(client, name)
 
 
 def png_size(path: Path) -> tuple[int, int]:

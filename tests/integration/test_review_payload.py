@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -27,14 +25,12 @@ from rtcrypto.report import build_report
 from rtcrypto.report.clock import ReviewClock
 from rtcrypto.report.model import MINUTE_MS
 from rtcrypto.review import page_payload, parse_request
-from rtcrypto.search import documents, search_client
-from rtcrypto.search.indices import ensure_templates
+from rtcrypto.search import documents
 from rtcrypto.supervision import SERVICES
 from tests.helpers import free_port
 from tests.trade_documents import (
     FORECAST_VERSION,
     MINUTES,
-    drop_prefix,
     index_actions,
     publish_test_forecast,
     trade_scenario,
@@ -49,21 +45,6 @@ NEWER_VERSION = "20261128T000000Z-newernew"
 
 def iso(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, UTC).isoformat()
-
-
-@pytest.fixture
-def client(search_node: str) -> Iterator[Elasticsearch]:
-    es = search_client()
-    yield es
-    es.close()
-
-
-@pytest.fixture
-def prefix(client: Elasticsearch) -> Iterator[str]:
-    name = f"rtcreview{uuid.uuid4().hex[:8]}"
-    ensure_templates(client, name)
-    yield name
-    drop_prefix(client, name)
 
 
 def two_versions(forecast_dir: Path) -> None:

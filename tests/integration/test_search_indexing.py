@@ -11,7 +11,6 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from rtcrypto.trading.ledger import Ledger
 from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.strategy import OrderIntent, PriceReference, Side, TimeInForce
 from tests.helpers import GEMINI_CAPTURE, free_port, gemini_btc_window_sums, shared_minute_file
+from tests.trade_documents import drop_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -40,33 +40,6 @@ MODE, VERSION = "paper", "test-v1"
 
 
 # --- fixtures ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def client(search_node: str) -> Iterator[Elasticsearch]:
-    es = search_client(Settings(search_url=search_node))
-    yield es
-    es.close()
-
-
-@pytest.fixture
-def prefix(client: Elasticsearch) -> Iterator[str]:
-    """A fresh index prefix with its templates and indices in place; removed afterwards."""
-    name = f"rtct{uuid.uuid4().hex[:8]}"
-    ensure_templates(client, name)
-    yield name
-    _drop(client, name)
-
-
-def _drop(client: Elasticsearch, prefix: str) -> None:
-    """Delete the indices and templates of ``prefix`` (deletes need names, not wildcards)."""
-    found = client.indices.get(index=f"{prefix}-*", expand_wildcards="all", allow_no_indices=True)
-    if found.body:
-        client.indices.delete(index=",".join(sorted(found.body)))
-    for spec in INDEX_SPECS.values():
-        client.options(ignore_status=404).indices.delete_index_template(
-            name=spec.template_name(prefix)
-        )
 
 
 def _closed_port() -> int:
@@ -280,7 +253,7 @@ def test_templates_are_applied_and_a_second_run_changes_nothing(client: Elastics
         assert third.templates_updated == [f"{prefix}-ticker"]
         assert third.indices_created == []
     finally:
-        _drop(client, prefix)
+        drop_prefix(client, prefix)
 
 
 # --- idempotent documents ------------------------------------------------------------------------

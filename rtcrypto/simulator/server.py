@@ -52,6 +52,7 @@ from rtcrypto.simulator.history_replay import (
 from rtcrypto.simulator.replay import ReplayEngine, StreamEngine
 from rtcrypto.simulator.sandbox import (
     DEFAULT_FEE_PCT,
+    DEFAULT_HEARTBEAT_TIMEOUT_S,
     Sandbox,
     SandboxAccount,
     request_counter,
@@ -80,6 +81,8 @@ class SimulatorOptions:
     shift_to_now: bool = False  # move the capture's times to now, by whole minutes
     sandbox_accounts: tuple[SandboxAccount, ...] = ()  # API keys of the private endpoints
     sandbox_fee_pct: Decimal = DEFAULT_FEE_PCT  # taker fee of sandbox fills, percent
+    # a "Requires Heartbeat" account's orders are cancelled after this silence
+    sandbox_heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
     history: HistoryReplay | None = None  # replay minute bars instead of a capture
     fault_endpoints: bool = False  # serve POST /_sim/drop, /_sim/skip-sequence, /_sim/inject
 
@@ -103,6 +106,11 @@ class SimulatorOptions:
             raise ValueError(f"--skip-sequence-at must be >= 0, got {self.skip_sequence_at}")
         if self.sandbox_fee_pct < 0:
             raise ValueError(f"--sandbox-fee-pct must be >= 0, got {self.sandbox_fee_pct}")
+        if self.sandbox_heartbeat_timeout_s <= 0:
+            raise ValueError(
+                "RTC_SIMULATOR_HEARTBEAT_TIMEOUT_S must be > 0, got "
+                f"{self.sandbox_heartbeat_timeout_s}"
+            )
 
 
 class Simulator:
@@ -127,8 +135,13 @@ class Simulator:
         self._replay_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.sandbox = Sandbox(
-            self.engine, options.sandbox_accounts, self.valid_symbols, options.sandbox_fee_pct
+            self.engine,
+            options.sandbox_accounts,
+            self.valid_symbols,
+            options.sandbox_fee_pct,
+            heartbeat_timeout_s=options.sandbox_heartbeat_timeout_s,
         )
+        self._sandbox_task: asyncio.Task[None] | None = None
         self.request_counts: Counter[str] = Counter()  # per route, for /_sim/status
 
     def _capture_engine(self, capture: Capture | None) -> ReplayEngine:
@@ -200,9 +213,15 @@ class Simulator:
         # a sandbox trades against the book, so it must fill without waiting for a ws client
         if self.options.start_immediately or self.sandbox.enabled:
             self.engine.start()
+        if self.sandbox.enabled:  # resting orders and heartbeat sessions
+            self._sandbox_task = asyncio.get_running_loop().create_task(self.sandbox.run())
 
     async def _on_shutdown(self, app: web.Application) -> None:
         await self.drop_all("server shutting down")
+        if self._sandbox_task is not None:
+            self._sandbox_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sandbox_task
         if self._replay_task is not None:
             self._replay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

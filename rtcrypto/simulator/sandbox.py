@@ -20,8 +20,8 @@ quantity below ``min_order_size`` or off ``tick_size`` -> 400 ``InvalidQuantity`
 Matching: an ``exchange limit`` order is matched at once against the replayed book's current
 state: a buy against asks <= its limit, a sell against bids >= its limit, best price first, each
 fill at the level's price (partial fills allowed). ``immediate-or-cancel`` cancels the rest,
-``fill-or-kill`` fills all or nothing, ``maker-or-cancel`` is cancelled if it would cross, and an
-order without options rests (live, funds held) until cancelled, and fills as a maker at its own
+``fill-or-kill`` fills all or nothing, ``maker-or-cancel`` is cancelled if it would cross (else it
+rests), and an order without options rests (live, funds held) until cancelled, and fills as a maker at its own
 price when the replayed book later crosses it (checked every ``MAINTAIN_INTERVAL_S``). Every fill
 pays the fee (``--sandbox-fee-pct``, default RTC_TAKER_FEE_PCT, of the notional, in the quote
 currency). A "Requires Heartbeat" account's live orders are cancelled after
@@ -380,9 +380,8 @@ class Sandbox:
         book_side = "ask" if side == "buy" else "bid"
         fills = match_limit_order(self.levels(symbol.upper(), book_side), side, price, amount)
         filled = sum((quantity for _, quantity in fills), Decimal(0))
-        if ("fill-or-kill" in options and filled < amount) or (
-            "maker-or-cancel" in options and fills
-        ):
+        would_take = "maker-or-cancel" in options and bool(fills)
+        if ("fill-or-kill" in options and filled < amount) or would_take:
             fills, filled = [], Decimal(0)
         order = SandboxOrder(
             order_id=self.next_order_id,
@@ -398,7 +397,10 @@ class Sandbox:
         self.next_order_id += 1
         for fill_price, quantity in fills:
             self._fill(order, account, book_side, fill_price, quantity, order.ts_ms, True)
-        rests = not options and filled < amount
+        # a plain limit order rests its remainder; maker-or-cancel rests when it would not take
+        rests = filled < amount and (
+            not options or (options == ["maker-or-cancel"] and not would_take)
+        )
         if rests:
             order.is_live = True
             self._hold(order, account, base, quote, +1)

@@ -6,7 +6,7 @@ replayed trades, with Gemini's field names and types (https://docs.gemini.com/re
   replayed trades, ``changes`` (24 hourly prices, newest first), ``bid``/``ask``; all strings.
 - ``GET /v1/trades/{symbol}?timestamp=&since_tid=&limit_trades=``: replayed trades, newest first
   (``limit_trades`` <= 500, default 50; ``timestamp`` in s or ms, ``since`` accepted as an
-  alias); each ``timestamp`` (int s), ``timestampms`` (int ms), ``tid`` (int), ``price`` and
+  alias; see :func:`recent_trades` for the window); each ``timestamp`` (int s), ``timestampms`` (int ms), ``tid`` (int), ``price`` and
   ``amount`` (strings), ``exchange`` ``gemini``, ``type`` the taker's side (buy/sell).
 
 An unknown symbol gets Gemini's 400 ``InvalidSymbol`` body; a bad parameter a 400
@@ -23,7 +23,7 @@ from aiohttp import web
 
 from rtcrypto.market.captures import TradePrint
 from rtcrypto.simulator.replay import DAY_MS, StreamEngine
-from rtcrypto.simulator.sandbox_trades import limit_of, since_ms
+from rtcrypto.simulator.sandbox_trades import limit_of, since_ms, whole_number
 from rtcrypto.simulator.symbol_details import symbol_details
 from rtcrypto.simulator.wire import invalid_symbol_body
 
@@ -65,31 +65,37 @@ def _recent(engine: StreamEngine, symbol: str) -> list[tuple[int, TradePrint]]:
 
 
 def recent_trades(engine: StreamEngine, symbol: str, query: dict[str, str]) -> list[dict[str, Any]]:
-    """``/v1/trades/{symbol}``: the replayed trades after ``timestamp`` (or ``since``) and
-    ``since_tid``, newest first, at most ``limit_trades``."""
+    """``/v1/trades/{symbol}``: without a bound, the newest ``limit_trades`` replayed trades;
+    with ``since_tid`` (which trumps ``timestamp``, as documented) or ``timestamp`` (alias
+    ``since``, s or ms), the earliest ``limit_trades`` trades after it, so a client can page
+    forward. Newest first either way."""
+    since_tid_text = query.get("since_tid")
+    since_tid = whole_number(since_tid_text)
+    if since_tid_text is not None and since_tid is None:
+        raise ValueError(f"since_tid must be a trade id (whole number), got {since_tid_text!r}")
     start_ms = since_ms(query.get("timestamp", query.get("since")), "timestamp")
-    since_tid = query.get("since_tid")
-    if since_tid is not None and not since_tid.isdigit():
-        raise ValueError(f"since_tid must be a trade id (whole number), got {since_tid!r}")
     limit = limit_of(query.get("limit_trades"), "limit_trades")
-    rows: list[dict[str, Any]] = []
-    for ts_ms, trade in reversed(_recent(engine, symbol)):
-        if len(rows) >= limit or ts_ms < start_ms:
-            break
-        if since_tid is not None and trade.trade_id <= int(since_tid):
-            continue
-        rows.append(
-            {
-                "timestamp": ts_ms // 1000,
-                "timestampms": ts_ms,
-                "tid": trade.trade_id,
-                "price": trade.price,
-                "amount": trade.quantity,
-                "exchange": "gemini",
-                "type": trade.taker_side,
-            }
-        )
-    return rows
+    trades = _recent(engine, symbol)
+    if since_tid is not None:
+        chosen = [item for item in trades if item[1].trade_id > since_tid][:limit]
+    elif start_ms > 0:
+        chosen = [item for item in trades if item[0] >= start_ms][:limit]
+    else:
+        chosen = trades[-limit:]
+    return [trade_json(ts_ms, trade) for ts_ms, trade in reversed(chosen)]
+
+
+def trade_json(ts_ms: int, trade: TradePrint) -> dict[str, Any]:
+    """One replayed trade as ``/v1/trades`` lists it (``type`` is the taker's side)."""
+    return {
+        "timestamp": ts_ms // 1000,
+        "timestampms": ts_ms,
+        "tid": trade.trade_id,
+        "price": trade.price,
+        "amount": trade.quantity,
+        "exchange": "gemini",
+        "type": trade.taker_side,
+    }
 
 
 def ticker_v2(engine: StreamEngine, symbol: str) -> dict[str, Any]:
@@ -118,7 +124,7 @@ def hourly_prices(
     trades: list[tuple[int, TradePrint]], now_ms: int, fallback: Decimal | None
 ) -> list[str]:
     """24 prices, newest hour first: the last trade price at the end of each past hour (the
-    previous hour's price, or ``fallback``, when an hour had no trade)."""
+    newer hour's price, or ``fallback``, when no trade is that old). ``trades`` oldest first."""
     changes: list[str] = []
     index = len(trades) - 1
     price = fallback

@@ -57,14 +57,22 @@ def private_handlers(sandbox: Sandbox) -> dict[str, PrivateHandler]:
 # --- request parameters (pure) ----------------------------------------------------------------
 
 
+def whole_number(value: Any) -> int | None:
+    """``value`` (an int or a string of ASCII digits) as a non-negative int, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    text = str(value)
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def since_ms(value: Any, name: str = "timestamp") -> int:
     """A Gemini ``timestamp`` parameter (seconds or milliseconds, int or digit string) in ms;
     0 when absent. Raises ``ValueError`` naming the parameter."""
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+    number = whole_number(value)
+    if number is None:
         raise ValueError(f"{name} must be a whole number of seconds or milliseconds, got {value!r}")
-    number = int(value)
     return number if number >= MS_THRESHOLD else number * 1000
 
 
@@ -72,9 +80,9 @@ def limit_of(value: Any, name: str) -> int:
     """A ``limit_*`` parameter: 1..500, default 50. Raises ``ValueError`` naming it."""
     if value is None:
         return DEFAULT_LIMIT
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+    number = whole_number(value)
+    if number is None:
         raise ValueError(f"{name} must be a whole number from 1 to {MAX_LIMIT}, got {value!r}")
-    number = int(value)
     if not 1 <= number <= MAX_LIMIT:
         raise ValueError(f"{name} must be from 1 to {MAX_LIMIT}, got {number}")
     return number

@@ -224,6 +224,11 @@ def test_trades_are_the_replayed_prints_newest_first(simulator: Simulator) -> No
     after_tid = simulator.get("/v1/trades/btcusd", since_tid=trades[1]["tid"]).json()
     assert trades[0]["tid"] in {t["tid"] for t in after_tid}
     assert trades[1]["tid"] not in {t["tid"] for t in after_tid}
+    # paging forward from the start: since_tid=0 gives the earliest kept trades, newest first
+    earliest = simulator.get("/v1/trades/btcusd", since_tid=0, limit_trades=3).json()
+    assert len(earliest) == 3 and earliest[0]["tid"] > earliest[2]["tid"]
+    following = simulator.get("/v1/trades/btcusd", since_tid=earliest[0]["tid"], limit_trades=3)
+    assert min(t["tid"] for t in following.json()) > earliest[0]["tid"]
     bad = simulator.get("/v1/trades/btcusd", limit_trades=501)
     assert (bad.status_code, bad.json()["reason"]) == (400, "InvalidParameter")
     assert "limit_trades" in bad.json()["message"]

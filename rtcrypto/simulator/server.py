@@ -8,6 +8,10 @@ Routes:
 - ``GET /v1/pubticker/{symbol}``, ``GET /v1/symbols``, ``GET /v1/book/{symbol}``: Gemini REST
 - ``POST /v1/balances``, ``/v1/order/new``, ``/v1/order/status``, ``/v1/order/cancel``,
   ``/v1/orders``: the Gemini sandbox (authenticated; see :mod:`rtcrypto.simulator.sandbox`)
+- ``GET /v1/symbols/details/{symbol}``, ``/v2/ticker/{symbol}``, ``/v1/trades/{symbol}``
+  (:mod:`rtcrypto.simulator.sandbox_public`) and ``POST /v1/mytrades``, ``/v1/orders/history``,
+  ``/v1/order/cancel/all``, ``/v1/order/cancel/session``, ``/v1/notionalvolume``,
+  ``/v1/heartbeat`` (:mod:`rtcrypto.simulator.sandbox_trades`); docs/gemini-conformance.md
 - ``GET /_sim/status``: state (read-only; the feed clock and ``rtc status`` read it), always on
 - ``POST /_sim/drop``, ``POST /_sim/skip-sequence``, ``POST /_sim/inject``: fault injection, for
   tests; only with ``--fault-endpoints`` (``RTC_SIMULATOR_FAULT_ENDPOINTS``), else 404

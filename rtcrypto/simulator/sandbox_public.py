@@ -65,10 +65,10 @@ def _recent(engine: StreamEngine, symbol: str) -> list[tuple[int, TradePrint]]:
 
 
 def recent_trades(engine: StreamEngine, symbol: str, query: dict[str, str]) -> list[dict[str, Any]]:
-    """``/v1/trades/{symbol}``: without a bound, the newest ``limit_trades`` replayed trades;
-    with ``since_tid`` (which trumps ``timestamp``, as documented) or ``timestamp`` (alias
-    ``since``, s or ms), the earliest ``limit_trades`` trades after it, so a client can page
-    forward. Newest first either way."""
+    """``/v1/trades/{symbol}``: the newest ``limit_trades`` replayed trades at or after
+    ``timestamp`` (alias ``since``, s or ms; as documented); with ``since_tid``, which trumps
+    ``timestamp``, the earliest ``limit_trades`` trades after that id (``0``: the earliest kept),
+    so a client can page forward. Newest first either way."""
     since_tid_text = query.get("since_tid")
     since_tid = whole_number(since_tid_text)
     if since_tid_text is not None and since_tid is None:
@@ -78,10 +78,8 @@ def recent_trades(engine: StreamEngine, symbol: str, query: dict[str, str]) -> l
     trades = _recent(engine, symbol)
     if since_tid is not None:
         chosen = [item for item in trades if item[1].trade_id > since_tid][:limit]
-    elif start_ms > 0:
-        chosen = [item for item in trades if item[0] >= start_ms][:limit]
     else:
-        chosen = trades[-limit:]
+        chosen = [item for item in trades if item[0] >= start_ms][-limit:]
     return [trade_json(ts_ms, trade) for ts_ms, trade in reversed(chosen)]
 
 

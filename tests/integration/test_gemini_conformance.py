@@ -221,6 +221,9 @@ def test_trades_are_the_replayed_prints_newest_first(simulator: Simulator) -> No
     newest_ms = trades[0]["timestampms"]
     later = simulator.get("/v1/trades/btcusd", timestamp=newest_ms).json()
     assert later and all(t["timestampms"] >= newest_ms for t in later)
+    assert later[0]["tid"] == trades[0]["tid"]  # the most recent after it
+    in_seconds = simulator.get("/v1/trades/btcusd", timestamp=newest_ms // 1000).json()
+    assert {t["tid"] for t in later} <= {t["tid"] for t in in_seconds}
     after_tid = simulator.get("/v1/trades/btcusd", since_tid=trades[1]["tid"]).json()
     assert trades[0]["tid"] in {t["tid"] for t in after_tid}
     assert trades[1]["tid"] not in {t["tid"] for t in after_tid}

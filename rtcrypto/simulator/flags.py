@@ -218,6 +218,7 @@ def simulator_options(flags: SimulateFlags, settings: Settings) -> SimulatorOpti
             else Decimal(flags.sandbox_fee_pct)
         ),
         sandbox_heartbeat_timeout_s=settings.simulator_heartbeat_timeout_s,
+        sandbox_private_rate_per_min=settings.simulator_private_rate_per_min,
         history=history,
     )
 

@@ -60,6 +60,7 @@ from rtcrypto.simulator.sandbox_accounts import (
     request_counter,
     sandbox_accounts_from_flags,
 )
+from rtcrypto.simulator.sandbox_guards import RateWindow
 from rtcrypto.simulator.symbol_details import price_problem, quantity_problem, symbol_details
 from rtcrypto.simulator.wire import invalid_symbol_body, split_symbol
 
@@ -207,6 +208,7 @@ class Sandbox:
         taker_fee_pct: Decimal = DEFAULT_FEE_PCT,
         wall: Callable[[], float] = time.monotonic,
         heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S,
+        private_rate_per_min: int = 0,  # 0: no limit
     ) -> None:
         if taker_fee_pct < 0:
             raise ValueError(f"--sandbox-fee-pct must be >= 0, got {taker_fee_pct}")
@@ -217,6 +219,7 @@ class Sandbox:
         if heartbeat_timeout_s <= 0:
             raise ValueError(f"heartbeat timeout must be > 0 s, got {heartbeat_timeout_s}")
         self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.rate = RateWindow(private_rate_per_min, wall)
         self.heartbeat_keys = {
             account.api_key for account in accounts if account.requires_heartbeat
         }
@@ -282,6 +285,10 @@ class Sandbox:
                 )
             except SignedRequestError as error:
                 return self._refuse(SandboxError(400, error.reason, error.message), path)
+            if not self.rate.allow(verified.api_key):
+                limit = self.rate.rate_per_min
+                message = f"Too many requests: at most {limit} private requests per minute"
+                return self._refuse(SandboxError(429, "RateLimited", message), path)
             self.last_nonce[verified.api_key] = verified.nonce
             sandbox_trades.expire_silent_sessions(self)  # before this request revives its own
             self.last_message_wall[verified.api_key] = self.wall()

@@ -13,8 +13,9 @@ Routes:
   ``/v1/order/cancel/all``, ``/v1/order/cancel/session``, ``/v1/notionalvolume``,
   ``/v1/heartbeat`` (:mod:`rtcrypto.simulator.sandbox_trades`); docs/gemini-conformance.md
 - ``GET /_sim/status``: state (read-only; the feed clock and ``rtc status`` read it), always on
-- ``POST /_sim/drop``, ``POST /_sim/skip-sequence``, ``POST /_sim/inject``: fault injection, for
-  tests; only with ``--fault-endpoints`` (``RTC_SIMULATOR_FAULT_ENDPOINTS``), else 404
+- ``POST /_sim/drop``, ``POST /_sim/skip-sequence``, ``POST /_sim/inject``,
+  ``POST /_sim/maintenance`` (503 ``Maintenance`` everywhere): fault injection, for tests;
+  only with ``--fault-endpoints`` (``RTC_SIMULATOR_FAULT_ENDPOINTS``), else 404
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from rtcrypto.simulator.sandbox import (
     SandboxAccount,
     request_counter,
 )
+from rtcrypto.simulator.sandbox_guards import MaintenanceSwitch, maintenance_gate
 from rtcrypto.simulator.wire import invalid_symbol_body
 
 log = logging.getLogger("simulator")
@@ -87,6 +89,7 @@ class SimulatorOptions:
     sandbox_fee_pct: Decimal = DEFAULT_FEE_PCT  # taker fee of sandbox fills, percent
     # a "Requires Heartbeat" account's orders are cancelled after this silence
     sandbox_heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
+    sandbox_private_rate_per_min: int = 0  # 429 RateLimited above it per key; 0 = no limit
     history: HistoryReplay | None = None  # replay minute bars instead of a capture
     fault_endpoints: bool = False  # serve POST /_sim/drop, /_sim/skip-sequence, /_sim/inject
 
@@ -144,7 +147,9 @@ class Simulator:
             self.valid_symbols,
             options.sandbox_fee_pct,
             heartbeat_timeout_s=options.sandbox_heartbeat_timeout_s,
+            private_rate_per_min=options.sandbox_private_rate_per_min,
         )
+        self.maintenance = MaintenanceSwitch()  # POST /_sim/maintenance (fault endpoint)
         self._sandbox_task: asyncio.Task[None] | None = None
         self.request_counts: Counter[str] = Counter()  # per route, for /_sim/status
 
@@ -193,7 +198,9 @@ class Simulator:
 
     # --- application ---------------------------------------------------------------------------
     def create_app(self) -> web.Application:
-        app = web.Application(middlewares=[request_counter(self.request_counts)])
+        app = web.Application(
+            middlewares=[request_counter(self.request_counts), maintenance_gate(self.maintenance)]
+        )
         app.router.add_get("/v1/marketdata/{symbol}", self.handle_v1)
         app.router.add_get("/v2/marketdata", self.handle_v2)
         app.router.add_get("/v2/marketdata/", self.handle_v2)
@@ -204,6 +211,7 @@ class Simulator:
             "/_sim/drop": self.handle_drop,
             "/_sim/skip-sequence": self.handle_skip_sequence,
             "/_sim/inject": self.handle_inject,
+            "/_sim/maintenance": self.maintenance.handle_toggle,
         }
         for path, handler in faults.items():
             app.router.add_post(path, handler if self.options.fault_endpoints else _faults_off)

@@ -24,7 +24,12 @@ from typing import Any
 import pytest
 import requests
 
-from rtcrypto.exchange.base import NonceError, OrderRejectedError
+from rtcrypto.exchange.base import (
+    ExchangeUnavailableError,
+    NonceError,
+    OrderRejectedError,
+    RateLimitError,
+)
 from rtcrypto.exchange.gemini import GeminiAdapter, fees_usd, order_from_json
 from rtcrypto.exchange.signing import NonceSource, signed_headers
 from rtcrypto.market.captures import Capture, load_capture
@@ -84,7 +89,7 @@ class Simulator:
     """The simulator in its own event loop thread, with two sandbox accounts (one a heartbeat
     session with a 1 s timeout)."""
 
-    def __init__(self) -> None:
+    def __init__(self, **extra: Any) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -97,6 +102,7 @@ class Simulator:
                 SandboxAccount(BEAT_KEY, BEAT_SECRET, requires_heartbeat=True),
             ),
             sandbox_heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S,
+            **extra,
         )
         self.running: RunningSimulator = asyncio.run_coroutine_threadsafe(
             start_simulator(options, gemini_capture()), self.loop
@@ -469,3 +475,36 @@ def test_adapter_reads_the_documented_book_ticker_and_balances() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- rate limit and maintenance ----------------------------------------------------------------
+
+
+def test_rate_limit_and_maintenance_get_gemini_s_errors() -> None:
+    server = Simulator(sandbox_private_rate_per_min=5, fault_endpoints=True)
+    try:
+        for _ in range(5):
+            assert server.post("/v1/heartbeat").status_code == 200
+        limited = server.post("/v1/heartbeat")
+        assert (limited.status_code, limited.json()["reason"]) == (429, "RateLimited")
+        assert_same_shape(limited.json(), example("error_invalid_symbol.json"))
+        with pytest.raises(RateLimitError):
+            GeminiAdapter(server.url, KEY, SECRET, read_attempts=1).balances()
+
+        switched = requests.post(f"{server.url}/_sim/maintenance", json={"on": True}, timeout=10)
+        assert switched.json() == {"maintenance": True}
+        for answer in (server.get("/v1/pubticker/btcusd"), server.post("/v1/balances")):
+            assert (answer.status_code, answer.json()["reason"]) == (503, "Maintenance")
+            assert_same_shape(answer.json(), example("error_invalid_symbol.json"))
+        with pytest.raises(ExchangeUnavailableError):
+            GeminiAdapter(server.url, KEY, SECRET, read_attempts=1).ticker("btcusd")
+        requests.post(f"{server.url}/_sim/maintenance", json={"on": False}, timeout=10)
+        assert server.get("/v1/pubticker/btcusd").status_code == 200
+    finally:
+        server.stop()
+
+
+def test_maintenance_is_a_fault_endpoint_only(simulator: Simulator) -> None:
+    answer = requests.post(f"{simulator.url}/_sim/maintenance", json={"on": True}, timeout=10)
+    assert answer.status_code == 404
+    assert simulator.get("/v1/pubticker/btcusd").status_code == 200

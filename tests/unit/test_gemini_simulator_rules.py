@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from rtcrypto.config import Settings
 from rtcrypto.market.captures import TradePrint
 from rtcrypto.simulator.flags import SimulateFlags, simulator_options
+from rtcrypto.simulator.sandbox_guards import RateWindow
 from rtcrypto.simulator.sandbox_public import hourly_prices
 from rtcrypto.simulator.sandbox_trades import MAX_LIMIT, fee_bps, limit_of, since_ms
 from rtcrypto.simulator.symbol_details import (
@@ -138,3 +139,23 @@ def test_the_sandbox_fee_defaults_to_the_ledger_fee_and_heartbeat_sessions_are_a
     options = simulator_options(flags, settings)
     assert options.sandbox_fee_pct == Decimal("0.1")
     assert [account.requires_heartbeat for account in options.sandbox_accounts] == [True]
+
+
+@given(
+    rate=st.integers(min_value=1, max_value=20),
+    gaps_s=st.lists(st.floats(min_value=0, max_value=30, allow_nan=False), max_size=80),
+)
+def test_the_rate_window_allows_at_most_rate_requests_in_any_minute(
+    rate: int, gaps_s: list[float]
+) -> None:
+    now = [0.0]
+    window = RateWindow(rate, wall=lambda: now[0])
+    allowed: list[float] = []
+    for gap in gaps_s:
+        now[0] += gap
+        recent = [t for t in allowed if t > now[0] - 60]
+        verdict = window.allow("key")
+        assert verdict == (len(recent) < rate)  # refused exactly when the minute is full
+        if verdict:
+            allowed.append(now[0])
+    assert RateWindow(0).allow("key")  # 0: no limit

@@ -256,7 +256,9 @@ def test_trades_are_the_replayed_prints_newest_first(simulator: Simulator) -> No
 def test_an_unknown_symbol_gets_gemini_s_error(simulator: Simulator, path: str) -> None:
     answer = simulator.get(path)
     assert answer.status_code == 400
-    assert answer.json() == example("error_invalid_symbol.json")
+    assert_same_shape(answer.json(), example("error_invalid_symbol.json"))
+    assert (answer.json()["result"], answer.json()["reason"]) == ("error", "InvalidSymbol")
+    assert "xxxyyy" in answer.json()["message"]
 
 
 # --- private endpoints --------------------------------------------------------------------------
@@ -304,6 +306,25 @@ def test_order_lifecycle_endpoints_carry_the_documented_fields(simulator: Simula
     assert history[1]["trades"] and history[0]["is_cancelled"]
 
     assert simulator.ok("/v1/heartbeat") == example("heartbeat.json")
+
+
+def test_cancel_one_cancel_the_session_and_status_by_client_order_id(simulator: Simulator) -> None:
+    bid, _ = best_prices(simulator)
+    first = simulator.ok("/v1/order/new", **new_order(bid - 50, "0.001", client_order_id="c-1"))
+    second = simulator.ok("/v1/order/new", **new_order(bid - 60, "0.001", client_order_id="c-2"))
+    cancelled = simulator.ok("/v1/order/cancel", order_id=int(first["order_id"]))
+    assert_same_shape(cancelled, example("order_status.json"))
+    assert (cancelled["is_live"], cancelled["is_cancelled"]) == (False, True)
+    again = simulator.ok("/v1/order/cancel", order_id=int(first["order_id"]))
+    assert again["is_cancelled"]  # cancelling a cancelled order succeeds without effect
+    (by_client,) = simulator.ok("/v1/order/status", client_order_id="c-2")
+    assert_same_shape(by_client, example("order_status.json"))
+    assert by_client["order_id"] == second["order_id"] and by_client["is_live"]
+    session = simulator.ok("/v1/order/cancel/session")
+    assert_same_shape(session, example("cancel_all.json"))
+    assert session["details"]["cancelledOrders"] == [int(second["order_id"])]
+    missing = simulator.post("/v1/order/cancel", order_id=1)
+    assert (missing.status_code, missing.json()["reason"]) == (404, "OrderNotFound")
 
 
 def test_execution_options(simulator: Simulator) -> None:

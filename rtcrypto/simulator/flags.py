@@ -145,8 +145,16 @@ class SimulateFlags:
     )
     sandbox_usd: str = _flag("10000", "--sandbox-usd", help="Starting USD of each sandbox account.")
     sandbox_btc: str = _flag("0", "--sandbox-btc", help="Starting BTC of each sandbox account.")
-    sandbox_fee_pct: str = _flag(
-        "0.25", "--sandbox-fee-pct", help="Taker fee of sandbox fills, percent."
+    sandbox_fee_pct: str | None = _flag(
+        None,
+        "--sandbox-fee-pct",
+        help="Fee of sandbox fills, percent. Default: RTC_TAKER_FEE_PCT (the ledger's fee).",
+    )
+    sandbox_require_heartbeat: bool = _flag(
+        False,
+        "--sandbox-require-heartbeat",
+        help="Gemini sandbox: the accounts are 'Requires Heartbeat' sessions; their live orders "
+        "are cancelled after RTC_SIMULATOR_HEARTBEAT_TIMEOUT_S (30 s) without a private request.",
     )
 
 
@@ -202,8 +210,15 @@ def simulator_options(flags: SimulateFlags, settings: Settings) -> SimulatorOpti
             Decimal(flags.sandbox_usd),
             Decimal(flags.sandbox_btc),
             *_settings_credentials(settings, flags.sandbox_from_settings),
+            requires_heartbeat=flags.sandbox_require_heartbeat,
         ),
-        sandbox_fee_pct=Decimal(flags.sandbox_fee_pct),
+        sandbox_fee_pct=(
+            settings.taker_fee_pct
+            if flags.sandbox_fee_pct is None
+            else Decimal(flags.sandbox_fee_pct)
+        ),
+        sandbox_heartbeat_timeout_s=settings.simulator_heartbeat_timeout_s,
+        sandbox_private_rate_per_min=settings.simulator_private_rate_per_min,
         history=history,
     )
 

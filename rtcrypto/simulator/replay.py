@@ -42,6 +42,7 @@ from rtcrypto.simulator.connections import (
 log = logging.getLogger("simulator")
 
 DAY_MS = 86_400_000
+RECENT_TRADES_KEPT = 20_000  # per symbol: enough for a day of /v1/trades paging at capture rates
 YIELD_EVERY_MESSAGES = 32  # speed 0: let the event loop breathe (senders, heartbeats, HTTP)
 
 
@@ -52,10 +53,15 @@ class TickerState:
     last_price: str | None = None
     last_trade_id: int | None = None
     trades: deque[tuple[int, Decimal, Decimal]] = field(default_factory=deque)
+    # the newest trades with their replay time, for GET /v1/trades and /v2/ticker
+    recent: deque[tuple[int, TradePrint]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_TRADES_KEPT)
+    )
 
     def record(self, trade: TradePrint, ts_ms: int) -> None:
         self.last_price = trade.price
         self.last_trade_id = trade.trade_id
+        self.recent.append((ts_ms, trade))
         price, quantity = Decimal(trade.price), Decimal(trade.quantity)
         self.trades.append((ts_ms, quantity, price * quantity))
 

@@ -3,18 +3,29 @@
 Routes (added to the simulator's app by :meth:`Sandbox.add_routes`):
 
 - ``POST /v1/balances``, ``/v1/order/new``, ``/v1/order/status``, ``/v1/order/cancel``,
-  ``/v1/orders``: authenticated like Gemini (:func:`rtcrypto.exchange.signing.
+  ``/v1/orders`` and (:mod:`rtcrypto.simulator.sandbox_trades`) ``/v1/mytrades``,
+  ``/v1/orders/history``, ``/v1/order/cancel/all``, ``/v1/order/cancel/session``,
+  ``/v1/notionalvolume``, ``/v1/heartbeat``: authenticated like Gemini (:func:`rtcrypto.exchange.signing.
   verify_private_request`): a missing header -> 400 ``Missing...Header``; an unknown key or a bad
   signature -> 400 ``InvalidSignature``; a payload whose ``request`` is not the path -> 400
   ``InvalidSignature``; a nonce not greater than the key's last accepted one -> 400 ``InvalidNonce``.
-- ``GET /v1/book/{symbol}?limit_bids=N&limit_asks=N``: the replayed book (0 = every level).
+- ``GET /v1/book/{symbol}?limit_bids=N&limit_asks=N``: the replayed book (0 = every level);
+  ``/v1/symbols/details/{symbol}``, ``/v2/ticker/{symbol}``, ``/v1/trades/{symbol}``: see
+  :mod:`rtcrypto.simulator.sandbox_public`.
+
+Orders are checked against the symbol's details (:mod:`rtcrypto.simulator.symbol_details`): a
+quantity below ``min_order_size`` or off ``tick_size`` -> 400 ``InvalidQuantity``, a price off
+``quote_increment`` -> 400 ``InvalidPrice``.
 
 Matching: an ``exchange limit`` order is matched at once against the replayed book's current
 state: a buy against asks <= its limit, a sell against bids >= its limit, best price first, each
 fill at the level's price (partial fills allowed). ``immediate-or-cancel`` cancels the rest,
-``fill-or-kill`` fills all or nothing, ``maker-or-cancel`` is cancelled if it would cross, and an
-order without options rests (live, funds held) until cancelled; a resting order is never matched
-later. Every fill pays the taker fee (default 0.25 % of the notional, in the quote currency).
+``fill-or-kill`` fills all or nothing, ``maker-or-cancel`` is cancelled if it would cross (else it
+rests), and an order without options rests (live, funds held) until cancelled, and fills as a maker at its own
+price when the replayed book later crosses it (checked every ``MAINTAIN_INTERVAL_S``). Every fill
+pays the fee (``--sandbox-fee-pct``, default RTC_TAKER_FEE_PCT, of the notional, in the quote
+currency). A "Requires Heartbeat" account's live orders are cancelled after
+``heartbeat_timeout_s`` without a private request.
 
 The replayed book itself is never changed: a fill hides the quantity it took from that price level
 for ``CONSUMED_MEMORY_S`` (60) wall seconds, for matching and for ``/v1/book``, so two orders in a
@@ -25,6 +36,7 @@ Accounts come from the options (``--sandbox-account KEY:SECRET``); secrets are n
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import time
@@ -38,76 +50,41 @@ from aiohttp import web
 
 from rtcrypto.exchange.signing import SignedRequestError, verify_private_request
 from rtcrypto.market.captures.gemini_v1 import LevelBook, decimal_text
+from rtcrypto.simulator import sandbox_public, sandbox_trades
 from rtcrypto.simulator.replay import StreamEngine
+from rtcrypto.simulator.sandbox_accounts import (
+    DEFAULT_BTC,
+    DEFAULT_USD,
+    SandboxAccount,
+    parse_sandbox_account,
+    request_counter,
+    sandbox_accounts_from_flags,
+)
+from rtcrypto.simulator.sandbox_guards import RateWindow
+from rtcrypto.simulator.symbol_details import price_problem, quantity_problem, symbol_details
 from rtcrypto.simulator.wire import invalid_symbol_body, split_symbol
+
+__all__ = [
+    "DEFAULT_BTC",
+    "DEFAULT_USD",
+    "Sandbox",
+    "SandboxAccount",
+    "SandboxError",
+    "match_limit_order",
+    "parse_sandbox_account",
+    "request_counter",
+    "sandbox_accounts_from_flags",
+]
 
 log = logging.getLogger("simulator")
 
 CONSUMED_MEMORY_S = 60.0
-DEFAULT_USD = Decimal("10000")
-DEFAULT_BTC = Decimal("0")
 DEFAULT_FEE_PCT = Decimal("0.25")
-MIN_ORDER_AMOUNT = Decimal("0.00001")  # Gemini's BTCUSD minimum
-AMOUNT_EXPONENT = -8  # at most 8 decimals of base currency
-PRICE_EXPONENT = -2  # USD prices in cents
+DEFAULT_HEARTBEAT_TIMEOUT_S = 30.0  # Gemini's "Requires Heartbeat" window
+MAINTAIN_INTERVAL_S = 0.2  # how often resting orders and heartbeat sessions are checked
 MAX_CLIENT_ORDER_ID = 100
 SUPPORTED_OPTIONS = ("immediate-or-cancel", "fill-or-kill", "maker-or-cancel")
-PRIVATE_PATHS = (
-    "/v1/balances",
-    "/v1/order/new",
-    "/v1/order/status",
-    "/v1/order/cancel",
-    "/v1/orders",
-)
 FIRST_ORDER_ID = 7_000_000_001  # Gemini-like large integers
-
-
-@dataclass(frozen=True, slots=True)
-class SandboxAccount:
-    """An API key of the sandbox, its secret and the starting balances (lower-case currencies)."""
-
-    api_key: str
-    api_secret: str = field(repr=False)
-    balances: tuple[tuple[str, Decimal], ...] = (("usd", DEFAULT_USD), ("btc", DEFAULT_BTC))
-
-    def __post_init__(self) -> None:
-        if not self.api_key or not self.api_secret:
-            raise ValueError("a sandbox account needs an API key and a secret")
-        for currency, amount in self.balances:
-            if amount < 0:
-                raise ValueError(f"sandbox balance of {currency} must be >= 0, got {amount}")
-
-
-def parse_sandbox_account(
-    spec: str, usd: Decimal = DEFAULT_USD, btc: Decimal = DEFAULT_BTC
-) -> SandboxAccount:
-    """``KEY:SECRET`` -> an account with ``usd`` and ``btc``; the secret is not echoed on error."""
-    api_key, separator, api_secret = spec.partition(":")
-    if not separator or not api_key.strip() or not api_secret.strip():
-        raise ValueError("--sandbox-account must be KEY:SECRET (both non-empty)")
-    return SandboxAccount(api_key.strip(), api_secret.strip(), (("usd", usd), ("btc", btc)))
-
-
-def sandbox_accounts_from_flags(
-    specs: Sequence[str],
-    usd: Decimal = DEFAULT_USD,
-    btc: Decimal = DEFAULT_BTC,
-    settings_key: str | None = None,
-    settings_secret: str | None = None,
-) -> tuple[SandboxAccount, ...]:
-    """Accounts of ``--sandbox-account KEY:SECRET`` (repeatable) and, when given, the settings'
-    key and secret (``--sandbox-from-settings``: RTC_GEMINI_API_KEY / RTC_GEMINI_API_SECRET)."""
-    accounts = [parse_sandbox_account(spec, usd, btc) for spec in specs]
-    if settings_key is not None or settings_secret is not None:
-        if not settings_key or not settings_secret:
-            raise ValueError(
-                "--sandbox-from-settings needs RTC_GEMINI_API_KEY and RTC_GEMINI_API_SECRET"
-            )
-        accounts.append(SandboxAccount(settings_key, settings_secret, (("usd", usd), ("btc", btc))))
-    keys = [account.api_key for account in accounts]
-    if len(set(keys)) != len(keys):
-        raise ValueError("each sandbox account needs its own API key")
-    return tuple(accounts)
 
 
 class SandboxError(Exception):
@@ -172,6 +149,7 @@ class SandboxOrder:
     options: list[str]
     ts_ms: int
     executed_amount: Decimal = Decimal(0)
+    closed_ms: int | None = None  # when it stopped being live (filled or cancelled)
     notional: Decimal = Decimal(0)
     is_live: bool = False
     is_cancelled: bool = False
@@ -229,6 +207,8 @@ class Sandbox:
         valid_symbols: set[str],
         taker_fee_pct: Decimal = DEFAULT_FEE_PCT,
         wall: Callable[[], float] = time.monotonic,
+        heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S,
+        private_rate_per_min: int = 0,  # 0: no limit
     ) -> None:
         if taker_fee_pct < 0:
             raise ValueError(f"--sandbox-fee-pct must be >= 0, got {taker_fee_pct}")
@@ -236,6 +216,14 @@ class Sandbox:
         self.valid_symbols = valid_symbols
         self.fee_rate = taker_fee_pct / Decimal(100)
         self.wall = wall
+        if heartbeat_timeout_s <= 0:
+            raise ValueError(f"heartbeat timeout must be > 0 s, got {heartbeat_timeout_s}")
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.rate = RateWindow(private_rate_per_min, wall)
+        self.heartbeat_keys = {
+            account.api_key for account in accounts if account.requires_heartbeat
+        }
+        self.last_message_wall: dict[str, float] = {}  # api key -> wall time of its last request
         self.secrets = {account.api_key: account.api_secret for account in accounts}
         self.accounts = {
             account.api_key: AccountState(dict(account.balances)) for account in accounts
@@ -256,6 +244,7 @@ class Sandbox:
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get("/v1/book/{symbol}", self.handle_book)
+        sandbox_public.add_public_routes(router, self.engine, self.valid_symbols)
         handlers: dict[str, Callable[[str, dict[str, Any]], dict[str, Any] | list[Any]]] = {
             "/v1/balances": self.balances,
             "/v1/order/new": self.new_order,
@@ -263,8 +252,16 @@ class Sandbox:
             "/v1/order/cancel": self.cancel_order,
             "/v1/orders": self.live_orders,
         }
+        handlers.update(sandbox_trades.private_handlers(self))
         for path, handler in handlers.items():
             router.add_post(path, self._private_handler(path, handler))
+
+    async def run(self) -> None:
+        """Every ``MAINTAIN_INTERVAL_S``: fill resting orders the book crosses, cancel the orders
+        of silent heartbeat sessions (cancelled with the server)."""
+        while True:
+            await asyncio.sleep(MAINTAIN_INTERVAL_S)
+            sandbox_trades.maintain(self)
 
     def status(self) -> dict[str, Any]:
         """The sandbox part of ``/_sim/status`` (no keys, no secrets)."""
@@ -288,7 +285,13 @@ class Sandbox:
                 )
             except SignedRequestError as error:
                 return self._refuse(SandboxError(400, error.reason, error.message), path)
+            if not self.rate.allow(verified.api_key):
+                limit = self.rate.rate_per_min
+                message = f"Too many requests: at most {limit} private requests per minute"
+                return self._refuse(SandboxError(429, "RateLimited", message), path)
             self.last_nonce[verified.api_key] = verified.nonce
+            sandbox_trades.expire_silent_sessions(self)  # before this request revives its own
+            self.last_message_wall[verified.api_key] = self.wall()
             try:
                 return web.json_response(handler(verified.api_key, verified.payload))
             except SandboxError as error:
@@ -384,9 +387,8 @@ class Sandbox:
         book_side = "ask" if side == "buy" else "bid"
         fills = match_limit_order(self.levels(symbol.upper(), book_side), side, price, amount)
         filled = sum((quantity for _, quantity in fills), Decimal(0))
-        if ("fill-or-kill" in options and filled < amount) or (
-            "maker-or-cancel" in options and fills
-        ):
+        would_take = "maker-or-cancel" in options and bool(fills)
+        if ("fill-or-kill" in options and filled < amount) or would_take:
             fills, filled = [], Decimal(0)
         order = SandboxOrder(
             order_id=self.next_order_id,
@@ -401,13 +403,17 @@ class Sandbox:
         )
         self.next_order_id += 1
         for fill_price, quantity in fills:
-            self._fill(order, account, book_side, fill_price, quantity, base, quote)
-        rests = not options and filled < amount
+            self._fill(order, account, book_side, fill_price, quantity, order.ts_ms, True)
+        # a plain limit order rests its remainder; maker-or-cancel rests when it would not take
+        rests = filled < amount and (
+            not options or (options == ["maker-or-cancel"] and not would_take)
+        )
         if rests:
             order.is_live = True
             self._hold(order, account, base, quote, +1)
         else:
             order.is_cancelled = filled < amount
+            order.closed_ms = order.ts_ms
         self.orders[order.order_id] = order
         log.info(
             "sandbox order order_id=%d symbol=%s side=%s amount=%s price=%s executed=%s live=%s",
@@ -434,18 +440,22 @@ class Sandbox:
             raise SandboxError(
                 400, "InvalidOrderType", f"Invalid order type: {payload.get('type')!r}"
             )
+        details = symbol_details(symbol)
         amount = _positive_decimal(payload.get("amount"), "InvalidQuantity", "amount")
-        if amount < MIN_ORDER_AMOUNT or amount.as_tuple().exponent < AMOUNT_EXPONENT:  # type: ignore[operator]
+        problem = quantity_problem(details, amount)
+        if problem is not None:
             raise SandboxError(
                 400,
                 "InvalidQuantity",
-                f"Invalid quantity for symbol {symbol}: {payload.get('amount')} (minimum "
-                f"{MIN_ORDER_AMOUNT}, at most 8 decimals)",
+                f"Invalid quantity for symbol {symbol}: {payload.get('amount')} is {problem}",
             )
         price = _positive_decimal(payload.get("price"), "InvalidPrice", "price")
-        if price.as_tuple().exponent < PRICE_EXPONENT:  # type: ignore[operator]
+        problem = price_problem(details, price)
+        if problem is not None:
             raise SandboxError(
-                400, "InvalidPrice", f"Invalid price for symbol {symbol}: {payload.get('price')}"
+                400,
+                "InvalidPrice",
+                f"Invalid price for symbol {symbol}: {payload.get('price')} is {problem}",
             )
         options = payload.get("options", [])
         if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
@@ -473,9 +483,13 @@ class Sandbox:
         book_side: str,
         price: Decimal,
         quantity: Decimal,
-        base: str,
-        quote: str,
+        ts_ms: int,
+        aggressor: bool,
+        level_price: Decimal | None = None,
     ) -> None:
+        """Book one fill of ``order`` (taker when ``aggressor``) at ``price``, at ``ts_ms``; the
+        quantity is hidden from the book level at ``level_price`` (default ``price``)."""
+        base, quote = (currency.lower() for currency in split_symbol(order.symbol))
         notional = price * quantity
         fee = notional * self.fee_rate
         if order.side == "buy":
@@ -486,15 +500,16 @@ class Sandbox:
             account.add(quote, notional - fee)
         order.executed_amount += quantity
         order.notional += notional
-        self.consumed[(order.symbol.upper(), book_side, price)].append((self.wall(), quantity))
+        level = price if level_price is None else level_price
+        self.consumed[(order.symbol.upper(), book_side, level)].append((self.wall(), quantity))
         order.trades.append(
             {
                 "price": _text(price),
                 "amount": _text(quantity),
-                "timestamp": order.ts_ms // 1000,
-                "timestampms": order.ts_ms,
+                "timestamp": ts_ms // 1000,
+                "timestampms": ts_ms,
                 "type": "Buy" if order.side == "buy" else "Sell",
-                "aggressor": True,
+                "aggressor": aggressor,
                 "fee_currency": quote.upper(),
                 "fee_amount": _text(fee),
                 "tid": self.next_trade_id,
@@ -552,6 +567,7 @@ class Sandbox:
             base, quote = (currency.lower() for currency in split_symbol(order.symbol))
             self._hold(order, self.accounts[api_key], base, quote, -1)
             order.is_live, order.is_cancelled = False, True
+            order.closed_ms = self.engine.stream_time_ms()
             log.info("sandbox order cancelled order_id=%d", order.order_id)
         return order.to_json()
 
@@ -573,23 +589,3 @@ def _positive_decimal(value: Any, reason: str, name: str) -> Decimal:
     if not number.is_finite() or number <= 0:
         raise SandboxError(400, reason, f"{name} must be > 0, got {value!r}")
     return number
-
-
-# --- request counting ----------------------------------------------------------------------------
-
-
-def request_counter(counts: Counter[str]) -> Any:
-    """aiohttp middleware: count every request per route pattern (``/v1/book/{symbol}``), so
-    tests can prove which endpoints a client hit. ``/_sim/*`` (the admin API) is not counted."""
-
-    @web.middleware
-    async def count(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        resource = request.match_info.route.resource
-        pattern = resource.canonical if resource is not None else "unmatched"
-        if not pattern.startswith("/_sim/"):
-            counts[pattern] += 1
-        return await handler(request)
-
-    return count

@@ -8,9 +8,14 @@ Routes:
 - ``GET /v1/pubticker/{symbol}``, ``GET /v1/symbols``, ``GET /v1/book/{symbol}``: Gemini REST
 - ``POST /v1/balances``, ``/v1/order/new``, ``/v1/order/status``, ``/v1/order/cancel``,
   ``/v1/orders``: the Gemini sandbox (authenticated; see :mod:`rtcrypto.simulator.sandbox`)
+- ``GET /v1/symbols/details/{symbol}``, ``/v2/ticker/{symbol}``, ``/v1/trades/{symbol}``
+  (:mod:`rtcrypto.simulator.sandbox_public`) and ``POST /v1/mytrades``, ``/v1/orders/history``,
+  ``/v1/order/cancel/all``, ``/v1/order/cancel/session``, ``/v1/notionalvolume``,
+  ``/v1/heartbeat`` (:mod:`rtcrypto.simulator.sandbox_trades`); docs/gemini-conformance.md
 - ``GET /_sim/status``: state (read-only; the feed clock and ``rtc status`` read it), always on
-- ``POST /_sim/drop``, ``POST /_sim/skip-sequence``, ``POST /_sim/inject``: fault injection, for
-  tests; only with ``--fault-endpoints`` (``RTC_SIMULATOR_FAULT_ENDPOINTS``), else 404
+- ``POST /_sim/drop``, ``POST /_sim/skip-sequence``, ``POST /_sim/inject``,
+  ``POST /_sim/maintenance`` (503 ``Maintenance`` everywhere): fault injection, for tests;
+  only with ``--fault-endpoints`` (``RTC_SIMULATOR_FAULT_ENDPOINTS``), else 404
 """
 
 from __future__ import annotations
@@ -52,10 +57,12 @@ from rtcrypto.simulator.history_replay import (
 from rtcrypto.simulator.replay import ReplayEngine, StreamEngine
 from rtcrypto.simulator.sandbox import (
     DEFAULT_FEE_PCT,
+    DEFAULT_HEARTBEAT_TIMEOUT_S,
     Sandbox,
     SandboxAccount,
     request_counter,
 )
+from rtcrypto.simulator.sandbox_guards import MaintenanceSwitch, maintenance_gate
 from rtcrypto.simulator.wire import invalid_symbol_body
 
 log = logging.getLogger("simulator")
@@ -80,6 +87,9 @@ class SimulatorOptions:
     shift_to_now: bool = False  # move the capture's times to now, by whole minutes
     sandbox_accounts: tuple[SandboxAccount, ...] = ()  # API keys of the private endpoints
     sandbox_fee_pct: Decimal = DEFAULT_FEE_PCT  # taker fee of sandbox fills, percent
+    # a "Requires Heartbeat" account's orders are cancelled after this silence
+    sandbox_heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
+    sandbox_private_rate_per_min: int = 0  # 429 RateLimited above it per key; 0 = no limit
     history: HistoryReplay | None = None  # replay minute bars instead of a capture
     fault_endpoints: bool = False  # serve POST /_sim/drop, /_sim/skip-sequence, /_sim/inject
 
@@ -103,6 +113,11 @@ class SimulatorOptions:
             raise ValueError(f"--skip-sequence-at must be >= 0, got {self.skip_sequence_at}")
         if self.sandbox_fee_pct < 0:
             raise ValueError(f"--sandbox-fee-pct must be >= 0, got {self.sandbox_fee_pct}")
+        if self.sandbox_heartbeat_timeout_s <= 0:
+            raise ValueError(
+                "RTC_SIMULATOR_HEARTBEAT_TIMEOUT_S must be > 0, got "
+                f"{self.sandbox_heartbeat_timeout_s}"
+            )
 
 
 class Simulator:
@@ -127,8 +142,15 @@ class Simulator:
         self._replay_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.sandbox = Sandbox(
-            self.engine, options.sandbox_accounts, self.valid_symbols, options.sandbox_fee_pct
+            self.engine,
+            options.sandbox_accounts,
+            self.valid_symbols,
+            options.sandbox_fee_pct,
+            heartbeat_timeout_s=options.sandbox_heartbeat_timeout_s,
+            private_rate_per_min=options.sandbox_private_rate_per_min,
         )
+        self.maintenance = MaintenanceSwitch()  # POST /_sim/maintenance (fault endpoint)
+        self._sandbox_task: asyncio.Task[None] | None = None
         self.request_counts: Counter[str] = Counter()  # per route, for /_sim/status
 
     def _capture_engine(self, capture: Capture | None) -> ReplayEngine:
@@ -176,7 +198,9 @@ class Simulator:
 
     # --- application ---------------------------------------------------------------------------
     def create_app(self) -> web.Application:
-        app = web.Application(middlewares=[request_counter(self.request_counts)])
+        app = web.Application(
+            middlewares=[request_counter(self.request_counts), maintenance_gate(self.maintenance)]
+        )
         app.router.add_get("/v1/marketdata/{symbol}", self.handle_v1)
         app.router.add_get("/v2/marketdata", self.handle_v2)
         app.router.add_get("/v2/marketdata/", self.handle_v2)
@@ -187,6 +211,7 @@ class Simulator:
             "/_sim/drop": self.handle_drop,
             "/_sim/skip-sequence": self.handle_skip_sequence,
             "/_sim/inject": self.handle_inject,
+            "/_sim/maintenance": self.maintenance.handle_toggle,
         }
         for path, handler in faults.items():
             app.router.add_post(path, handler if self.options.fault_endpoints else _faults_off)
@@ -200,9 +225,15 @@ class Simulator:
         # a sandbox trades against the book, so it must fill without waiting for a ws client
         if self.options.start_immediately or self.sandbox.enabled:
             self.engine.start()
+        if self.sandbox.enabled:  # resting orders and heartbeat sessions
+            self._sandbox_task = asyncio.get_running_loop().create_task(self.sandbox.run())
 
     async def _on_shutdown(self, app: web.Application) -> None:
         await self.drop_all("server shutting down")
+        if self._sandbox_task is not None:
+            self._sandbox_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sandbox_task
         if self._replay_task is not None:
             self._replay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

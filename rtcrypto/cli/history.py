@@ -173,7 +173,7 @@ def download(
         if since_ms > datetime.now(UTC).timestamp() * 1000:
             _usage_error(f"--since {since!r} is in the future")
     settings = settings_or_exit()
-    console = Console(stderr=True)
+    console = Console(stderr=True, log_path=False)
     try:
         with console.status("downloading", spinner="dots") as status:
 

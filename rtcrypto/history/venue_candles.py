@@ -91,6 +91,11 @@ class CandleDownloadReport:
             f"  source={self.source}: {self.inserted:,} new minute(s), {self.replaced:,} "
             f"updated, {self.unchanged:,} unchanged; {self.rows_total:,} minutes stored",
         ]
+        if not self.candles_received:
+            lines.append(
+                "  the venue answered no candles (a simulator serves the minutes its replay has "
+                "finished: is it replaying?)"
+            )
         if self.resumed_after_ms is not None:
             lines.append(
                 f"  resumed at the newest stored minute {iso_minute(self.resumed_after_ms)}"

@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from rtcrypto.history import import_file, load_history
 from rtcrypto.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from rtcrypto.simulator.calibration import PACKAGED_CALIBRATION
 from rtcrypto.simulator.history_replay import HistoryReplay, parse_utc_ms
-from tests.helpers import REPO, free_port, shared_minute_file, wait_until
+from tests.helpers import GEMINI_CAPTURE, REPO, free_port, shared_minute_file, wait_until
 
 pytestmark = [pytest.mark.integration]
 
@@ -206,3 +205,43 @@ def test_bad_input_and_an_unreachable_venue_are_clear_errors(
     kaggle = rtc(["download"], tmp_path, simulator.url)
     assert kaggle.returncode == 2 and "history_download" in kaggle.stderr
     assert not (tmp_path / "history" / "_manifest.json").exists()  # nothing was stored
+
+
+def test_a_capture_replay_serves_candles_of_the_trades_it_replayed() -> None:
+    """The Gemini capture (30 s, 51 trade prints over 10 symbols) at 10x: once replayed, each
+    symbol's 1-minute candles are its trades per minute of their replay time; a minute the
+    simulated clock has not finished yet has no candle."""
+    from rtcrypto.market.captures import TradePrint, load_capture
+
+    capture = load_capture(GEMINI_CAPTURE)
+    trades = [m for m in capture.messages if isinstance(m, TradePrint) and m.symbol == "BTCUSD"]
+    assert trades, "the capture has BTCUSD trades"
+    expected: dict[int, list[float]] = {}
+    for trade in trades:
+        minute = trade.ts_receive_ms - trade.ts_receive_ms % 60_000
+        price, quantity = float(trade.price), float(trade.quantity)
+        row = expected.setdefault(minute, [price, price, price, price, 0.0])
+        row[1], row[2], row[3] = max(row[1], price), min(row[2], price), price
+        row[4] += quantity
+    options = SimulatorOptions(
+        capture_paths=(GEMINI_CAPTURE,), port=0, speed=10, start_immediately=True
+    )
+    server = SimulatorThread(options)
+    try:
+        wait_until(lambda: server.get("/_sim/status")[1]["done"], 60, "the capture's end")
+        assert server.get("/v2/candles/btcusd/1m")[1][0][0] < max(expected)  # still open
+        last_minute_end_ms = max(expected) + 60_000  # the clock runs on after the capture
+        wait_until(
+            lambda: server.get("/_sim/status")[1]["simulated_time_ms"] >= last_minute_end_ms,
+            60,
+            "the simulated clock past the last traded minute",
+        )
+        status, rows = server.get("/v2/candles/btcusd/1m")
+        assert status == 200
+        assert [row[0] for row in rows] == sorted(expected, reverse=True)
+        for row in rows:
+            assert row[1:] == pytest.approx(expected[row[0]])
+        status, rows = server.get("/v2/candles/zecbtc/1day")  # a listed symbol
+        assert status == 200 and all(len(row) == 6 for row in rows)
+    finally:
+        server.stop()

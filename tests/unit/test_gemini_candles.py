@@ -38,7 +38,11 @@ from rtcrypto.market.candles import (
     candle_rows,
     parse_candles,
 )
-from rtcrypto.simulator.candles import completed_minutes_end_ms, minute_candles_from_trades
+from rtcrypto.simulator.candles import (
+    completed_minutes_end_ms,
+    looped_trades,
+    minute_candles_from_trades,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gemini"
 CANDLES_DOC_URL = (
@@ -239,3 +243,17 @@ def test_symbols_and_their_sources() -> None:
     for bad in ("../x", "BT", "BTC USD"):
         with pytest.raises(VenueError, match="--symbol"):
             check_symbol(bad)
+
+
+def test_a_looped_capture_counts_the_trades_of_every_pass_inside_the_window() -> None:
+    from types import SimpleNamespace
+
+    trades = [(1_000, 10.0, 1.0), (31_000, 11.0, 2.0)]
+    engine: Any = SimpleNamespace(loop_shift_ms=31_000 + 1_000, loop_index=2)
+    # passes at +0, +32 s and +64 s
+    assert looped_trades(engine, trades, 0, 120_000) == [
+        (1_000, 10.0, 1.0), (31_000, 11.0, 2.0), (33_000, 10.0, 1.0), (63_000, 11.0, 2.0),
+        (65_000, 10.0, 1.0), (95_000, 11.0, 2.0),
+    ]  # fmt: skip
+    assert looped_trades(engine, trades, 60_000, 65_000) == [(63_000, 11.0, 2.0)]
+    assert looped_trades(engine, [], 0, 120_000) == []

@@ -245,3 +245,62 @@ def test_a_capture_replay_serves_candles_of_the_trades_it_replayed() -> None:
         assert status == 200 and all(len(row) == 6 for row in rows)
     finally:
         server.stop()
+
+
+# Runs in the child: parse the DAG file only, no retries, dag.test() it, print the task states.
+_DAG_RUNNER = """
+import json, sys
+from airflow.models.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[2])
+assert not bag.import_errors, bag.import_errors
+dag = bag.dags["history_download"]
+for task in dag.tasks:
+    task.retries = 0
+run = dag.test(run_conf=json.loads(sys.argv[1]))
+states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+print("DAG_TEST_RESULT " + json.dumps({"state": str(run.state), "tasks": states}))
+"""
+
+
+@pytest.mark.slow
+def test_the_history_download_dag_takes_the_venue_candles_and_a_rerun_adds_nothing(
+    simulator: SimulatorThread, replayed_bars: tuple[Path, Any], tmp_path: Path
+) -> None:
+    from tests.helpers import isolated_airflow_env
+
+    bars = replayed_bars[1]
+    wait_until(lambda: simulator.history_status()["minutes_replayed"] == len(bars), 120, "end")
+    env = isolated_airflow_env(tmp_path, drop=("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"))
+    env["RTC_GEMINI_REST_URL"] = simulator.url
+    conf = json.dumps({"venue": "gemini", "symbol": "BTCUSD", "since": "2021-04-20T01:30Z"})
+
+    def run() -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-c", _DAG_RUNNER, conf, str(REPO / "dags" / "history_download.py")],
+            env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        marks = [line for line in done.stdout.splitlines() if line.startswith("DAG_TEST_RESULT ")]
+        assert done.returncode == 0 and marks, (done.stdout + done.stderr)[-5000:]
+        result: dict[str, Any] = json.loads(marks[-1].split(" ", 1)[1])
+        result["output"] = done.stdout + done.stderr
+        return result
+
+    first = run()
+    assert first["state"] == "success", first["output"][-5000:]
+    assert first["tasks"] == {
+        "choose_venue": "success",
+        "download_gemini_candles": "success",
+        "fetch": "skipped",
+        "import_history": "skipped",
+    }
+    history = Path(env["RTC_HISTORY_DIR"])
+    frame = load_history(SOURCE, history_dir=history)
+    assert list(ts_ms(frame)) == list(ts_ms(bars)) and frame["ts"].is_unique
+    for name in OHLCV:
+        assert frame[name].to_numpy().tolist() == bars[name].to_numpy().tolist(), name
+    manifest = (history / "_manifest.json").read_bytes()
+
+    second = run()
+    assert second["state"] == "success", second["output"][-5000:]
+    assert "0 new minute(s), 0 updated, 1 unchanged" in second["output"]
+    assert (history / "_manifest.json").read_bytes() == manifest

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from rich.progress import (
 from rich.table import Table
 
 from rtcrypto.cli import checks
+
+if TYPE_CHECKING:
+    from rtcrypto.history.venue_candles import CandleDownloadReport
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -145,16 +148,6 @@ def download(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Download minute bars from a venue into the history store; a rerun adds only new minutes."""
-    from datetime import UTC, datetime
-
-    from rtcrypto.config import settings_or_exit
-    from rtcrypto.history import HistoryError
-    from rtcrypto.history.venue_candles import (
-        UnknownSymbolError,
-        download_gemini_candles,
-        parse_since,
-    )
-
     venue = venue.lower()
     if venue not in VENUES:
         _usage_error(f"--venue {venue!r} is not one of: {', '.join(VENUES)}")
@@ -164,14 +157,39 @@ def download(
             "`rtc airflow dags trigger history_download`; or import a downloaded file with "
             "`rtc history import FILE`; or use --venue gemini (no account needed)"
         )
-    since_ms = None
-    if since is not None:
-        try:
-            since_ms = parse_since(since)
-        except HistoryError as error:
-            _usage_error(str(error))
-        if since_ms > datetime.now(UTC).timestamp() * 1000:
-            _usage_error(f"--since {since!r} is in the future")
+    report = _download_gemini(symbol, _since_ms(since), source, dest)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        typer.echo("\n".join(report.lines()))
+
+
+def _since_ms(since: str | None) -> int | None:
+    """``--since`` as UTC epoch ms (None when not given); a bad or future one exits 2."""
+    from datetime import UTC, datetime
+
+    from rtcrypto.history import HistoryError
+    from rtcrypto.history.venue_candles import parse_since
+
+    if since is None:
+        return None
+    try:
+        since_ms = parse_since(since)
+    except HistoryError as error:
+        _usage_error(str(error))
+    if since_ms > datetime.now(UTC).timestamp() * 1000:
+        _usage_error(f"--since {since!r} is in the future")
+    return since_ms
+
+
+def _download_gemini(
+    symbol: str, since_ms: int | None, source: str | None, dest: Path | None
+) -> CandleDownloadReport:
+    """Gemini's candles into the store, with progress on stderr; errors exit 2 (bad input) or 1."""
+    from rtcrypto.config import settings_or_exit
+    from rtcrypto.history import HistoryError
+    from rtcrypto.history.venue_candles import UnknownSymbolError, download_gemini_candles
+
     settings = settings_or_exit()
     console = Console(stderr=True, log_path=False)
     try:
@@ -181,7 +199,7 @@ def download(
                 console.log(line)
                 status.update(line)
 
-            report = download_gemini_candles(
+            return download_gemini_candles(
                 settings.gemini_rest_base_url,
                 symbol,
                 since_ms=since_ms,
@@ -194,10 +212,6 @@ def download(
     except (HistoryError, OSError) as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None
-    if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-    else:
-        typer.echo("\n".join(report.lines()))
 
 
 def _usage_error(message: str) -> NoReturn:

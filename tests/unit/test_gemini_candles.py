@@ -257,3 +257,14 @@ def test_a_looped_capture_counts_the_trades_of_every_pass_inside_the_window() ->
     ]  # fmt: skip
     assert looped_trades(engine, trades, 60_000, 65_000) == [(63_000, 11.0, 2.0)]
     assert looped_trades(engine, [], 0, 120_000) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_any_since_text_gives_a_whole_minute_or_an_error_naming_the_flag(text: str) -> None:
+    try:
+        since_ms = parse_since(text)
+    except VenueError as error:
+        assert "--since" in str(error)
+        return
+    assert since_ms % MINUTE_MS == 0

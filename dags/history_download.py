@@ -14,6 +14,14 @@ Its success is an event of the asset ``rtc_history``, which also starts ``foreca
 
 Offline: ``rtc history import FILE`` does the same from a shell, or trigger this DAG with
 ``local_file`` set.
+
+Venue: with the param ``venue`` = ``gemini`` (default ``kaggle``: the path above), task
+``choose_venue`` runs ``download_gemini_candles`` instead: Gemini's 1-minute candles of ``symbol``
+(``GET /v2/candles/{symbol}/1m`` at ``RTC_GEMINI_REST_URL``, the simulator in the demo) into the
+source ``gemini-candles`` (``rtcrypto.history.venue_candles``; no account needed), from ``since``
+on and resuming at the newest stored minute, upserted by minute (a rerun adds only new minutes).
+``rtc history download --venue gemini`` does the same from a shell. Its success is an event of
+``rtc_history`` too.
 """
 
 from __future__ import annotations
@@ -44,6 +52,41 @@ def paused_upon_creation(environ: Mapping[str, str], home: Path) -> bool:
     return kaggle_credentials_location(environ, home) is None
 
 
+def gemini_candles(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Task ``download_gemini_candles``: run ``rtcrypto.history.venue_candles`` with the params;
+    a bad ``since`` or an unknown symbol fails without a retry, an unreachable venue is retried."""
+    import logging
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from rtcrypto.config import get_settings
+    from rtcrypto.history import HistoryError
+    from rtcrypto.history.venue_candles import (
+        UnknownSymbolError,
+        download_gemini_candles,
+        parse_since,
+    )
+
+    log = logging.getLogger(__name__)
+    since = str(params.get("since") or "").strip()
+    try:
+        since_ms = parse_since(since) if since else None
+    except HistoryError as error:
+        raise AirflowFailException(f"param {error}") from None
+    try:
+        report = download_gemini_candles(
+            get_settings().gemini_rest_base_url,
+            str(params.get("symbol") or "BTCUSD"),
+            since_ms=since_ms,
+            on_progress=lambda line: log.info("%s", line),
+        )
+    except UnknownSymbolError as error:
+        raise AirflowFailException(f"param {error}") from None
+    for line in report.lines():
+        log.info("%s", line)
+    return report.to_dict()
+
+
 @dag(
     dag_id="history_download",
     description="Kaggle Bitstamp minute bars (or a local file) into the Parquet history store",
@@ -68,6 +111,29 @@ def paused_upon_creation(environ: Mapping[str, str], home: Path) -> bool:
                 "Path of a minute-bar CSV (plain or .gz) to import instead of downloading from "
                 "Kaggle; empty downloads."
             ),
+        ),
+        "venue": Param(
+            "kaggle",
+            type="string",
+            enum=["kaggle", "gemini"],
+            title="Venue",
+            description="kaggle: the Kaggle download (or local_file); gemini: Gemini's 1-minute "
+            "candles at RTC_GEMINI_REST_URL into the source gemini-candles.",
+        ),
+        "symbol": Param(
+            "BTCUSD",
+            type="string",
+            pattern=r"^[A-Za-z0-9]{3,20}$",
+            title="Symbol (gemini)",
+            description="The Gemini symbol whose candles are downloaded.",
+        ),
+        "since": Param(
+            "",
+            type=["null", "string"],
+            pattern=r"^$|^\d{4}-\d{2}-\d{2}([T ][0-9:.]+)?(Z|[+-]\d{2}:?\d{2})?$",
+            title="Since (gemini)",
+            description="Keep minutes from this UTC date or time on (2024-10-28T12:30Z); empty: "
+            "every candle the venue has.",
         ),
     },
 )
@@ -113,7 +179,20 @@ def history_download() -> None:
             "history_dir": str(resolve_history_dir()),
         }
 
-    import_history(fetch())
+    @task.branch(execution_timeout=timedelta(minutes=1))
+    def choose_venue(params: dict[str, Any] | None = None) -> str:
+        """``download_gemini_candles`` for venue gemini, else the Kaggle path (``fetch``)."""
+        venue = str((params or {}).get("venue") or "kaggle")
+        return "download_gemini_candles" if venue == "gemini" else "fetch"
+
+    @task(execution_timeout=timedelta(minutes=30), outlets=[HISTORY])
+    def download_gemini_candles(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Gemini's 1-minute candles into the source gemini-candles (resume, upsert by minute)."""
+        return gemini_candles(params or {})
+
+    path = fetch()
+    choose_venue() >> [path, download_gemini_candles()]
+    import_history(path)
 
 
 history_download()

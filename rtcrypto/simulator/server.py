@@ -42,6 +42,7 @@ from rtcrypto.market.captures import (
     whole_minutes_until,
 )
 from rtcrypto.simulator.calibration import load_calibration
+from rtcrypto.simulator.candles import CandleView
 from rtcrypto.simulator.connections import (
     HeartbeatItem,
     MarketDataConnection,
@@ -206,6 +207,7 @@ class Simulator:
         app.router.add_get("/v2/marketdata/", self.handle_v2)
         app.router.add_get("/v1/pubticker/{symbol}", self.handle_pubticker)
         app.router.add_get("/v1/symbols", self.handle_symbols)
+        CandleView(self).register(app.router)  # GET /v2/candles/{symbol}/{time_frame}
         self.sandbox.add_routes(app.router)
         faults = {
             "/_sim/drop": self.handle_drop,

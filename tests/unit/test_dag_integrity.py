@@ -104,6 +104,18 @@ def test_history_download_has_local_file_param(dag_bag: Any) -> None:
     assert dag_bag.dags["history_download"].params["local_file"] == ""
 
 
+def test_history_download_takes_kaggle_unless_the_venue_param_says_gemini(dag_bag: Any) -> None:
+    dag = dag_bag.dags["history_download"]
+    assert (dag.params["venue"], dag.params["symbol"], dag.params["since"]) == (
+        "kaggle",
+        "BTCUSD",
+        "",
+    )
+    branch = dag.get_task("choose_venue")
+    assert branch.downstream_task_ids == {"fetch", "download_gemini_candles"}
+    assert dag.get_task("import_history").upstream_task_ids == {"fetch"}
+
+
 @pytest.mark.parametrize("path", sorted(DAGS_FOLDER.glob("*.py")), ids=lambda path: path.name)
 def test_dag_files_import_nothing_heavy_at_module_level(path: Path) -> None:
     tree = ast.parse(path.read_text())
@@ -197,6 +209,7 @@ def test_assets_link_history_forecast_retrain_and_the_forecast_consumers(dag_bag
 
     assert outlets("history_download", "import_history") == [HISTORY]
     assert outlets("history_download", "fetch") == []
+    assert outlets("history_download", "download_gemini_candles") == [HISTORY]
     retrain = dag_bag.dags["forecast_retrain"]
     assert retrain.timetable.asset_condition == HISTORY
     assert outlets("forecast_retrain", "train_and_publish") == [FORECAST]
@@ -209,6 +222,7 @@ def test_assets_link_history_forecast_retrain_and_the_forecast_consumers(dag_bag
     }
     assert producers == {
         ("history_download", "import_history"),
+        ("history_download", "download_gemini_candles"),
         ("forecast_retrain", "train_and_publish"),
     }
 

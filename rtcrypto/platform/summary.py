@@ -22,8 +22,8 @@ def summary(settings: Settings) -> str:
         "5 minutes)\n"
         f"  Elasticsearch  {redact_url(settings.search_url)}  indices {settings.search_index_prefix}-*\n"
         "  status         rtc status (every service: state, heartbeat, lag, restarts)\n"
-        "  trades         rtc report --since 1h (HTML + PNG; wall time, x the replay's speed), or "
-        "Kibana with docker-compose\n"
+        f'  trade review   {settings.airflow_url}/plugin/trade-review  ("Trade review" in the '
+        "Airflow UI, live), rtc report --since 1h (files), or Kibana with docker-compose\n"
         "  stop           rtc down (or make down): stops every process it started\n"
         "Spark needs ~20 s to start; the first minute window closes about a minute after the "
         "replay starts."

@@ -17,8 +17,14 @@ from rtcrypto.stack import airflow, kafka, maven, process, search
 
 Progress = Callable[[str], None]  # receives one line of text per step
 
-# Infrastructure stops last, after every service that may still be writing to it.
+# Airflow (the supervisor) stops first, so that nothing restarts a service being stopped;
+# infrastructure stops last, after every service that may still be writing to it.
+_STOP_FIRST = (airflow.AIRFLOW_PROCESS,)
 _STOP_LAST = (kafka.KAFKA_PROCESS, search.SEARCH_PROCESS)
+
+
+def _stop_rank(name: str) -> int:
+    return 0 if name in _STOP_FIRST else 2 if name in _STOP_LAST else 1
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ def start_stack(settings: Settings, options: StackOptions, progress: Progress) -
     """Resolve jars (first run only), start Kafka (KRaft), create the topics, then start
     Elasticsearch and Airflow as ``options`` ask; each part already running is left as it is."""
     started = time.monotonic()
+    process.stopping_marker(settings).unlink(missing_ok=True)  # a start ends an earlier `rtc down`
     maven.require_java()
     jar_sets = [maven.kafka_broker_jar_set(settings), maven.spark_kafka_jar_set(settings)]
     if options.with_search:
@@ -146,8 +153,11 @@ def stop_stack(settings: Settings, timeout_s: float, progress: Progress) -> None
     """Stop every managed process (services first, Kafka and Elasticsearch last), each given
     ``timeout_s`` seconds before SIGKILL; leave no process behind."""
     statuses = process.list_processes(settings)
-    # Newest first, infrastructure last: the reverse of the order things were started in.
-    ordered = sorted(reversed(statuses), key=lambda status: status.name in _STOP_LAST)
+    marker = process.stopping_marker(settings)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("rtc down\n")  # a supervisor task still in flight restarts nothing
+    # Airflow first, then newest first (the reverse of the start order), infrastructure last.
+    ordered = sorted(reversed(statuses), key=lambda status: _stop_rank(status.name))
     if not ordered:
         progress("nothing to stop")
     for status in ordered:

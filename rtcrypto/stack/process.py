@@ -407,3 +407,12 @@ def wait_until_healthy(
             )
         time.sleep(poll_s)
     return time.monotonic() - started
+
+
+STOPPING_MARKER = "stopping"
+
+
+def stopping_marker(settings: Settings) -> Path:
+    """``<run_dir>/stopping``: present while `rtc down` stops the platform (and until the next
+    start), so that a supervisor task still in flight restarts nothing."""
+    return settings.run_dir / STOPPING_MARKER

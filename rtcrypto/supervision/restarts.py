@@ -240,6 +240,11 @@ def restart_service(
     :class:`RestartLimitError` after ``supervisor_max_restarts_per_hour`` restarts in an hour.
     """
     spec = get_service(name)
+    if process.stopping_marker(settings).exists():
+        raise StackError(
+            f"not restarting {name}: the platform is being stopped (`rtc down`; "
+            f"{process.stopping_marker(settings)} is removed by the next `rtc up`)"
+        )
     now_ms = time.time_ns() // 1_000_000
     if enforce_limit and not restart_allowed(
         read_journal(settings), name, now_ms, settings.supervisor_max_restarts_per_hour

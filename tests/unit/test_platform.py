@@ -17,6 +17,7 @@ from rtcrypto.platform import prepare as platform_prepare
 from rtcrypto.platform import up as platform_up
 from rtcrypto.platform.summary import describe_feed, summary
 from rtcrypto.stack import lifecycle, process
+from rtcrypto.stack.errors import StackError
 
 
 @pytest.fixture
@@ -100,6 +101,27 @@ def test_stack_status_and_stop_report_each_managed_process(home_settings: Settin
     nothing: list[str] = []
     lifecycle.stop_stack(home_settings, 5.0, nothing.append)
     assert nothing == ["nothing to stop"]
+
+
+def test_down_stops_airflow_first_and_refuses_restarts_until_the_next_start(
+    home_settings: Settings,
+) -> None:
+    """CI once saw the supervisor restart `bars` while `rtc down` was stopping it: Airflow now
+    stops first, and a supervisor task still in flight finds the stopping marker."""
+    trader = _sleeper("trader", home_settings)
+    flow = _sleeper("airflow", home_settings)
+    kafka = _sleeper("kafka", home_settings)
+    stopped: list[str] = []
+    lifecycle.stop_stack(home_settings, 5.0, stopped.append)
+    assert stopped == [
+        f"stopped   airflow (pid {flow})",
+        f"stopped   trader (pid {trader})",
+        f"stopped   kafka (pid {kafka})",
+    ]
+    assert process.stopping_marker(home_settings).is_file()
+    with pytest.raises(StackError, match="not restarting trader: the platform is being stopped"):
+        services.restart_service("trader", "dead", home_settings)
+    assert not process.is_running("trader", home_settings)
 
 
 def test_summary_names_every_place_and_describes_the_live_feed(home_settings: Settings) -> None:

@@ -194,16 +194,7 @@ def liquidity_ratio_body(
     until_ms: int | None = None,
 ) -> dict[str, Any]:
     """Per ``interval``: the average ask/bid liquidity ratio of the windows that start in it."""
-    return {
-        "size": 0,
-        "query": range_filter(since_ms, until_ms, {"symbol": symbol}),
-        "aggs": {
-            HISTOGRAM: {
-                "date_histogram": _histogram(interval, 1),
-                "aggs": {"liquidity_ratio": {"avg": {"field": "liquidity_ratio"}}},
-            }
-        },
-    }
+    return _average_per_interval_body("liquidity_ratio", interval, since_ms, until_ms, symbol)
 
 
 def price_vs_forecast_body(
@@ -344,13 +335,20 @@ def depth_imbalance_body(
 ) -> dict[str, Any]:
     """Per ``interval``: the average depth imbalance, (bid - ask) / (bid + ask) depth near the
     mid, in [-1, 1], of the liquidity windows that start in it."""
+    return _average_per_interval_body("depth_imbalance", interval, since_ms, until_ms, symbol)
+
+
+def _average_per_interval_body(
+    field: str, interval: str, since_ms: int | None, until_ms: int | None, symbol: str | None
+) -> dict[str, Any]:
+    """Per ``interval`` with documents: the average of ``field`` (one symbol, or all)."""
     return {
         "size": 0,
         "query": range_filter(since_ms, until_ms, {"symbol": symbol}),
         "aggs": {
             HISTOGRAM: {
                 "date_histogram": _histogram(interval, 1),
-                "aggs": {"depth_imbalance": {"avg": {"field": "depth_imbalance"}}},
+                "aggs": {field: {"avg": {"field": field}}},
             }
         },
     }

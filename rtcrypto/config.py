@@ -15,6 +15,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BeforeValidator,
@@ -549,6 +550,16 @@ class Settings(BaseSettings):
         if self.feed is Feed.live:
             return GEMINI_LIVE_REST_URL
         return f"http://{self.simulator_host}:{self.simulator_port}"
+
+    @property
+    def trades_on_simulator_sandbox(self) -> bool:
+        """Sandbox mode with ``RTC_GEMINI_REST_URL`` pointing at the local simulator: the
+        simulator's sandbox takes the settings' key and secret (``--sandbox-from-settings``)."""
+        if self.trading_mode is not TradingMode.sandbox or not self.gemini_rest_url:
+            return False
+        url = urlsplit(self.gemini_rest_url)
+        local = {"127.0.0.1", "localhost", self.simulator_host}
+        return url.hostname in local and (url.port or 80) == self.simulator_port
 
     @property
     def market_data_ws_url(self) -> str:

@@ -191,6 +191,9 @@ def _simulator_launch(settings: Settings) -> Launch:
         settings.simulator_host,
         "--port",
         str(settings.simulator_port),
+        # sandbox mode pointed at this simulator: its sandbox takes RTC_GEMINI_API_KEY/_SECRET
+        # from the environment (never on the command line, which `ps` shows)
+        *(("--sandbox-from-settings",) if settings.trades_on_simulator_sandbox else ()),
     )
     return Launch(
         command=command,

@@ -148,3 +148,33 @@ def test_step_printer_replaces_the_pending_step_on_a_terminal(
         printer.step_started("history")
         printer("history   done")
         assert out.getvalue() == expected
+
+
+def test_sandbox_mode_pointed_at_the_simulator_gives_its_sandbox_the_settings_keys(
+    tmp_path: Path,
+) -> None:
+    """``RTC_TRADING_MODE=sandbox`` with ``RTC_GEMINI_REST_URL`` at the local simulator: ``rtc up``
+    starts the simulator with ``--sandbox-from-settings`` (the keys stay in the environment, never
+    on the command line); any other mode or URL starts it without a sandbox account."""
+    capture = tmp_path / "capture.gz"
+    capture.write_bytes(b"")
+    base = {"home": tmp_path / "rtc", "simulator_replay": "capture", "simulator_capture": capture}
+    spec = services.get_service(services.SIMULATOR)
+
+    def command(**overrides: object) -> tuple[str, ...]:
+        return tuple(spec.build_command(Settings(**{**base, **overrides})).command)  # type: ignore[arg-type]
+
+    pointed = command(
+        trading_mode="sandbox",
+        gemini_rest_url="http://127.0.0.1:18765",
+        simulator_port=18765,
+        gemini_api_key="key-1",
+        gemini_api_secret="secret-1",
+    )
+    assert "--sandbox-from-settings" in pointed
+    assert not any("secret-1" in part or "key-1" in part for part in pointed)
+    assert "--sandbox-from-settings" not in command(trading_mode="paper")
+    assert "--sandbox-from-settings" not in command(trading_mode="sandbox")  # Gemini's sandbox
+    assert "--sandbox-from-settings" not in command(
+        trading_mode="sandbox", gemini_rest_url="http://127.0.0.1:9999", simulator_port=18765
+    )

@@ -3,7 +3,7 @@ and how far the replay has come (``rtc up``'s closing summary and ``rtc status``
 
 from __future__ import annotations
 
-from rtcrypto.config import Feed, Settings, SimulatorReplay
+from rtcrypto.config import Feed, Settings, SimulatorReplay, TradingMode
 from rtcrypto.history.replay_window import ReplayWindowError, replay_window
 from rtcrypto.redact import redact_url
 
@@ -14,8 +14,7 @@ def summary(settings: Settings) -> str:
 
     paths = airflow.airflow_paths(settings)
     return (
-        "\nThe platform is running (paper trading against the "
-        f"{'simulator' if settings.feed.value == 'simulator' else 'live Gemini feed'}).\n"
+        f"\nThe platform is running ({describe_trading(settings)}).\n"
         f"  market         {describe_feed(settings)}\n"
         f"  Airflow UI     {settings.airflow_url}  user admin, password in {paths.password_file}\n"
         f"                 (ready about a minute after start; streaming_supervisor runs every "
@@ -27,6 +26,20 @@ def summary(settings: Settings) -> str:
         "  stop           rtc down (or make down): stops every process it started\n"
         "Spark needs ~20 s to start; the first minute window closes about a minute after the "
         "replay starts."
+    )
+
+
+def describe_trading(settings: Settings) -> str:
+    """Where the trader's orders go and what market it reads, e.g. ``paper trading against the
+    simulator`` or ``sandbox trading on the simulator's sandbox (gemini adapter)``."""
+    market = "simulator" if settings.feed is Feed.simulator else "live Gemini feed"
+    if settings.trading_mode is TradingMode.paper:
+        return f"paper trading against the {market}"
+    if settings.trades_on_simulator_sandbox:
+        return "sandbox trading on the simulator's sandbox (gemini adapter)"
+    venue = redact_url(settings.gemini_rest_base_url)
+    return (
+        f"{settings.trading_mode.value} trading on {venue} (gemini adapter), {market} market data"
     )
 
 

@@ -178,3 +178,21 @@ def test_sandbox_mode_pointed_at_the_simulator_gives_its_sandbox_the_settings_ke
     assert "--sandbox-from-settings" not in command(
         trading_mode="sandbox", gemini_rest_url="http://127.0.0.1:9999", simulator_port=18765
     )
+
+
+def test_summary_says_where_the_orders_go(home_settings: Settings) -> None:
+    """The first line of ``rtc up``'s summary names the trading mode and venue, never "paper"
+    when the gemini adapter trades (and never a key)."""
+    assert "(paper trading against the simulator)" in summary(home_settings)
+    on_simulator = Settings(
+        home=home_settings.home,
+        trading_mode="sandbox",
+        gemini_rest_url=f"http://127.0.0.1:{home_settings.simulator_port}",
+        gemini_api_key="key-2",
+        gemini_api_secret="secret-2",
+    )
+    text = summary(on_simulator)
+    assert "(sandbox trading on the simulator's sandbox (gemini adapter))" in text
+    assert "secret-2" not in text and "paper" not in text.splitlines()[1]
+    remote = Settings(home=home_settings.home, trading_mode="sandbox")
+    assert "sandbox trading on https://api.sandbox.gemini.com (gemini adapter)" in summary(remote)

@@ -10,8 +10,9 @@ No ccxt method or parser is replaced.
 
 The simulator runs in-process (its own event loop in a thread) on a free port, replaying the real
 Gemini capture of ../shared/data at speed 1000, so its BTCUSD book is the capture's final book;
-the sandbox matches orders against it. The tests run in order on one simulator and one account:
-a buy fills, and its BTC backs the resting sell.
+the sandbox matches orders against it. The tests run in file order on one simulator: the main
+account's IOC buy fills and its BTC backs the resting sell; a second account meets the private
+rate limit, and ``POST /_sim/maintenance`` (fault endpoints on) shows the 503.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class Simulator:
                 SandboxAccount(LIMITED_KEY, LIMITED_SECRET),
             ),
             sandbox_private_rate_per_min=PRIVATE_RATE_PER_MIN,
+            fault_endpoints=True,  # POST /_sim/maintenance
         )
         self.running: RunningSimulator = self._call(start_simulator(options, gemini_capture()))
         self.url = f"http://127.0.0.1:{self.running.port}"
@@ -91,8 +93,19 @@ class Simulator:
         response.raise_for_status()
         return response.json()
 
-    def client(self, secret: str = SECRET, key: str = KEY, **config: Any) -> ccxt.gemini:
-        """An unpatched ccxt Gemini client whose API base URLs are this simulator's."""
+    def maintenance(self, on: bool) -> None:
+        response = requests.post(f"{self.url}/_sim/maintenance", json={"on": on}, timeout=10)
+        assert response.json() == {"maintenance": on}
+
+    def client(
+        self,
+        secret: str = SECRET,
+        key: str = KEY,
+        options: dict[str, Any] | None = None,
+        **config: Any,
+    ) -> ccxt.gemini:
+        """An unpatched ccxt Gemini client whose API base URLs are this simulator's; ``options``
+        adds to its two market-loading options."""
         return ccxt.gemini(
             {
                 **config,
@@ -110,6 +123,7 @@ class Simulator:
                 "options": {
                     "fetchMarketsFromAPI": {"fetchDetailsForAllSymbols": True},
                     "fetchCurrencies": {"webApiEnable": False},
+                    **(options or {}),
                 },
             }
         )
@@ -299,6 +313,22 @@ def test_refusals_map_to_the_clients_error_classes(
     with pytest.raises(ccxt.InvalidOrder, match="order_id is required") as refused:
         client.cancel_order(None)  # no order_id: Gemini's MissingOrderField
     assert not isinstance(refused.value, ccxt.OrderNotFound)
+
+    with pytest.raises(ccxt.BadRequest, match="InvalidSymbol|nosuch"):
+        client.publicGetV1PubtickerSymbol({"symbol": "nosuchusd"})  # ccxt's raw endpoint call
+    # ccxt's documented nonce option: seconds, below the milliseconds this key has used
+    seconds = simulator.client(options={"nonce": "seconds"}, markets=client.markets)
+    with pytest.raises(ccxt.InvalidNonce):
+        seconds.fetch_balance()
+    simulator.maintenance(True)
+    try:
+        with pytest.raises(ccxt.OnMaintenance):
+            client.fetch_ticker(SYMBOL)
+        with pytest.raises(ccxt.OnMaintenance):
+            client.fetch_balance()
+    finally:
+        simulator.maintenance(False)
+    assert client.fetch_balance()["BTC"]["total"] == float(BUY_AMOUNT)
 
     # ccxt's throttle at 5 ms between requests: each request gets its own millisecond nonce
     limited = simulator.client(LIMITED_SECRET, LIMITED_KEY, rateLimit=5, markets=client.markets)

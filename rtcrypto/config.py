@@ -197,7 +197,7 @@ class Settings(BaseSettings):
     simulator_fault_endpoints: bool = False
     # the sandbox cancels a "Requires Heartbeat" account's orders after this many silent seconds
     simulator_heartbeat_timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
-    # the sandbox answers 429 RateLimited above this many private requests per key and minute
+    # the sandbox answers 429 RateLimit above this many private requests per key and minute
     # (Gemini: 600); 0 = no limit
     simulator_private_rate_per_min: int = Field(default=0, ge=0, le=100_000)
     simulator_calibration: Path = Field(

@@ -288,7 +288,7 @@ class Sandbox:
             if not self.rate.allow(verified.api_key):
                 limit = self.rate.rate_per_min
                 message = f"Too many requests: at most {limit} private requests per minute"
-                return self._refuse(SandboxError(429, "RateLimited", message), path)
+                return self._refuse(SandboxError(429, "RateLimit", message), path)
             self.last_nonce[verified.api_key] = verified.nonce
             sandbox_trades.expire_silent_sessions(self)  # before this request revives its own
             self.last_message_wall[verified.api_key] = self.wall()
@@ -533,6 +533,8 @@ class Sandbox:
 
     def _own_order(self, api_key: str, payload: dict[str, Any]) -> SandboxOrder:
         raw = payload.get("order_id")
+        if raw is None:
+            raise SandboxError(400, "MissingOrderField", "order_id is required")
         try:
             order_id = int(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
@@ -549,7 +551,7 @@ class Sandbox:
             return self._own_order(api_key, payload).to_json(include_trades)
         client_order_id = payload.get("client_order_id")
         if client_order_id is None:
-            raise SandboxError(400, "MissingParameter", "order_id or client_order_id is required")
+            raise SandboxError(400, "MissingOrderField", "order_id or client_order_id is required")
         matches = [
             order.to_json(include_trades)
             for order in self.orders.values()

@@ -1,5 +1,5 @@
 """Gemini's refusals that are not about a request's content: the private rate limit (429
-``RateLimited``) and maintenance (503 ``Maintenance``), for the simulator.
+``RateLimit``) and maintenance (503 ``Maintenance``), for the simulator.
 
 - :class:`RateWindow`: at most ``rate_per_min`` private requests per API key in any 60 s
   (``RTC_SIMULATOR_PRIVATE_RATE_PER_MIN``; Gemini documents 600 per minute; 0 = no limit, the

@@ -90,7 +90,7 @@ class SimulatorOptions:
     sandbox_fee_pct: Decimal = DEFAULT_FEE_PCT  # taker fee of sandbox fills, percent
     # a "Requires Heartbeat" account's orders are cancelled after this silence
     sandbox_heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
-    sandbox_private_rate_per_min: int = 0  # 429 RateLimited above it per key; 0 = no limit
+    sandbox_private_rate_per_min: int = 0  # 429 RateLimit above it per key; 0 = no limit
     history: HistoryReplay | None = None  # replay minute bars instead of a capture
     fault_endpoints: bool = False  # serve POST /_sim/drop, /_sim/skip-sequence, /_sim/inject
 

@@ -507,7 +507,7 @@ def test_rate_limit_and_maintenance_get_gemini_s_errors() -> None:
         for _ in range(5):
             assert server.post("/v1/heartbeat").status_code == 200
         limited = server.post("/v1/heartbeat")
-        assert (limited.status_code, limited.json()["reason"]) == (429, "RateLimited")
+        assert (limited.status_code, limited.json()["reason"]) == (429, "RateLimit")
         assert_same_shape(limited.json(), example("error_invalid_symbol.json"))
         with pytest.raises(RateLimitError):
             GeminiAdapter(server.url, KEY, SECRET, read_attempts=1).balances()

@@ -85,6 +85,10 @@ def test_the_ledger_books_exactly_the_fees_of_mytrades(sandbox: Sandbox, tmp_pat
     assert trader.ledger.fees_paid_usd == sum(exchange_fees.values())  # exact, Decimal
     state = read_journal(tmp_path / "journal.jsonl")
     assert {s.order_id: s.fee_usd for s in state.results.values()} == exchange_fees
+    # the adapter's paged read (two trades a page, Gemini's documented walk) lists them all
+    paged = trader.exchange.my_trades("btcusd", 0, limit=2)  # type: ignore[attr-defined]
+    assert sorted(t.tid for t in paged) == sorted(row["tid"] for row in rows)
+    assert [t.timestampms for t in paged] == sorted(row["timestampms"] for row in rows)
     notional = sum(Decimal(row["price"]) * Decimal(row["amount"]) for row in rows)
     assert trader.ledger.fees_paid_usd == notional * Decimal("0.0025")  # the sandbox's 25 bps
     trader.journal.close()

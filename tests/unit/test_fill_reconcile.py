@@ -6,23 +6,27 @@ from __future__ import annotations
 
 import dataclasses
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtcrypto.exchange.base import OrderStatus
-from rtcrypto.exchange.gemini_trades import MyTrade
+from rtcrypto.exchange.gemini_trades import MyTrade, TradeHistory
+from rtcrypto.exchange.paper import PaperExchange
 from rtcrypto.trader.fill_reconcile import (
     CLOCK_SKEW_ALLOWANCE_MS,
     apply_corrections,
     fill_corrections,
+    reconcile_fills,
     trades_since_ms,
 )
-from rtcrypto.trader.journal import JournalState, SentOrder
+from rtcrypto.trader.journal import JournalState, OrderJournal, SentOrder, read_journal
 from rtcrypto.trading.ledger import Ledger
 from rtcrypto.trading.order_types import OrderRequest
 from rtcrypto.trading.strategy import Side
+from tests.unit.test_trader_engine import Book
 
 T0 = 1_618_677_900_000
 
@@ -192,3 +196,16 @@ def test_reconciling_twice_books_the_same_ledger(orders: list[tuple[list[Any], s
     booked = {s.order_id for s in first.values() if s.executed_quantity > 0}
     assert ledger_of(first)[2] == sum((t.fee_amount for t in trades), Decimal(0))
     assert booked == {t.order_id for t in trades}
+
+
+def test_an_exchange_without_trade_history_changes_nothing(tmp_path: Path) -> None:
+    """The paper exchange lists no trades: reconciliation leaves its journal alone."""
+    book = Book()
+    exchange = PaperExchange(tmp_path / "paper.json", book, usd=Decimal(1000), clock_ms=lambda: T0)
+    assert not isinstance(exchange, TradeHistory)
+    journal = OrderJournal(tmp_path / "journal.jsonl")
+    journal.open_account(Decimal(1000), Decimal(0), "paper", T0)
+    journal.record_sent(sent("a"))
+    assert reconcile_fills(exchange, journal, "BTCUSD") == []
+    assert read_journal(tmp_path / "journal.jsonl").pending() == [sent("a")]
+    journal.close()

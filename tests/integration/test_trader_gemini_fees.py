@@ -27,6 +27,8 @@ from rtcrypto.exchange.nonce_store import PersistentNonceSource
 from rtcrypto.exchange.signing import signed_headers
 from rtcrypto.trader.engine import Trader, parse_liquidity
 from rtcrypto.trader.journal import read_journal
+from rtcrypto.trading.order_types import OrderRequest
+from rtcrypto.trading.strategy import Side
 from tests.helpers import Child, wait_until
 from tests.integration.test_gemini_sandbox import KEY, SECRET, START_USD, Sandbox
 from tests.trader_gemini_runner import HANG_MARKER, SUMMARY, sandbox_trader
@@ -95,15 +97,35 @@ def test_the_ledger_books_exactly_the_fees_of_mytrades(sandbox: Sandbox, tmp_pat
 
 
 class BrokenTradeReads(requests.Session):
-    """Real HTTP to the sandbox, but ``mytrades`` and ``order/status`` answer 400 (as a key
-    without the Auditor role would): the adapter must fall back to its fee estimate."""
+    """Real HTTP to the sandbox, but ``broken`` paths answer 400 (as a key without the Auditor
+    role would): by default ``mytrades`` and ``order/status``, so only the estimate is left."""
+
+    def __init__(self, broken: tuple[str, ...] = ("/v1/mytrades", "/v1/order/status")) -> None:
+        super().__init__()
+        self.broken = broken
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         response = super().request(method, url, *args, **kwargs)  # type: ignore[arg-type]
-        if str(url).endswith(("/v1/mytrades", "/v1/order/status")):
+        if str(url).endswith(self.broken):
             response.status_code = 400
             response._content = b'{"result":"error","reason":"MissingRole","message":"no"}'
         return response
+
+
+def test_without_mytrades_the_fee_comes_from_the_orders_trades(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    adapter = sandbox.adapter(session=BrokenTradeReads(("/v1/mytrades",)))
+    top = adapter.top_of_book("btcusd")
+    limit = (top.ask * Decimal("1.001")).quantize(Decimal("0.01"))
+    status = adapter.place_order(
+        OrderRequest("rtc-fallback", "btcusd", Side.buy, Decimal("0.05"), limit)
+    )
+    assert "mytrades unreadable" in caplog.text
+    assert f"fee of order_id={status.order_id} read from the order's trades" in caplog.text
+    rows = raw_my_trades(sandbox, adapter.nonce())
+    assert status.fee_usd == fee_by_order(rows)[status.order_id] > 0
 
 
 def test_fees_fall_back_when_mytrades_cannot_be_read_and_a_restart_corrects_them(
@@ -203,5 +225,7 @@ def test_a_kill_9_between_fill_and_journal_books_every_trade_once(
         sandbox.url, KEY, SECRET, nonce_source=PersistentNonceSource(tmp_path / "nonce.txt")
     ).balances()
     assert Decimal(summary["btc"]) == balances["btc"]
+    # an order filled at several prices is booked at its average (notional / amount, rounded to
+    # 28 digits): its notional may differ from the exchange's in the 28th digit, never by 1e-12
     assert abs(Decimal(summary["usd"]) - balances["usd"]) < Decimal("1e-12")
     assert Decimal(summary["usd"]) < START_USD  # it paid fees

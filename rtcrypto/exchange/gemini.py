@@ -8,9 +8,9 @@ open orders, the book, the ticker) are retried with exponential backoff on 5xx, 
 and 429, each attempt with a fresh nonce.
 
 Fees: Gemini's ``order/new`` answer carries no fee, so for an order that executed the adapter
-reads ``/v1/order/status`` with ``include_trades`` and sums the trades' ``fee_amount`` (USD). If
-that read fails after its retries, the fee is estimated from the executed notional at
-``fallback_fee_pct`` and a warning is logged.
+sums ``fee_amount`` (USD) of the order's trades in ``/v1/mytrades`` (``my_trades``). Only if that
+cannot be read it falls back to the trades of ``/v1/order/status`` (``include_trades``), then to
+an estimate from the executed notional at ``fallback_fee_pct``, logging which it used.
 
 Private requests pass a token bucket (``private_rate_per_min``, Gemini: 600/min) and are sent one
 at a time (a lock), so their nonces reach the exchange in increasing order.
@@ -45,6 +45,14 @@ from rtcrypto.exchange.base import (
     OrderStateUnknownError,
     OrderStatus,
     RateLimitError,
+)
+from rtcrypto.exchange.gemini_trades import (
+    MAX_LIMIT_TRADES,
+    MyTrade,
+    fee_usd_of,
+    parse_my_trades,
+    trades_of_order,
+    walk_pages,
 )
 from rtcrypto.exchange.signing import NonceSource, encode_payload, private_headers, private_payload
 from rtcrypto.market.captures.gemini_v1 import decimal_text
@@ -493,9 +501,24 @@ class GeminiAdapter:
         return self._with_fees(answer, status)
 
     def _with_fees(self, answer: Mapping[str, Any], status: OrderStatus) -> OrderStatus:
-        """``status`` with the fee its trades were charged (read when the answer lacks them)."""
+        """``status`` with the fee its trades were charged: the sum of ``fee_amount`` of its
+        trades in ``/v1/mytrades``; only when that cannot be read, the answer's (or
+        ``order/status``'s) trades, then the estimate at ``fallback_fee_pct`` (logged)."""
         if status.executed_quantity == 0:
             return status
+        try:
+            mine = trades_of_order(self.my_trades(status.symbol, status.ts_ms), status.order_id)
+            if sum((trade.amount for trade in mine), Decimal(0)) == status.executed_quantity:
+                return dataclasses.replace(status, fee_usd=fee_usd_of(mine))
+            log.warning(
+                "fee of order_id=%s: mytrades lists %d trades not adding up to executed=%s; "
+                "the order's own trades are used",
+                status.order_id,
+                len(mine),
+                status.executed_quantity,
+            )
+        except ExchangeError as error:
+            log.warning("fee of order_id=%s: mytrades unreadable (%s)", status.order_id, error)
         trades = answer.get("trades")
         if trades is None:
             try:
@@ -517,8 +540,20 @@ class GeminiAdapter:
         if trades is None:
             fee = estimated_fee_usd(status, self.fallback_fee_pct)
         else:
+            log.warning("fee of order_id=%s read from the order's trades", status.order_id)
             fee = fees_usd(list(trades))
         return dataclasses.replace(status, fee_usd=fee)
+
+    def my_trades(self, symbol: str, since_ms: int, limit: int = MAX_LIMIT_TRADES) -> list[MyTrade]:
+        """Every fill of ``symbol`` at or after ``since_ms`` (``/v1/mytrades``, paged by
+        ``timestamp`` until a page is not full), oldest first, each ``tid`` once."""
+
+        def page(start_ms: int, size: int) -> list[MyTrade]:
+            params = {"symbol": symbol.lower(), "timestamp": start_ms, "limit_trades": size}
+            body = self._read("mytrades", lambda: self._private("/v1/mytrades", params))
+            return parse_my_trades(body)
+
+        return walk_pages(page, max(0, since_ms), limit)
 
     def order_status(self, client_order_id: str) -> OrderStatus | None:
         """The newest order sent with ``client_order_id``, or None when Gemini has none."""

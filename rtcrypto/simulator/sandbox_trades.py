@@ -3,8 +3,9 @@
 Private endpoints (registered by :meth:`rtcrypto.simulator.sandbox.Sandbox.add_routes`, signed
 like every private request), with Gemini's field names and types:
 
-- ``/v1/mytrades``: the account's fills, newest first (``symbol``, ``timestamp`` in s or ms,
-  ``limit_trades`` <= 500, default 50); each with ``price``/``amount``/``fee_amount`` as strings,
+- ``/v1/mytrades``: the account's fills, newest first (``symbol``, ``timestamp`` in s or ms:
+  the earliest ``limit_trades`` at or after it, else the most recent; ``limit_trades`` <= 500,
+  default 50); each with ``price``/``amount``/``fee_amount`` as strings,
   ``fee_currency``, ``tid`` (int), ``order_id`` (string), ``timestamp`` (int s),
   ``timestampms`` (int ms), ``type`` (Buy/Sell), ``aggressor`` (bool: False = maker fill).
 - ``/v1/orders/history``: closed orders, newest first (``symbol``, ``timestamp``,
@@ -112,7 +113,10 @@ def _own_orders(sandbox: Sandbox, api_key: str, symbol: str | None) -> list[Sand
 
 
 def my_trades(sandbox: Sandbox, api_key: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """``/v1/mytrades``: the key's fills at or after ``timestamp``, newest first."""
+    """``/v1/mytrades``: the key's fills, newest first. Without ``timestamp`` the most recent
+    ``limit_trades``; with it the earliest ``limit_trades`` at or after it, so that Gemini's
+    documented paging (``timestamp`` = the page's highest + 1, until an empty page) walks the
+    whole history."""
     symbol, start_ms, limit = _parameters(payload, "limit_trades")
     trades = [
         trade
@@ -121,7 +125,9 @@ def my_trades(sandbox: Sandbox, api_key: str, payload: dict[str, Any]) -> list[d
         if trade["timestampms"] >= start_ms
     ]
     trades.sort(key=lambda trade: (trade["timestampms"], trade["tid"]), reverse=True)
-    return trades[:limit]
+    if payload.get("timestamp") is None:
+        return trades[:limit]
+    return trades[-limit:]
 
 
 def orders_history(sandbox: Sandbox, api_key: str, payload: dict[str, Any]) -> list[dict[str, Any]]:

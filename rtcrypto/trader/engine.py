@@ -42,6 +42,7 @@ from rtcrypto.exchange.base import (
     RateLimitError,
 )
 from rtcrypto.market.schemas import LiquidityMinute, checked_values
+from rtcrypto.trader.fill_reconcile import reconcile_fills
 from rtcrypto.trader.forecasts import ForecastSource
 from rtcrypto.trader.journal import OrderJournal, SentOrder
 from rtcrypto.trader.recorder import TradeContext, TradeRecorder
@@ -236,6 +237,13 @@ class Trader:
                 self.mode,
                 self.clock_ms(),
             )
+        self._rebuild_ledger()
+        if self.forecasts.refresh(force=True):
+            self._record_forecast()
+        self.reconcile()
+
+    def _rebuild_ledger(self) -> None:
+        """The ledger from the journal: its opening balances and every result, each once."""
         opened = self.journal.state.opened
         assert opened is not None
         self.ledger = Ledger(
@@ -245,13 +253,14 @@ class Trader:
         )
         for cid, status in self.journal.state.results.items():
             self._book_fill(status, cid, record=False)
-        if self.forecasts.refresh(force=True):
-            self._record_forecast()
-        self.reconcile()
 
     def reconcile(self) -> None:
-        """Resolve pending orders with the exchange, then re-send every record to the recorder."""
+        """Resolve pending orders with the exchange, make the journal's fills agree with the
+        exchange's trades (``mytrades``, when the exchange lists them: the ledger is rebuilt if
+        any changed), then re-send every record to the recorder."""
         self.resolve_pending()
+        if reconcile_fills(self.exchange, self.journal, self.symbol):
+            self._rebuild_ledger()
         self._replay_to_recorder()
         self._compare_balances()
 

@@ -54,6 +54,7 @@ class CandleStream:
         key = (connection, symbol)
         if key in self.sent_until_ms:
             return
+        self.simulator.engine.start()  # a candles client wants the replay running
         end_ms = self._end_ms()
         start_ms = end_ms - (MAX_CANDLES - 1) * MINUTE_MS  # the REST answer's window
         minutes = self.view.replayed_minutes(self.simulator.engine, symbol, start_ms, end_ms)

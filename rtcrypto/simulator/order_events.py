@@ -233,9 +233,9 @@ class OrderEventHub:
 
     def cancelled(self, order: SandboxOrder, reason: str = "Requested") -> None:
         """A live order cancelled (by request, cancel-all or an expired heartbeat session)."""
-        self._publish(
-            order, [self._event(order, "cancelled", reason=reason), self._event(order, "closed")]
-        )
+        command_id = str(next(self._event_ids))  # the cancel request's own id
+        cancelled = self._event(order, "cancelled", reason=reason, cancel_command_id=command_id)
+        self._publish(order, [cancelled, self._event(order, "closed")])
 
     def closed(self, order: SandboxOrder) -> None:
         """A resting order completely filled."""

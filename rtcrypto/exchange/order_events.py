@@ -396,6 +396,7 @@ class OrderEventsStream:
                 self.url, header=headers, timeout=self.connect_timeout_s
             )
         self._ws.settimeout(self.heartbeat_interval_s)
+        self._last_frame_s = time.monotonic()  # the ack is due now: silence counts from here
         self.connects += 1
 
     def _read(self) -> None:
@@ -405,7 +406,12 @@ class OrderEventsStream:
             try:
                 frame = ws.recv()
             except websocket.WebSocketTimeoutException:
-                continue  # `connected` turns False on its own when heartbeats stop
+                silent_s = time.monotonic() - self._last_frame_s
+                if silent_s > MISSED_HEARTBEATS * self.heartbeat_interval_s:  # a dead peer
+                    raise websocket.WebSocketTimeoutException(
+                        f"no heartbeat for {silent_s:.0f} s"
+                    ) from None
+                continue
             if not frame:
                 raise websocket.WebSocketConnectionClosedException("closed by the exchange")
             self._handle(frame)

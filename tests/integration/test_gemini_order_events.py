@@ -36,6 +36,7 @@ from rtcrypto.simulator import SimulatorOptions, start_simulator
 from rtcrypto.trader.engine import parse_liquidity
 from rtcrypto.trader.journal import read_journal
 from rtcrypto.trader.order_events import OrderEventJournaler, build_order_events
+from rtcrypto.trader.service import TraderService
 from tests.helpers import GEMINI_CAPTURE, free_port
 from tests.integration.test_gemini_conformance import assert_same_shape
 from tests.integration.test_gemini_sandbox import (
@@ -309,6 +310,13 @@ def test_the_adapter_stream_connects_parses_and_reconnects(sandbox: Sandbox) -> 
         wrong.stop()
 
 
+class UnusedProducer:
+    """The service's Kafka producer, not reached by these calls (no record is consumed)."""
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        raise AssertionError(f"nothing is sent to Kafka here, got a record for {topic}")
+
+
 def test_the_trader_journals_its_events_and_trades_with_the_stream_down(
     sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -325,14 +333,15 @@ def test_the_trader_journals_its_events_and_trades_with_the_stream_down(
     assert stream is not None
     stream.heartbeat_interval_s = HEARTBEAT_S
     journaler = OrderEventJournaler(stream, trader).start()
+    service = TraderService(settings, trader, UnusedProducer(), order_events=journaler)
     try:
         wait_for(lambda: journaler.connected)
         outcome = trader.on_liquidity(parse_liquidity(record(1)))  # forecast buy
         assert outcome.action == "order", outcome.reason
         assert outcome.client_order_id is not None
         cid = outcome.client_order_id
-        journaled: list[int] = []
-        wait_for(lambda: journaled.append(journaler.pump().journaled) or (
+        # the service's loop pumps the events into the journal between Kafka polls
+        wait_for(lambda: service._pump_order_events() or (
             read_journal(tmp_path / "up" / "journal.jsonl").final_event(cid) is not None
         ))  # fmt: skip
     finally:
@@ -425,3 +434,25 @@ def test_candles_1m_updates_match_the_rest_candles() -> None:
     assert streamed and all(by_minute[row[0]] == row for row in streamed)
     assert set(by_minute) == set(minutes), "every REST minute was streamed"
     assert all(frame["symbol"] == "BTCUSD" for frame in frames)
+
+
+def test_a_silent_socket_is_not_connected_and_is_replaced(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The exchange keeps the socket open but sends nothing (no heartbeats): after three missed
+    heartbeats the stream says it is not connected and opens a new socket."""
+    hub = sandbox.running.simulator.sandbox.order_events
+    hub.heartbeat_interval_s = 3600.0
+    gemini = adapter(sandbox)
+    stream = OrderEventsStream(
+        order_events_url(sandbox.url), KEY, SECRET, gemini.nonce,
+        request_lock=gemini._send_lock, heartbeat_interval_s=0.2, backoff_initial_s=0.1,
+    ).start()  # fmt: skip
+    try:
+        wait_for(lambda: stream.connects >= 1 and stream.connected)
+        wait_for(lambda: not stream.connected, limit_s=5)
+        wait_for(lambda: stream.connects >= 2, limit_s=5)
+        assert any("no heartbeat for" in record.getMessage() for record in caplog.records)
+    finally:
+        stream.stop()
+        hub.heartbeat_interval_s = HEARTBEAT_S

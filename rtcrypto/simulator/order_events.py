@@ -189,7 +189,8 @@ class OrderEventHub:
     # --- publishing (called by the sandbox) -----------------------------------------------------
     def _publish(self, order: SandboxOrder, events: list[dict[str, Any]]) -> None:
         for connection in list(self.connections):
-            if connection.api_key != order.api_key:
+            sessions = connection.filters.api_sessions
+            if connection.api_key != order.api_key or (sessions and order.api_key not in sessions):
                 continue
             wanted = [e for e in events if connection.filters.wants(e["type"], order.symbol)]
             if wanted:
@@ -324,7 +325,9 @@ class OrderEventHub:
         initial = [
             order_event(order, "initial", None)
             for order in live
-            if order.is_live and filters.wants("initial", order.symbol)
+            if order.is_live
+            and filters.wants("initial", order.symbol)
+            and (not filters.api_sessions or order.api_key in filters.api_sessions)
         ]
         if initial:
             connection.push(initial)

@@ -218,7 +218,8 @@ def test_a_refused_order_is_rejected_with_gemini_reason(sandbox: Sandbox) -> Non
 def test_filters_keep_only_the_asked_event_types_and_symbols(sandbox: Sandbox) -> None:
     closed_only = connect(sandbox, "?heartbeat=false&eventTypeFilter=closed&symbolFilter=btcusd")
     other_symbol = connect(sandbox, "?heartbeat=false&symbolFilter=ethusd")
-    for ws in (closed_only, other_symbol):
+    other_session = connect(sandbox, "?heartbeat=false&apiSessionFilter=UI")
+    for ws in (closed_only, other_symbol, other_session):
         assert json.loads(ws.recv())["type"] == "subscription_ack"
     gemini = adapter(sandbox)
     top = gemini.top_of_book("btcusd")
@@ -227,10 +228,11 @@ def test_filters_keep_only_the_asked_event_types_and_symbols(sandbox: Sandbox) -
     )
     (closed,) = json.loads(closed_only.recv())
     assert closed["type"] == "closed" and closed["client_order_id"] == "rtc-events-filter"
-    other_symbol.settimeout(HEARTBEAT_S * 3)
-    with pytest.raises(websocket.WebSocketTimeoutException):
-        other_symbol.recv()  # nothing for btcusd, and no heartbeats asked
-    for ws in (closed_only, other_symbol):
+    for quiet in (other_symbol, other_session):  # not btcusd; not the website's (UI) orders
+        quiet.settimeout(HEARTBEAT_S * 3)
+        with pytest.raises(websocket.WebSocketTimeoutException):
+            quiet.recv()  # and no heartbeats asked
+    for ws in (closed_only, other_symbol, other_session):
         ws.close()
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         connect(sandbox, "?eventTypeFilter=everything")

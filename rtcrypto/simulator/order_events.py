@@ -242,6 +242,11 @@ class OrderEventHub:
         """A resting order completely filled."""
         self._publish(order, [self._event(order, "closed")])
 
+    def refused(self, path: str, api_key: str, payload: dict[str, Any], reason: str) -> None:
+        """A private request refused with ``reason``: an ``order/new`` one is ``rejected``."""
+        if path == "/v1/order/new":
+            self.rejected(api_key, payload, reason)
+
     def rejected(self, api_key: str, payload: dict[str, Any], reason: str) -> None:
         """An ``order/new`` refused with ``reason`` (no order exists: a fresh order id)."""
         from rtcrypto.simulator.sandbox import SandboxOrder  # import cycle

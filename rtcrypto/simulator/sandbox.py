@@ -297,8 +297,7 @@ class Sandbox:
             try:
                 return web.json_response(handler(verified.api_key, verified.payload))
             except SandboxError as error:
-                if path == "/v1/order/new":  # order events: a refused order is "rejected"
-                    self.order_events.rejected(verified.api_key, verified.payload, error.reason)
+                self.order_events.refused(path, verified.api_key, verified.payload, error.reason)
                 return self._refuse(error, path)
 
         return handle

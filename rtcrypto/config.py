@@ -346,6 +346,9 @@ class Settings(BaseSettings):
     review_restarts_shown: int = Field(default=50, ge=1, le=1_000)
     review_health_cache_s: Seconds = 10.0
     trader_search: bool = True  # index orders, fills, scores... into Elasticsearch (bulk, spooled)
+    # the gemini adapter's trader journals Gemini's order events (/v1/order/events) while the
+    # stream is up; REST polling covers every order either way (False: polling only)
+    gemini_order_events: bool = True
     # the paper account's starting balances
     paper_usd: Decimal = Field(default=Decimal("10000"), ge=0)
     paper_btc: Decimal = Field(default=Decimal("0"), ge=0)

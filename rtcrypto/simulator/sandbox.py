@@ -51,6 +51,7 @@ from aiohttp import web
 from rtcrypto.exchange.signing import SignedRequestError, verify_private_request
 from rtcrypto.market.captures.gemini_v1 import LevelBook, decimal_text
 from rtcrypto.simulator import sandbox_public, sandbox_trades
+from rtcrypto.simulator.order_events import OrderEventHub
 from rtcrypto.simulator.replay import StreamEngine
 from rtcrypto.simulator.sandbox_accounts import (
     DEFAULT_BTC,
@@ -237,6 +238,7 @@ class Sandbox:
         self.consumed: dict[tuple[str, str, Decimal], deque[tuple[float, Decimal]]] = defaultdict(
             deque
         )
+        self.order_events = OrderEventHub(self)  # GET /v1/order/events (its route: server.py)
 
     @property
     def enabled(self) -> bool:
@@ -295,6 +297,7 @@ class Sandbox:
             try:
                 return web.json_response(handler(verified.api_key, verified.payload))
             except SandboxError as error:
+                self.order_events.refused(path, verified.api_key, verified.payload, error.reason)
                 return self._refuse(error, path)
 
         return handle
@@ -402,6 +405,7 @@ class Sandbox:
             ts_ms=self.engine.stream_time_ms(),
         )
         self.next_order_id += 1
+        self.order_events.accepted(order)
         for fill_price, quantity in fills:
             self._fill(order, account, book_side, fill_price, quantity, order.ts_ms, True)
         # a plain limit order rests its remainder; maker-or-cancel rests when it would not take
@@ -415,6 +419,7 @@ class Sandbox:
             order.is_cancelled = filled < amount
             order.closed_ms = order.ts_ms
         self.orders[order.order_id] = order
+        self.order_events.settled(order)  # booked, or cancelled (the rest) and closed
         log.info(
             "sandbox order order_id=%d symbol=%s side=%s amount=%s price=%s executed=%s live=%s",
             order.order_id,
@@ -521,6 +526,7 @@ class Sandbox:
             }
         )
         self.next_trade_id += 1
+        self.order_events.filled(order, order.trades[-1])
 
     def _hold(
         self, order: SandboxOrder, account: AccountState, base: str, quote: str, sign: int
@@ -571,6 +577,7 @@ class Sandbox:
             order.is_live, order.is_cancelled = False, True
             order.closed_ms = self.engine.stream_time_ms()
             log.info("sandbox order cancelled order_id=%d", order.order_id)
+            self.order_events.cancelled(order)
         return order.to_json()
 
     def live_orders(self, api_key: str, payload: dict[str, Any]) -> list[dict[str, Any]]:

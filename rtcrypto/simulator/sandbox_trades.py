@@ -247,6 +247,7 @@ def match_resting_orders(sandbox: Sandbox) -> int:
             fills_booked += 1
         if order.executed_amount >= order.original_amount:
             order.is_live, order.closed_ms = False, ts_ms
+            sandbox.order_events.closed(order)
         else:
             sandbox._hold(order, account, base, quote, +1)
         log.info(

@@ -12,6 +12,9 @@ Routes:
   (:mod:`rtcrypto.simulator.sandbox_public`) and ``POST /v1/mytrades``, ``/v1/orders/history``,
   ``/v1/order/cancel/all``, ``/v1/order/cancel/session``, ``/v1/notionalvolume``,
   ``/v1/heartbeat`` (:mod:`rtcrypto.simulator.sandbox_trades`); docs/gemini-conformance.md
+- ``GET /v1/order/events`` (websocket, signed handshake): Gemini order events of the sandbox's
+  orders (:mod:`rtcrypto.simulator.order_events`); ``candles_1m`` in ``/v2/marketdata``:
+  :mod:`rtcrypto.simulator.candle_stream`
 - ``GET /_sim/status``: state (read-only; the feed clock and ``rtc status`` read it), always on
 - ``POST /_sim/drop``, ``POST /_sim/skip-sequence``, ``POST /_sim/inject``,
   ``POST /_sim/maintenance`` (503 ``Maintenance`` everywhere): fault injection, for tests;
@@ -42,6 +45,7 @@ from rtcrypto.market.captures import (
     whole_minutes_until,
 )
 from rtcrypto.simulator.calibration import load_calibration
+from rtcrypto.simulator.candle_stream import CANDLES_1M, CandleStream
 from rtcrypto.simulator.candles import CandleView
 from rtcrypto.simulator.connections import (
     HeartbeatItem,
@@ -153,6 +157,8 @@ class Simulator:
         self.maintenance = MaintenanceSwitch()  # POST /_sim/maintenance (fault endpoint)
         self._sandbox_task: asyncio.Task[None] | None = None
         self.request_counts: Counter[str] = Counter()  # per route, for /_sim/status
+        self.candles_1m = CandleStream(self)  # v2 candles_1m subscriptions
+        self._candles_task: asyncio.Task[None] | None = None
 
     def _capture_engine(self, capture: Capture | None) -> ReplayEngine:
         options = self.options
@@ -209,6 +215,7 @@ class Simulator:
         app.router.add_get("/v1/symbols", self.handle_symbols)
         CandleView(self).register(app.router)  # GET /v2/candles/{symbol}/{time_frame}
         self.sandbox.add_routes(app.router)
+        app.router.add_get("/v1/order/events", self.sandbox.order_events.handle)
         faults = {
             "/_sim/drop": self.handle_drop,
             "/_sim/skip-sequence": self.handle_skip_sequence,
@@ -220,6 +227,7 @@ class Simulator:
         app.router.add_get("/_sim/status", self.handle_status)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
+        app.on_shutdown.append(self.sandbox.order_events.close_all)
         return app
 
     async def _on_startup(self, app: web.Application) -> None:
@@ -229,9 +237,12 @@ class Simulator:
             self.engine.start()
         if self.sandbox.enabled:  # resting orders and heartbeat sessions
             self._sandbox_task = asyncio.get_running_loop().create_task(self.sandbox.run())
+        self._candles_task = asyncio.get_running_loop().create_task(self.candles_1m.run())
 
     async def _on_shutdown(self, app: web.Application) -> None:
         await self.drop_all("server shutting down")
+        if self._candles_task is not None:
+            self._candles_task.cancel()
         if self._sandbox_task is not None:
             self._sandbox_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -294,6 +305,10 @@ class Simulator:
             request = json.loads(text)
             subscriptions = request["subscriptions"] if request.get("type") == "subscribe" else []
             for subscription in subscriptions:
+                if subscription.get("name") == CANDLES_1M:
+                    for symbol in subscription.get("symbols", []):
+                        if str(symbol).upper() in self.valid_symbols:
+                            self.candles_1m.subscribe(connection, str(symbol).upper())
                 if subscription.get("name") != "l2":
                     continue
                 for symbol in subscription.get("symbols", []):

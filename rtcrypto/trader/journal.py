@@ -11,6 +11,10 @@ Entries (one JSON object per line, ``type`` first):
 
 - ``acknowledged``: the exchange answered 2xx but its body could not be read: the order exists,
   so it is never abandoned, only reconciled (``reason`` says what was wrong with the answer).
+- ``exchange_event``: one of Gemini's order events for a journaled order (``client_order_id``,
+  the ``event`` as received from ``/v1/order/events``): an audit trail, and the first news of
+  a pending order's final state (``closed`` / ``rejected``: :meth:`JournalState.final_event`);
+  the order's booked state still comes from ``result``.
 
 A ``sent`` without ``result`` or ``abandoned`` is *pending*: the process died between sending and
 recording. On start the trader asks the exchange for it by ``client_order_id`` before trading.
@@ -71,6 +75,16 @@ class JournalState:
     results: dict[str, OrderStatus] = field(default_factory=dict)
     abandoned: dict[str, str] = field(default_factory=dict)
     acknowledged: dict[str, str] = field(default_factory=dict)  # 2xx, body unreadable
+    # Gemini order events by client_order_id, in arrival order, and the event ids seen
+    exchange_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    exchange_event_ids: set[str] = field(default_factory=set)
+
+    def final_event(self, client_order_id: str) -> dict[str, Any] | None:
+        """The ``closed`` or ``rejected`` order event journaled for the order, if any."""
+        for event in reversed(self.exchange_events.get(client_order_id, [])):
+            if event.get("type") in ("closed", "rejected"):
+                return event
+        return None
 
     def pending(self) -> list[SentOrder]:
         return [
@@ -233,6 +247,13 @@ class OrderJournal:
             state.abandoned[entry["client_order_id"]] = entry["reason"]
         elif kind == "acknowledged":
             state.acknowledged[entry["client_order_id"]] = entry["reason"]
+        elif kind == "exchange_event":
+            event = entry["event"]
+            if not isinstance(event, dict):
+                raise ValueError("exchange_event without an event object")
+            state.exchange_events.setdefault(entry["client_order_id"], []).append(event)
+            if event.get("event_id") is not None:
+                state.exchange_event_ids.add(str(event["event_id"]))
         else:
             raise ValueError(f"unknown journal entry type {kind!r}")
 
@@ -284,6 +305,9 @@ class OrderJournal:
 
     def record_acknowledged(self, client_order_id: str, reason: str) -> None:
         self._append({"type": "acknowledged", "client_order_id": client_order_id, "reason": reason})
+
+    def record_exchange_event(self, client_order_id: str, event: dict[str, Any]) -> None:
+        self._append({"type": "exchange_event", "client_order_id": client_order_id, "event": event})
 
     # --- readers ---------------------------------------------------------------------------------
     def knows(self, client_order_id: str) -> bool:

@@ -29,6 +29,7 @@ from rtcrypto.market.schemas import DeadLetter, Heartbeat
 from rtcrypto.trader.engine import Trader, parse_liquidity_bytes
 from rtcrypto.trader.forecasts import ForecastSource
 from rtcrypto.trader.journal import OrderJournal, journal_file_name, read_journal
+from rtcrypto.trader.order_events import OrderEventJournaler, build_order_events
 from rtcrypto.trader.recorder import NullRecorder, TradeRecorder
 from rtcrypto.trading.risk import RiskLimits
 from rtcrypto.trading.strategy import StrategyParams
@@ -102,10 +103,12 @@ class TraderService:
         trader: Trader,
         producer: RecordProducer,
         clock_ms: Callable[[], int] = now_ms,
+        order_events: OrderEventJournaler | None = None,
     ) -> None:
         self.settings = settings
         self.trader = trader
         self.producer = producer
+        self.order_events = order_events  # gemini: its order events into the journal
         self.instance = f"{socket.gethostname()}:{os.getpid()}"
         self.stats = TraderStats()
         self._stop = threading.Event()
@@ -159,6 +162,7 @@ class TraderService:
         try:
             while not self._stop.is_set():
                 self._heartbeat_if_due()
+                self._pump_order_events()
                 message = consumer.poll(0.5)
                 if message is None:
                     continue
@@ -169,6 +173,8 @@ class TraderService:
                 consumer.commit(message=message, asynchronous=False)
         finally:
             consumer.close()
+            if self.order_events is not None:
+                self.order_events.stop()
             self._send_heartbeat()
             self.trader.recorder.close()
             self.producer.flush(10)
@@ -206,6 +212,16 @@ class TraderService:
         if outcome.action == "skip":
             self.stats.skipped += 1
             log.info("minute=%d %s", reading.window_end_ms, outcome.reason)
+
+    def _pump_order_events(self) -> None:
+        """Journal the order events received since the last call (never raises)."""
+        if self.order_events is None:
+            return
+        try:
+            self.order_events.pump()
+        except Exception as error:  # the journal's REST fallback keeps the trader right
+            self.trader.last_error = _reason(error)
+            log.exception("order events: pump failed")
 
     def _dead_letter(self, value: bytes | None, source: str, reason: str) -> None:
         self.stats.dead_letters += 1
@@ -360,6 +376,8 @@ def main(settings: Settings | None = None) -> None:
             error,
         )
         raise SystemExit(2) from None
-    service = TraderService(settings, trader, producer)
+    stream = build_order_events(settings, trader.exchange)
+    order_events = None if stream is None else OrderEventJournaler(stream, trader).start()
+    service = TraderService(settings, trader, producer, order_events=order_events)
     service.install_signal_handlers()
     service.run()

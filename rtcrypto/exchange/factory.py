@@ -9,6 +9,7 @@ from rtcrypto.exchange.base import ExchangeAdapter
 from rtcrypto.exchange.gemini import GeminiAdapter
 from rtcrypto.exchange.gemini_settings import gemini_adapter_from_settings
 from rtcrypto.exchange.paper import PaperExchange
+from rtcrypto.trading.order_rules import OrderRules
 from rtcrypto.trading.order_types import TopOfBook
 
 PAPER_ACCOUNT_FILE = "paper-account.json"
@@ -38,5 +39,17 @@ def exchange_from_settings(
             btc=settings.paper_btc,
             taker_fee_pct=settings.taker_fee_pct,
             clock_ms=clock_ms,
+            order_rules=paper_order_rules(settings),
         )
     return gemini_adapter_from_settings(settings, clock_ms)
+
+
+def paper_order_rules(settings: Settings) -> OrderRules:
+    """The paper exchange's order rules for ``RTC_TRADER_SYMBOL``: ``RTC_PAPER_TICK_SIZE_BTC``,
+    ``RTC_PAPER_QUOTE_INCREMENT_USD``, ``RTC_PAPER_MIN_ORDER_SIZE_BTC`` (Gemini's BTCUSD values)."""
+    return OrderRules(
+        symbol=settings.trader_symbol,
+        tick_size=settings.paper_tick_size_btc,
+        quote_increment=settings.paper_quote_increment_usd,
+        min_order_size=settings.paper_min_order_size_btc,
+    )

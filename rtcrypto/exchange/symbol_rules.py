@@ -144,9 +144,9 @@ def order_for_exchange(order: OrderRequest, rules: OrderRules) -> OrderRequest:
     too_small = below_minimum_reason(quantity, rules)
     if rounded is None or too_small is not None:
         raise OrderRejectedError(
-            f"gemini: order client_order_id={order.client_order_id} not sent: quantity "
-            f"{order.quantity} at limit {order.limit_price} rounds to {quantity} "
-            f"{rules.base_currency}, "
+            f"gemini /v1/order/new: InvalidQuantity, not sent: order client_order_id="
+            f"{order.client_order_id} of {order.quantity} {rules.base_currency} at limit "
+            f"{order.limit_price} rounds to {quantity} {rules.base_currency}, "
             + (too_small or f"nothing on the grid of {rules.describe()}"),
             reason="InvalidQuantity",
         )

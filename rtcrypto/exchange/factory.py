@@ -45,11 +45,5 @@ def exchange_from_settings(
 
 
 def paper_order_rules(settings: Settings) -> OrderRules:
-    """The paper exchange's order rules for ``RTC_TRADER_SYMBOL``: ``RTC_PAPER_TICK_SIZE_BTC``,
-    ``RTC_PAPER_QUOTE_INCREMENT_USD``, ``RTC_PAPER_MIN_ORDER_SIZE_BTC`` (Gemini's BTCUSD values)."""
-    return OrderRules(
-        symbol=settings.trader_symbol,
-        tick_size=settings.paper_tick_size_btc,
-        quote_increment=settings.paper_quote_increment_usd,
-        min_order_size=settings.paper_min_order_size_btc,
-    )
+    """The paper exchange's order rules (:meth:`OrderRules.paper_from_settings`)."""
+    return OrderRules.paper_from_settings(settings)

@@ -18,9 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import Decimal, localcontext
+from typing import TYPE_CHECKING
 
 from rtcrypto.trading.order_types import OrderRequest
 from rtcrypto.trading.strategy import Side
+
+if TYPE_CHECKING:
+    from rtcrypto.config import Settings
 
 # Gemini's market states (Get Symbol Details); an immediate-or-cancel limit order is accepted in
 # these only ("post_only" takes maker orders, "cancel_only" and "closed" take none)
@@ -63,6 +67,18 @@ class OrderRules:
                 raise ValueError(f"{self.symbol} {name} must be a positive number, got {value!r}")
             if abs(value.adjusted()) > MAX_EXPONENT or abs(_exponent(value)) > MAX_EXPONENT:
                 raise ValueError(f"{self.symbol} {name} is out of range: {value}")
+
+    @classmethod
+    def paper_from_settings(cls, settings: Settings) -> OrderRules:
+        """The paper exchange's rules for ``RTC_TRADER_SYMBOL``: ``RTC_PAPER_TICK_SIZE_BTC``,
+        ``RTC_PAPER_QUOTE_INCREMENT_USD``, ``RTC_PAPER_MIN_ORDER_SIZE_BTC`` (Gemini's BTCUSD
+        values by default)."""
+        return cls(
+            symbol=settings.trader_symbol,
+            tick_size=settings.paper_tick_size_btc,
+            quote_increment=settings.paper_quote_increment_usd,
+            min_order_size=settings.paper_min_order_size_btc,
+        )
 
     @property
     def tradable(self) -> bool:

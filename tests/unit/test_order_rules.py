@@ -23,6 +23,7 @@ from rtcrypto.exchange.symbol_rules import (
     order_for_exchange,
     rules_from_symbol_details,
 )
+from rtcrypto.trading.account import SimulatedAccount
 from rtcrypto.trading.order_rules import (
     OrderRules,
     base_currency_of,
@@ -33,8 +34,15 @@ from rtcrypto.trading.order_rules import (
 )
 from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.orders import size_order
+from rtcrypto.trading.record_backtest import RecordBacktestConfig
 from rtcrypto.trading.risk import RiskLimits, RiskState, check_order
-from rtcrypto.trading.strategy import OrderIntent, PriceReference, Side, TimeInForce
+from rtcrypto.trading.strategy import (
+    OrderIntent,
+    PriceReference,
+    Side,
+    StrategyParams,
+    TimeInForce,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gemini"
 # Gemini's published example (tests/fixtures/gemini/sources.json names the page)
@@ -397,3 +405,25 @@ def test_the_paper_exchange_answers_with_the_rules_from_settings(
     )
     without = PaperExchange(tmp_path / "p.json", lambda symbol: None, usd=Decimal(1))  # type: ignore[arg-type,return-value]
     assert without.order_rules("BTCUSD") is None
+
+
+def test_the_record_backtest_applies_the_paper_rules_like_the_paper_trader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RTC_HOME", str(tmp_path))
+    config = RecordBacktestConfig.from_settings(Settings())
+    assert config.order_rules == paper_order_rules(Settings()) == BTCUSD
+    book = TopOfBook("BTCUSD", Decimal("60000"), Decimal(5), Decimal("60000.01"), Decimal(5), NOW)
+    intent = OrderIntent(
+        Side.buy, PriceReference.ask, TimeInForce.immediate_or_cancel, quote_amount=Decimal("0.5")
+    )
+    for rules, refused in ((BTCUSD, True), (None, False)):
+        account = SimulatedAccount(
+            Decimal(1),
+            params=StrategyParams(),
+            limits=LIMITS,
+            taker_fee_pct=Decimal("0.25"),
+            order_rules=rules,
+        )
+        execution = account.execute(intent, book, client_order_id="rtc-small", now_ms=NOW)
+        assert (execution.risk_rule == "min_order_size") is refused, execution

@@ -17,14 +17,17 @@ The simulator runs in-process replaying the real Gemini capture of ../shared/dat
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from rtcrypto.config import Settings
 from rtcrypto.exchange.base import NonceError, OrderRejectedError
 from rtcrypto.exchange.gemini import GeminiAdapter
+from rtcrypto.exchange.gemini_settings import gemini_adapter_from_settings
 from rtcrypto.simulator import symbol_details as simulator_details
 from rtcrypto.simulator.sandbox import SandboxOrder
 from rtcrypto.trader.engine import Trader, parse_liquidity
@@ -295,3 +298,24 @@ def test_the_trader_s_order_is_on_the_grid_and_fills(simulator: Simulator, tmp_p
     assert status.original_quantity % BTCUSD.tick_size == 0
     assert status.limit_price % BTCUSD.quote_increment == 0
     normal.journal.close()
+
+
+def test_the_details_are_read_again_after_the_refresh_setting(
+    simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "RTC_HOME": str(tmp_path),
+        "RTC_TRADING_MODE": "sandbox",
+        "RTC_GEMINI_REST_URL": simulator.url,
+        "RTC_GEMINI_API_KEY": KEY,
+        "RTC_GEMINI_API_SECRET": SECRET,
+        "RTC_GEMINI_SYMBOL_DETAILS_REFRESH_S": "0.3",
+    }.items():
+        monkeypatch.setenv(name, value)
+    gemini = gemini_adapter_from_settings(Settings())
+    reads = requests_to(simulator, DETAILS)
+    assert gemini.order_rules("BTCUSD") == gemini.order_rules("btcusd") == BTCUSD
+    assert requests_to(simulator, DETAILS) == reads + 1
+    time.sleep(0.35)
+    assert gemini.order_rules("btcusd") == BTCUSD
+    assert requests_to(simulator, DETAILS) == reads + 2, "re-read once RTC_..._REFRESH_S passed"

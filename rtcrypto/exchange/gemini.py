@@ -292,7 +292,7 @@ class GeminiAdapter:
         self.base_url = base_url.rstrip("/")
         # GET /v1/symbols/details/{symbol} on first use, again after symbol_details_refresh_s
         self.rules_cache = symbol_rules.SymbolRulesCache(
-            self._symbol_details, symbol_details_refresh_s
+            symbol_rules.fetch_over(self._public, self._read), symbol_details_refresh_s
         )
         # when a book was read, on the feed's clock (rtcrypto/exchange/feedclock.py); wall clock by default
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
@@ -453,16 +453,10 @@ class GeminiAdapter:
         """The symbol's increments and minimum from ``/v1/symbols/details`` (cached, refreshed)."""
         return self.rules_cache.get(symbol)
 
-    def _symbol_details(self, symbol: str) -> Any:
-        return self._read("symbol details", lambda: self._public(f"/v1/symbols/details/{symbol}"))
-
     def place_order(self, order: OrderRequest) -> OrderStatus:
-        """Send one IOC limit order (never re-sent here) and return its final state with fees.
-
-        The order is first rounded to the symbol's details (``order_rules``); one below the
-        minimum size is refused here (``OrderRejectedError``, ``InvalidQuantity``), never sent."""
-        rules = self.order_rules(order.symbol)
-        order = symbol_rules.order_for_exchange(order, rules)
+        """Send one IOC limit order (rounded to ``order_rules``; below their minimum never sent,
+        never re-sent here) and return its final state with fees."""
+        order = symbol_rules.order_for_exchange(order, self.order_rules(order.symbol))
         params = {
             "client_order_id": order.client_order_id,
             "symbol": order.symbol.lower(),
@@ -482,11 +476,8 @@ class GeminiAdapter:
                 reason=error.reason,
                 status=error.status,
             ) from None
-        except OrderRejectedError as error:
-            if error.reason not in symbol_rules.RULE_REASONS:
-                raise
-            self.rules_cache.forget(order.symbol)  # the exchange's rules changed: read them again
-            raise symbol_rules.rejected_with_rules(error, order, rules) from None
+        except OrderRejectedError as error:  # off the increments: the exchange changed them?
+            raise self.rules_cache.refusal(error, order) from None
         except ExchangeError as error:
             if error.status is None or error.status >= 300:
                 raise

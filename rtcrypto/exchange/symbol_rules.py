@@ -127,12 +127,29 @@ class SymbolRulesCache:
             self._due_s[key] = self._clock_s() + self.refresh_s
             return rules
 
-    def forget(self, symbol: str) -> None:
-        """Drop ``symbol``'s rules: the next ``get`` reads them again (the exchange refused an
-        order that was on them, so they changed)."""
+    def forget(self, symbol: str) -> OrderRules | None:
+        """Drop ``symbol``'s rules (returned): the next ``get`` reads them again."""
         with self._lock:
-            self._rules.pop(symbol.upper(), None)
             self._due_s.pop(symbol.upper(), None)
+            return self._rules.pop(symbol.upper(), None)
+
+    def refusal(self, error: OrderRejectedError, order: OrderRequest) -> OrderRejectedError:
+        """The exception for the exchange's refusal of ``order``: an ``InvalidQuantity`` or
+        ``InvalidPrice`` of an order rounded to these rules means they changed, so they are
+        dropped (read again before the next order) and the message names the values sent and
+        the rules used (:func:`rejected_with_rules`); any other refusal is ``error`` itself."""
+        if error.reason not in RULE_REASONS:
+            return error
+        rules = self.forget(order.symbol)
+        return error if rules is None else rejected_with_rules(error, order, rules)
+
+
+def fetch_over(
+    public: Callable[[str], Any], read: Callable[[str, Callable[[], Any]], Any]
+) -> Callable[[str], Any]:
+    """``fetch(symbol)`` for :class:`SymbolRulesCache`: the adapter's public GET of
+    ``/v1/symbols/details/{symbol}`` through its retried ``read``."""
+    return lambda symbol: read("symbol details", lambda: public(ENDPOINT.format(symbol=symbol)))
 
 
 def order_for_exchange(order: OrderRequest, rules: OrderRules) -> OrderRequest:

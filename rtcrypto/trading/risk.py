@@ -109,7 +109,7 @@ def check_order(
     """Let ``order`` through, cut or rounded, or refuse it (see the module's docstring).
 
     ``rules`` are the exchange's increments and minimum for the order's symbol; None (the
-    backtests) rounds quantities to a satoshi and checks no minimum."""
+    minute-bar backtest) rounds quantities to a satoshi and checks no minimum."""
     if state.kill_switch:
         return RiskVerdict(None, "kill switch is on: no orders", "kill_switch")
     sent = orders_in_last_minute(state.recent_order_times_ms, now_ms)

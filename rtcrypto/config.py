@@ -374,6 +374,17 @@ class Settings(BaseSettings):
     )
     # Gemini's private-API limit
     gemini_private_rate_per_min: int = Field(default=600, gt=0, le=100_000)
+    # the gemini adapter re-reads GET /v1/symbols/details/{symbol} (increments, minimum) this often
+    gemini_symbol_details_refresh_s: Seconds = 3600.0
+    # the paper exchange's order rules (Gemini's published BTCUSD values): the risk gate rounds
+    # quantities and prices to these increments and refuses an order below the minimum
+    paper_tick_size_btc: Decimal = Field(default=Decimal("0.00000001"), ge=Decimal("1e-18"), le=1)
+    paper_quote_increment_usd: Decimal = Field(
+        default=Decimal("0.01"), ge=Decimal("1e-18"), le=1000
+    )
+    paper_min_order_size_btc: Decimal = Field(
+        default=Decimal("0.00001"), ge=Decimal("1e-18"), le=1000
+    )
 
     # --- soak test (bench/soak.py, `make soak`; not in CI) -------------------------------------
     soak_minutes: float = Field(default=60.0, gt=0, le=24 * 60)  # make soak SOAK_MINUTES=5

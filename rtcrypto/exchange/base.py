@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
+from rtcrypto.trading.order_rules import OrderRules
 from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.strategy import Side
 
@@ -94,6 +95,11 @@ class ExchangeAdapter(Protocol):
 
     def top_of_book(self, symbol: str) -> TopOfBook:
         """Best bid and ask now (public data)."""
+        ...
+
+    def order_rules(self, symbol: str) -> OrderRules | None:
+        """The exchange's increments and minimum order size for ``symbol`` (the risk gate rounds
+        every order to them and refuses one below the minimum); None when it publishes none."""
         ...
 
     def place_order(self, order: OrderRequest) -> OrderStatus:

@@ -9,6 +9,7 @@ from rtcrypto.exchange.base import ExchangeAdapter
 from rtcrypto.exchange.gemini import GeminiAdapter
 from rtcrypto.exchange.gemini_settings import gemini_adapter_from_settings
 from rtcrypto.exchange.paper import PaperExchange
+from rtcrypto.trading.order_rules import OrderRules
 from rtcrypto.trading.order_types import TopOfBook
 
 PAPER_ACCOUNT_FILE = "paper-account.json"
@@ -38,5 +39,11 @@ def exchange_from_settings(
             btc=settings.paper_btc,
             taker_fee_pct=settings.taker_fee_pct,
             clock_ms=clock_ms,
+            order_rules=paper_order_rules(settings),
         )
     return gemini_adapter_from_settings(settings, clock_ms)
+
+
+def paper_order_rules(settings: Settings) -> OrderRules:
+    """The paper exchange's order rules (:meth:`OrderRules.paper_from_settings`)."""
+    return OrderRules.paper_from_settings(settings)

@@ -34,6 +34,7 @@ import requests
 from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from rtcrypto.exchange import symbol_rules
 from rtcrypto.exchange.base import (
     AuthenticationError,
     ExchangeError,
@@ -57,6 +58,7 @@ from rtcrypto.exchange.gemini_trades import (
 from rtcrypto.exchange.signing import NonceSource, encode_payload, private_headers, private_payload
 from rtcrypto.market.captures.gemini_v1 import decimal_text
 from rtcrypto.redact import redact_url
+from rtcrypto.trading.order_rules import OrderRules
 from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.strategy import Side
 
@@ -293,8 +295,13 @@ class GeminiAdapter:
         session: requests.Session | None = None,
         public_only: bool = False,
         clock_ms: Callable[[], int] | None = None,
+        symbol_details_refresh_s: float = 3600.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # GET /v1/symbols/details/{symbol} on first use, again after symbol_details_refresh_s
+        self.rules_cache = symbol_rules.SymbolRulesCache(
+            symbol_rules.fetch_over(self._public, self._read), symbol_details_refresh_s
+        )
         # when a book was read, on the feed's clock (rtcrypto/exchange/feedclock.py); wall clock by default
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.public_only = public_only
@@ -450,8 +457,14 @@ class GeminiAdapter:
             if row.get("type", "exchange") == "exchange"
         }
 
+    def order_rules(self, symbol: str) -> OrderRules:
+        """The symbol's increments and minimum from ``/v1/symbols/details`` (cached, refreshed)."""
+        return self.rules_cache.get(symbol)
+
     def place_order(self, order: OrderRequest) -> OrderStatus:
-        """Send one IOC limit order (never re-sent here) and return its final state with fees."""
+        """Send one IOC limit order (rounded to ``order_rules``; below their minimum never sent,
+        never re-sent here) and return its final state with fees."""
+        order = symbol_rules.order_for_exchange(order, self.order_rules(order.symbol))
         params = {
             "client_order_id": order.client_order_id,
             "symbol": order.symbol.lower(),
@@ -471,6 +484,8 @@ class GeminiAdapter:
                 reason=error.reason,
                 status=error.status,
             ) from None
+        except OrderRejectedError as error:  # off the increments: the exchange changed them?
+            raise self.rules_cache.refusal(error, order) from None
         except ExchangeError as error:
             if error.status is None or error.status >= 300:
                 raise

@@ -66,6 +66,7 @@ def gemini_adapter_from_settings(
         fallback_fee_pct=settings.taker_fee_pct,
         nonce_source=PersistentNonceSource(nonce_path(settings)),
         clock_ms=clock_ms,
+        symbol_details_refresh_s=settings.gemini_symbol_details_refresh_s,
     )
 
 

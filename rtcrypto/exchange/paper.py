@@ -14,6 +14,7 @@ book it was matched against (``matched_books``), so a backtest can be fed the ex
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ from rtcrypto.exchange.base import (
     OrderStatus,
 )
 from rtcrypto.exchange.codec import book_from_json, book_to_json, status_from_json, status_to_json
+from rtcrypto.trading.order_rules import OrderRules
 from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.orders import ioc_fill, taker_fee_usd
 from rtcrypto.trading.strategy import Side
@@ -65,8 +67,10 @@ class PaperExchange:
         btc: Decimal = Decimal(0),
         taker_fee_pct: Decimal = Decimal("0.25"),
         clock_ms: Callable[[], int] | None = None,
+        order_rules: OrderRules | None = None,
     ) -> None:
         self.account_path = Path(account_path)
+        self._order_rules = order_rules  # the traded symbol's, from settings (factory.py)
         self._top_of_book = top_of_book
         self.fee_rate = Decimal(taker_fee_pct) / HUNDRED
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
@@ -123,6 +127,13 @@ class PaperExchange:
 
     def top_of_book(self, symbol: str) -> TopOfBook:
         return self._top_of_book(symbol)
+
+    def order_rules(self, symbol: str) -> OrderRules | None:
+        """The rules the account was opened with (``RTC_PAPER_*`` settings), for any symbol;
+        None when it was opened without (no increment beyond a satoshi, no minimum)."""
+        if self._order_rules is None or self._order_rules.symbol == symbol.upper():
+            return self._order_rules
+        return dataclasses.replace(self._order_rules, symbol=symbol.upper(), base_currency="")
 
     def place_order(self, order: OrderRequest) -> OrderStatus:
         book = self._top_of_book(order.symbol)

@@ -388,6 +388,7 @@ class Trader:
             risk_state=self._risk_state(balances, now),
             limits=self.limits,
             now_ms=now,
+            rules=self.exchange.order_rules(self.symbol),  # increments, minimum size
         )
         if verdict.order is None:
             if verdict.refused_by_risk:

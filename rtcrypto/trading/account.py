@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from rtcrypto.trading.ledger import Fill, Ledger, RoundTrip
+from rtcrypto.trading.order_rules import OrderRules
 from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.orders import (
     day_start_ms,
@@ -57,8 +58,10 @@ class SimulatedAccount:
         limits: RiskLimits,
         taker_fee_pct: Decimal,
         symbol: str = "btcusd",
+        order_rules: OrderRules | None = None,
     ) -> None:
         self.ledger = Ledger(initial_usd, initial_btc, taker_fee_pct=taker_fee_pct)
+        self.order_rules = order_rules  # the exchange's increments and minimum (None: a satoshi)
         self.params = params
         self.limits = limits
         self.fee_rate = Decimal(taker_fee_pct) / HUNDRED
@@ -99,6 +102,7 @@ class SimulatedAccount:
             ),
             limits=self.limits,
             now_ms=now_ms,
+            rules=self.order_rules,
         )
         order = verdict.order
         if order is None:

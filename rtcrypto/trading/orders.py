@@ -5,7 +5,8 @@ The trader (``rtcrypto.trader.engine``) and both backtests (``rtcrypto.trading.b
 
 1. ``strategy.decide_order`` -> an intent (or None);
 2. ``size_order``: ``price_intent`` prices and sizes it from the top of the book, then
-   ``risk.check_order`` (with the state from ``risk_state_for``) lets it through, cuts or refuses it;
+   ``risk.check_order`` (with the state from ``risk_state_for`` and the exchange's order rules,
+   ``order_rules.OrderRules``, when it publishes them) lets it through, cuts, rounds or refuses it;
 3. the exchange fills it; the paper exchange and the backtests use ``ioc_fill`` and
    ``taker_fee_usd``.
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 from rtcrypto.trading.ledger import RoundTrip
+from rtcrypto.trading.order_rules import OrderRules
 from rtcrypto.trading.order_types import OrderRequest, TopOfBook
 from rtcrypto.trading.risk import RiskLimits, RiskState, check_order
 from rtcrypto.trading.strategy import OrderIntent, Side
@@ -117,12 +119,14 @@ def size_order(
     risk_state: RiskState,
     limits: RiskLimits,
     now_ms: int,
+    rules: OrderRules | None = None,
 ) -> OrderVerdict:
-    """Price ``intent`` from ``book`` and pass it through the risk gate."""
+    """Price ``intent`` from ``book`` and pass it through the risk gate, which rounds it to the
+    exchange's ``rules`` and refuses it below their minimum size (None: a satoshi, no minimum)."""
     order = price_intent(intent, book, fee_rate, client_order_id, symbol)
     if order is None:
         return OrderVerdict(None, "nothing to order at this price")
-    verdict = check_order(order, risk_state, limits, now_ms)
+    verdict = check_order(order, risk_state, limits, now_ms, rules)
     if verdict.order is None:
         return OrderVerdict(None, f"risk: {verdict.reason}", verdict.rule or "risk")
     return OrderVerdict(verdict.order, verdict.reason)

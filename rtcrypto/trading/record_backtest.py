@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rtcrypto.trading.account import SimulatedAccount
 from rtcrypto.trading.ledger import Fill, RoundTrip
+from rtcrypto.trading.order_rules import OrderRules
 from rtcrypto.trading.order_types import TopOfBook
 from rtcrypto.trading.orders import SATOSHI
 from rtcrypto.trading.risk import RiskLimits
@@ -81,11 +82,13 @@ class RecordBacktestConfig:
     risk: RiskLimits
     symbol: str = "BTCUSD"
     forecast_offset_ms: int = 0  # the feed's clock minus the forecast's (the replay shift)
+    order_rules: OrderRules | None = None  # the paper exchange's increments and minimum
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> RecordBacktestConfig:
         """The trader's knobs: ``RTC_PAPER_USD`` / ``_BTC``, ``RTC_TAKER_FEE_PCT``, the strategy's
-        and ``RTC_RISK_*``; the liquidity gate on, as in the trader."""
+        and ``RTC_RISK_*``, the paper exchange's order rules (``RTC_PAPER_*``); the liquidity
+        gate on, as in the trader."""
         values: dict[str, Any] = {
             "initial_usd": settings.paper_usd,
             "initial_btc": settings.paper_btc,
@@ -94,6 +97,7 @@ class RecordBacktestConfig:
             "risk": RiskLimits.from_settings(settings),
             "symbol": settings.trader_symbol,
             "forecast_offset_ms": settings.trader_forecast_offset_ms or 0,
+            "order_rules": OrderRules.paper_from_settings(settings),
         }
         return cls(**{**values, **overrides})
 
@@ -130,6 +134,7 @@ def backtest_records(
         limits=config.risk,
         taker_fee_pct=config.taker_fee_pct,
         symbol=config.symbol.lower(),
+        order_rules=config.order_rules,
     )
     orders: list[PlacedOrder] = []
     sent: set[tuple[int, Side]] = set()

@@ -404,12 +404,8 @@ def test_orders_off_the_symbol_details_are_refused(
     assert answer.status_code == 400
     assert_same_shape(answer.json(), example("error_invalid_symbol.json"))
     assert answer.json()["reason"] == reason
-    # the adapter maps it to a clear refusal naming the reason
-    with pytest.raises(OrderRejectedError) as caught:
-        simulator.adapter().place_order(
-            OrderRequest("bad-1", "btcusd", Side.buy, Decimal(amount), ask + Decimal(price_offset))
-        )
-    assert caught.value.reason == reason and reason in str(caught.value)
+    # the adapter rounds to the symbol details before sending and never sends an order below the
+    # minimum: its side of each is in tests/integration/test_gemini_order_rules.py
 
 
 def test_unknown_symbol_and_reused_nonce_are_refused(simulator: Simulator) -> None:

@@ -84,6 +84,10 @@ BAD_VALUES: list[tuple[str, str]] = [
     ("RTC_RISK_MAX_DAILY_LOSS_USD", "-1"),
     ("RTC_RISK_MAX_ORDERS_PER_MINUTE", "0"),
     ("RTC_GEMINI_PRIVATE_RATE_PER_MIN", "0"),
+    ("RTC_GEMINI_SYMBOL_DETAILS_REFRESH_S", "0"),
+    ("RTC_PAPER_TICK_SIZE_BTC", "0"),
+    ("RTC_PAPER_QUOTE_INCREMENT_USD", "-0.01"),
+    ("RTC_PAPER_MIN_ORDER_SIZE_BTC", "0"),
     ("RTC_TOPIC_TRADES", "../trades"),
     ("RTC_TOPIC_LIQUIDITY", ""),
 ]

@@ -15,7 +15,6 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     BeforeValidator,
@@ -29,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rtcrypto import config_checks
+from rtcrypto.config_paths import DerivedPaths
 from rtcrypto.redact import split_credentials
 
 
@@ -103,7 +103,7 @@ class Topics(BaseSettings):
         return [self.orderbook, self.trades, self.deadletter, self.heartbeat, self.liquidity]
 
 
-class Settings(BaseSettings):
+class Settings(DerivedPaths, BaseSettings):
     """All settings of the platform. Environment variables win over these defaults."""
 
     model_config = SettingsConfigDict(env_prefix="RTC_", extra="ignore")
@@ -489,63 +489,6 @@ class Settings(BaseSettings):
         )
         return self
 
-    # --- derived paths -------------------------------------------------------------------------
-    @property
-    def run_dir(self) -> Path:
-        return self.home / "run"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.home / "logs"
-
-    @property
-    def lib_dir(self) -> Path:
-        return self.home / "lib"
-
-    @property
-    def search_spool_path(self) -> Path:
-        """Spool and dead-letter files of the bulk writer: ``search_spool_dir`` or <run>/search-spool."""
-        return self.search_spool_dir or self.run_dir / "search-spool"
-
-    @property
-    def trader_dir(self) -> Path:
-        """The trader's journal and the paper exchange's account."""
-        return self.home / "trader"
-
-    @property
-    def history_path(self) -> Path:
-        """The partitioned minute-bar history: ``history_dir`` or ``<home>/history``."""
-        return self.history_dir or self.home / "history"
-
-    @property
-    def forecast_path(self) -> Path:
-        """Versioned forecasts and the current pointer: ``forecast_dir`` or ``<home>/forecast``."""
-        return self.forecast_dir or self.home / "forecast"
-
-    @property
-    def simulator_dir(self) -> Path:
-        """State of the simulator `rtc up` starts (its replay window): ``<home>/simulator``."""
-        return self.home / "simulator"
-
-    @property
-    def downloads_dir(self) -> Path:
-        """Downloaded data sets (the Kaggle history): ``<home>/downloads``."""
-        return self.home / "downloads"
-
-    @property
-    def reports_dir(self) -> Path:
-        """Trade reports (`rtc report`, the trade_report DAG): ``<home>/reports``."""
-        return self.home / "reports"
-
-    @property
-    def kill_switch_path(self) -> Path:
-        return self.kill_switch_file or self.home / "KILL"
-
-    @property
-    def airflow_home_dir(self) -> Path:
-        """AIRFLOW_HOME of the local Airflow: ``airflow_home`` or ``<home>/airflow``."""
-        return self.airflow_home or self.home / "airflow"
-
     @property
     def airflow_url(self) -> str:
         """Base URL of the local Airflow api-server (UI and REST API)."""
@@ -569,11 +512,9 @@ class Settings(BaseSettings):
     def trades_on_simulator_sandbox(self) -> bool:
         """Sandbox mode with ``RTC_GEMINI_REST_URL`` pointing at the local simulator: the
         simulator's sandbox takes the settings' key and secret (``--sandbox-from-settings``)."""
-        if self.trading_mode is not TradingMode.sandbox or not self.gemini_rest_url:
-            return False
-        url = urlsplit(self.gemini_rest_url)
-        local = {"127.0.0.1", "localhost", self.simulator_host}
-        return url.hostname in local and (url.port or 80) == self.simulator_port
+        return self.trading_mode is TradingMode.sandbox and config_checks.is_local_port(
+            self.gemini_rest_url, self.simulator_host, self.simulator_port
+        )
 
     @property
     def market_data_ws_url(self) -> str:

@@ -169,3 +169,12 @@ def sasl_credentials(protocol: str, username: str | None, has_password: bool) ->
             f"RTC_KAFKA_SECURITY_PROTOCOL={protocol} needs RTC_KAFKA_SASL_USERNAME and "
             "RTC_KAFKA_SASL_PASSWORD"
         )
+
+
+def is_local_port(url: str | None, host: str, port: int) -> bool:
+    """Whether ``url`` (http) points at this machine's ``port`` (``host``, 127.0.0.1 or
+    localhost): how the settings tell that the Gemini REST URL is the local simulator."""
+    if not url:
+        return False
+    parts = urlsplit(url)
+    return parts.hostname in {"127.0.0.1", "localhost", host} and (parts.port or 80) == port

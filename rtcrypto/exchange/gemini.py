@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import requests
@@ -39,14 +39,23 @@ from rtcrypto.exchange.base import (
     AuthenticationError,
     ExchangeError,
     ExchangeUnavailableError,
-    InsufficientFundsError,
-    NonceError,
     OrderNotFoundError,
     OrderRejectedError,
     OrderStateUnknownError,
     OrderStatus,
     RateLimitError,
 )
+from rtcrypto.exchange.gemini_answers import (
+    decimal_field,
+    error_from_response,
+    estimated_fee_usd,
+    fees_usd,
+    latest_order,
+    optional_decimal,
+    order_from_json,
+    redact,
+)
+from rtcrypto.exchange.gemini_fees import FeeTier, parse_notional_volume
 from rtcrypto.exchange.gemini_trades import (
     MAX_LIMIT_TRADES,
     MyTrade,
@@ -60,44 +69,10 @@ from rtcrypto.market.captures.gemini_v1 import decimal_text
 from rtcrypto.redact import redact_url
 from rtcrypto.trading.order_rules import OrderRules
 from rtcrypto.trading.order_types import OrderRequest, TopOfBook
-from rtcrypto.trading.strategy import Side
 
 log = logging.getLogger("exchange.gemini")
 
 T = TypeVar("T")
-
-AUTH_REASONS = frozenset(
-    {
-        "InvalidSignature",
-        "MissingApikeyHeader",
-        "MissingPayloadHeader",
-        "MissingSignatureHeader",
-        "InvalidApiKey",
-        "MissingRole",
-        "InvalidJson",
-        "AccountClosed",
-        "AccountNotOnTrack",
-    }
-)
-REJECT_REASONS = frozenset(
-    {
-        "InvalidPrice",
-        "InvalidQuantity",
-        "InvalidSymbol",
-        "InvalidSide",
-        "InvalidOrderType",
-        "InvalidAmount",
-        "UnsupportedOption",
-        "ConflictingOptions",
-        "ClientOrderIdTooLong",
-        "ClientOrderIdMustBeString",
-        "MarketNotOpen",
-        "InvalidStopPrice",
-        "CannotCancelOrder",
-    }
-)
-UNAVAILABLE_REASONS = frozenset({"Maintenance", "System", "ServerError"})
-RATE_LIMIT_REASONS = frozenset({"RateLimit", "RateLimited", "TooManyRequests"})
 
 READ_ATTEMPTS = 4  # one try + three retries for reads
 CONNECT_TIMEOUT_S = 5.0
@@ -119,117 +94,6 @@ class Ticker:
     volume_base: Decimal | None
     volume_quote: Decimal | None
     ts_ms: int
-
-
-# --- pure helpers -------------------------------------------------------------------------------
-
-
-def error_from_response(
-    status: int, body: Any, endpoint: str, secrets: tuple[str, ...] = ()
-) -> ExchangeError:
-    """The exception for a non-2xx answer: Gemini's ``reason`` first, then the HTTP status.
-
-    ``body`` is the decoded JSON (``{"result":"error","reason":...,"message":...}``) or the raw
-    text when the answer was not JSON. Any of ``secrets`` found in the message is redacted.
-    """
-    reason, message = "", ""
-    if isinstance(body, Mapping):
-        reason = str(body.get("reason") or "")
-        message = str(body.get("message") or "")
-    elif isinstance(body, str):
-        message = body.strip()[:200]
-    text = redact(f"gemini {endpoint}: HTTP {status} {reason or 'error'}: {message}", secrets)
-    error_class: type[ExchangeError]
-    if reason == "InvalidNonce":
-        error_class = NonceError
-    elif reason in AUTH_REASONS:
-        error_class = AuthenticationError
-    elif status == 429 or reason in RATE_LIMIT_REASONS:
-        error_class = RateLimitError
-    elif reason == "InsufficientFunds" or (status == 406 and not reason):
-        error_class = InsufficientFundsError
-    elif reason == "OrderNotFound":
-        error_class = OrderNotFoundError
-    elif reason in REJECT_REASONS:
-        error_class = OrderRejectedError
-    elif status >= 500 or reason in UNAVAILABLE_REASONS:
-        error_class = ExchangeUnavailableError
-    elif status in (401, 403):
-        error_class = AuthenticationError
-    else:
-        error_class = ExchangeError
-    return error_class(text, reason=reason, status=status)
-
-
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """``text`` with every non-empty secret replaced by ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _decimal(value: Any, field: str) -> Decimal:
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError) as error:
-        raise ExchangeError(f"gemini: field {field}={value!r} is not a number") from error
-
-
-def _optional_decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-
-
-def fees_usd(trades: list[Mapping[str, Any]]) -> Decimal:
-    """Sum of the trades' ``fee_amount`` charged in USD (Gemini charges the quote currency)."""
-    total = Decimal(0)
-    for trade in trades:
-        currency = str(trade.get("fee_currency", "USD")).upper()
-        if currency != "USD":
-            log.warning("fee in %s ignored tid=%s", currency, trade.get("tid"))
-            continue
-        total += _decimal(trade.get("fee_amount", "0"), "fee_amount")
-    return total
-
-
-def order_from_json(order: Mapping[str, Any], fee_usd: Decimal) -> OrderStatus:
-    """One Gemini order object as an :class:`OrderStatus` (with the given fee)."""
-    try:
-        return OrderStatus(
-            order_id=str(order["order_id"]),
-            client_order_id=order.get("client_order_id"),
-            symbol=str(order["symbol"]).lower(),
-            side=Side(str(order["side"]).lower()),
-            limit_price=_decimal(order.get("price", "0"), "price"),
-            original_quantity=_decimal(order["original_amount"], "original_amount"),
-            executed_quantity=_decimal(order.get("executed_amount", "0"), "executed_amount"),
-            average_execution_price=_decimal(
-                order.get("avg_execution_price") or "0", "avg_execution_price"
-            ),
-            fee_usd=fee_usd,
-            is_live=bool(order.get("is_live", False)),
-            is_cancelled=bool(order.get("is_cancelled", False)),
-            ts_ms=int(order.get("timestampms") or int(order.get("timestamp", 0)) * 1000),
-        )
-    except (KeyError, ValueError, TypeError) as error:
-        raise ExchangeError(f"gemini: unexpected order object ({error!r})") from error
-
-
-def estimated_fee_usd(status: OrderStatus, fee_pct: Decimal) -> Decimal:
-    """Executed notional x ``fee_pct`` percent (when the charged fee cannot be read)."""
-    return status.executed_quantity * status.average_execution_price * fee_pct / Decimal(100)
-
-
-def latest_order(orders: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """Of several orders sharing a client_order_id, the newest (Gemini answers with a list)."""
-    if not orders:
-        return None
-    return max(orders, key=lambda order: int(order.get("timestampms") or 0))
 
 
 class TokenBucket:
@@ -323,6 +187,12 @@ class GeminiAdapter:
         self.timeout_s = timeout_s
         self.session = session or requests.Session()
         self._send_lock = threading.Lock()  # one private request in flight: nonces stay ordered
+
+    @property
+    def request_lock(self) -> threading.Lock:
+        """Held while a private request draws its nonce and is sent: another signed channel of
+        the same key (the order-events handshake) takes it too, so nonces reach Gemini in order."""
+        return self._send_lock
 
     def __repr__(self) -> str:
         return f"GeminiAdapter(base_url={redact_url(self.base_url)!r}, api_key='**********')"
@@ -420,10 +290,10 @@ class GeminiAdapter:
             )
         return TopOfBook(
             symbol=symbol.lower(),
-            bid=_decimal(bids[0]["price"], "bid price"),
-            bid_quantity=_decimal(bids[0]["amount"], "bid amount"),
-            ask=_decimal(asks[0]["price"], "ask price"),
-            ask_quantity=_decimal(asks[0]["amount"], "ask amount"),
+            bid=decimal_field(bids[0]["price"], "bid price"),
+            bid_quantity=decimal_field(bids[0]["amount"], "bid amount"),
+            ask=decimal_field(asks[0]["price"], "ask price"),
+            ask_quantity=decimal_field(asks[0]["amount"], "ask amount"),
             ts_ms=self._clock_ms(),
         )
 
@@ -437,11 +307,11 @@ class GeminiAdapter:
         quote = next((key for key in volume if key != "timestamp" and upper.endswith(key)), "")
         return Ticker(
             symbol=symbol.lower(),
-            bid=_optional_decimal(body.get("bid")),
-            ask=_optional_decimal(body.get("ask")),
-            last=_optional_decimal(body.get("last")),
-            volume_base=_optional_decimal(volume.get(base)),
-            volume_quote=_optional_decimal(volume.get(quote)),
+            bid=optional_decimal(body.get("bid")),
+            ask=optional_decimal(body.get("ask")),
+            last=optional_decimal(body.get("last")),
+            volume_base=optional_decimal(volume.get(base)),
+            volume_quote=optional_decimal(volume.get(quote)),
             ts_ms=int(volume.get("timestamp") or time.time_ns() // 1_000_000),
         )
 
@@ -452,7 +322,9 @@ class GeminiAdapter:
         if not isinstance(rows, list):
             raise ExchangeError("gemini /v1/balances: expected a list")
         return {
-            str(row["currency"]).lower(): _decimal(row.get("available", row["amount"]), "available")
+            str(row["currency"]).lower(): decimal_field(
+                row.get("available", row["amount"]), "available"
+            )
             for row in rows
             if row.get("type", "exchange") == "exchange"
         }
@@ -569,6 +441,11 @@ class GeminiAdapter:
             return parse_my_trades(body)
 
         return walk_pages(page, max(0, since_ms), limit)
+
+    def fee_tier(self) -> FeeTier:
+        """The account's fee rates and 30-day volume (``/v1/notionalvolume``, read with retries)."""
+        body = self._read("notional volume", lambda: self._private("/v1/notionalvolume"))
+        return parse_notional_volume(body)
 
     def order_status(self, client_order_id: str) -> OrderStatus | None:
         """The newest order sent with ``client_order_id``, or None when Gemini has none."""

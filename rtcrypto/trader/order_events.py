@@ -40,7 +40,7 @@ def build_order_events(settings: Settings, exchange: ExchangeAdapter) -> OrderEv
         settings.gemini_api_secret,
         exchange.nonce,
         # REST requests draw and send their nonce under this lock: the handshake's joins them
-        request_lock=exchange._send_lock,
+        request_lock=exchange.request_lock,
     )
 
 

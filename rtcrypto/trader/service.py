@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -326,6 +327,35 @@ def build_trader(settings: Settings, clock: FeedClock | None = None) -> Trader:
         raise
 
 
+def account_taker_fee_pct(exchange: object, configured_pct: Decimal) -> Decimal:
+    """The taker fee (percent) the account pays: the ``gemini`` adapter's ``/v1/notionalvolume``
+    tier (its fee estimate follows it too), else ``configured_pct`` (``RTC_TAKER_FEE_PCT``;
+    paper, or the tier could not be read: logged)."""
+    from rtcrypto.exchange.gemini import GeminiAdapter
+
+    if not isinstance(exchange, GeminiAdapter):
+        return configured_pct
+    try:
+        tier = exchange.fee_tier()
+    except ExchangeError as error:
+        log.warning(
+            "fee tier unreadable (%s): the decisions use RTC_TAKER_FEE_PCT %s %%",
+            error,
+            configured_pct,
+        )
+        return configured_pct
+    exchange.fallback_fee_pct = tier.taker_fee_pct
+    log.info(
+        "taker fee %s %% from /v1/notionalvolume (api_taker_fee_bps %s, 30-day volume %s USD; "
+        "RTC_TAKER_FEE_PCT %s %% not used)",
+        tier.taker_fee_pct,
+        tier.api_taker_fee_bps,
+        tier.notional_30d_volume_usd,
+        configured_pct,
+    )
+    return tier.taker_fee_pct
+
+
 def _wire_trader(settings: Settings, clock: FeedClock, journal: OrderJournal) -> Trader:
     exchange = build_exchange(settings, clock.now_ms)
     kill_path = settings.kill_switch_path
@@ -347,7 +377,7 @@ def _wire_trader(settings: Settings, clock: FeedClock, journal: OrderJournal) ->
         limits=RiskLimits.from_settings(settings),
         symbol=settings.trader_symbol,
         mode=settings.trading_mode.value,
-        taker_fee_pct=settings.taker_fee_pct,
+        taker_fee_pct=account_taker_fee_pct(exchange, settings.taker_fee_pct),
         clock_ms=clock.now_ms,
         kill_switch=kill_switch,
         forecast_offset_ms=forecast_offset_ms(settings, clock),

@@ -30,7 +30,8 @@ from rtcrypto.exchange.base import (
     OrderRejectedError,
     RateLimitError,
 )
-from rtcrypto.exchange.gemini import GeminiAdapter, fees_usd, order_from_json
+from rtcrypto.exchange.gemini import GeminiAdapter
+from rtcrypto.exchange.gemini_answers import fees_usd, order_from_json
 from rtcrypto.exchange.signing import NonceSource, signed_headers
 from rtcrypto.market.captures import Capture, load_capture
 from rtcrypto.market.captures.gemini_v1 import Level

@@ -440,3 +440,24 @@ def test_simulate_flags_create_sandbox_accounts(tmp_path: Path) -> None:
     finally:
         assert child.stop() == 0
     assert SECRET not in child.log() and OTHER_SECRET not in child.log()
+
+
+def test_the_trader_takes_the_accounts_fee_tier_from_notionalvolume(sandbox: Sandbox) -> None:
+    """``/v1/notionalvolume``'s ``api_taker_fee_bps`` is the fee the trader decides with and the
+    adapter's estimate uses; a tier that cannot be read leaves ``RTC_TAKER_FEE_PCT``."""
+    from rtcrypto.trader.service import account_taker_fee_pct
+
+    adapter = sandbox.adapter()
+    tier = adapter.fee_tier()
+    assert tier.api_taker_fee_bps == FEE_RATE * 10_000 and tier.notional_30d_volume_usd == 0
+    status = adapter.place_order(buy("tier-1", "0.01", Decimal(70_000)))
+    notional = status.executed_quantity * status.average_execution_price
+    assert adapter.fee_tier().notional_30d_volume_usd == pytest.approx(notional, abs=CENT)
+
+    configured = Decimal("0.9")
+    assert account_taker_fee_pct(adapter, configured) == Decimal("0.25")
+    assert adapter.fallback_fee_pct == Decimal("0.25")
+    wrong = sandbox.adapter(KEY, "not-the-secret")
+    assert account_taker_fee_pct(wrong, configured) == configured
+    assert wrong.fallback_fee_pct == Decimal("0.25")  # the constructor's default, untouched
+    assert account_taker_fee_pct(object(), configured) == configured  # paper: no tier

@@ -11,10 +11,8 @@ import pytest
 
 from rtcrypto.config import Settings, TradingMode
 from rtcrypto.exchange.base import ExchangeAdapter
-from rtcrypto.exchange.gemini import (
-    GeminiAdapter,
-    GeminiConfigError,
-    TokenBucket,
+from rtcrypto.exchange.gemini import GeminiAdapter, GeminiConfigError, TokenBucket
+from rtcrypto.exchange.gemini_answers import (
     estimated_fee_usd,
     fees_usd,
     latest_order,

@@ -14,7 +14,7 @@ from rtcrypto.exchange.base import (
     OrderRejectedError,
     RateLimitError,
 )
-from rtcrypto.exchange.gemini import error_from_response, redact
+from rtcrypto.exchange.gemini_answers import error_from_response, redact
 
 
 def body(reason: str, message: str = "details") -> dict[str, str]:

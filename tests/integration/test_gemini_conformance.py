@@ -10,13 +10,11 @@ of the example with the same JSON type (string numbers stay strings).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -33,13 +31,11 @@ from rtcrypto.exchange.base import (
 from rtcrypto.exchange.gemini import GeminiAdapter
 from rtcrypto.exchange.gemini_answers import fees_usd, order_from_json
 from rtcrypto.exchange.signing import NonceSource, signed_headers
-from rtcrypto.market.captures import Capture, load_capture
 from rtcrypto.market.captures.gemini_v1 import Level
-from rtcrypto.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from rtcrypto.simulator.sandbox import SandboxAccount
 from rtcrypto.trading.order_types import OrderRequest
 from rtcrypto.trading.strategy import Side
-from tests.helpers import GEMINI_CAPTURE
+from tests.simulator_harness import InProcessSimulator
 
 pytestmark = pytest.mark.integration
 
@@ -53,13 +49,6 @@ HEARTBEAT_TIMEOUT_S = 1.0
 
 def example(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
-
-
-@cache
-def gemini_capture() -> Capture:
-    if not GEMINI_CAPTURE.is_file():
-        pytest.fail(f"the real Gemini capture is required: {GEMINI_CAPTURE} (../shared/data)")
-    return load_capture(GEMINI_CAPTURE)
 
 
 def assert_same_shape(answer: Any, documented: Any, where: str = "$") -> None:
@@ -86,34 +75,20 @@ def assert_same_shape(answer: Any, documented: Any, where: str = "$") -> None:
         assert isinstance(answer, str), f"{where}: expected a string, got {answer!r}"
 
 
-class Simulator:
+class Simulator(InProcessSimulator):
     """The simulator in its own event loop thread, with two sandbox accounts (one a heartbeat
     session with a 1 s timeout)."""
 
     def __init__(self, **extra: Any) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        options = SimulatorOptions(
-            capture_paths=(GEMINI_CAPTURE,),
-            port=0,
-            speed=1000,
-            sandbox_accounts=(
+        super().__init__(
+            (
                 SandboxAccount(KEY, SECRET, (("usd", START_USD), ("btc", Decimal(2)))),
                 SandboxAccount(BEAT_KEY, BEAT_SECRET, requires_heartbeat=True),
             ),
             sandbox_heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S,
             **extra,
         )
-        self.running: RunningSimulator = asyncio.run_coroutine_threadsafe(
-            start_simulator(options, gemini_capture()), self.loop
-        ).result(timeout=60)
-        self.url = f"http://127.0.0.1:{self.running.port}"
         self.nonce = NonceSource()
-        deadline = time.monotonic() + 30
-        while not requests.get(f"{self.url}/_sim/status", timeout=10).json()["done"]:
-            assert time.monotonic() < deadline, "the replay did not finish in 30 s"
-            time.sleep(0.05)
 
     def get(self, path: str, **query: Any) -> requests.Response:
         return requests.get(self.url + path, params=query, timeout=10)
@@ -143,11 +118,6 @@ class Simulator:
         level = Level(format(price, "f"), format(size, "f"), size)
         self.loop.call_soon_threadsafe(book.asks.__setitem__, price, level)
         time.sleep(0.05)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.running.stop(), self.loop).result(timeout=60)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -47,9 +47,9 @@ from tests.integration.test_gemini_sandbox import (
     SECRET,
     Sandbox,
     buy,
-    gemini_capture,
 )
 from tests.integration.test_trader_gemini_crash_windows import gemini_trader
+from tests.simulator_harness import gemini_capture
 from tests.unit.test_trader_engine import record
 
 pytestmark = pytest.mark.integration
@@ -294,7 +294,7 @@ def test_the_adapter_stream_connects_parses_and_reconnects(sandbox: Sandbox) -> 
         assert stream.dead_letter_count == 0
 
         hub = sandbox.running.simulator.sandbox.order_events
-        sandbox._call(hub.close_all())  # the exchange drops the socket
+        sandbox.call(hub.close_all())  # the exchange drops the socket
         wait_for(lambda: stream.connects >= 2 and stream.connected)
         assert gemini.balances()["usd"] > 0, "REST nonces still above the handshakes'"
     finally:

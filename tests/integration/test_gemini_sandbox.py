@@ -11,16 +11,13 @@ show which requests the adapter retries; it is a real server, not a mock of the 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
-from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -38,12 +35,11 @@ from rtcrypto.exchange.base import (
 )
 from rtcrypto.exchange.gemini import GeminiAdapter
 from rtcrypto.exchange.signing import NonceSource, signed_headers
-from rtcrypto.market.captures import Capture, load_capture
-from rtcrypto.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from rtcrypto.simulator.sandbox import SandboxAccount
 from rtcrypto.trading.order_types import OrderRequest
 from rtcrypto.trading.strategy import Side
 from tests.helpers import GEMINI_CAPTURE, Child, free_port, wait_until
+from tests.simulator_harness import InProcessSimulator
 
 pytestmark = pytest.mark.integration
 
@@ -57,53 +53,25 @@ ORDER_PATHS = ("/v1/order/new", "/v1/order/status", "/v1/order/cancel", "/v1/ord
 CENT = Decimal("0.01")
 
 
-@cache
-def gemini_capture() -> Capture:
-    if not GEMINI_CAPTURE.is_file():
-        pytest.fail(f"the real Gemini capture is required: {GEMINI_CAPTURE} (../shared/data)")
-    return load_capture(GEMINI_CAPTURE)
-
-
-class Sandbox:
-    """A started simulator with sandbox accounts; ``url`` is its HTTP base URL."""
+class Sandbox(InProcessSimulator):
+    """A started simulator with two sandbox accounts; ``url`` is its HTTP base URL."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        options = SimulatorOptions(
-            capture_paths=(GEMINI_CAPTURE,),
-            port=0,
-            speed=1000,
-            sandbox_accounts=(
+        super().__init__(
+            (
                 SandboxAccount(KEY, SECRET, (("usd", START_USD), ("btc", Decimal(0)))),
                 SandboxAccount(OTHER_KEY, OTHER_SECRET),
-            ),
+            )
         )
-        self.running: RunningSimulator = self._call(start_simulator(options, gemini_capture()))
-        self.url = f"http://127.0.0.1:{self.running.port}"
-        deadline = time.monotonic() + 30
-        while not self.status()["done"]:
-            assert time.monotonic() < deadline, "the replay did not finish in 30 s"
-            time.sleep(0.05)
-
-    def _call(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
 
     def status(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/_sim/status", timeout=10) as response:
-            return dict(json.load(response))
+        return self.sim_status()
 
     def requests_to(self, path: str) -> int:
         return int(self.status()["requests"].get(path, 0))
 
     def adapter(self, key: str = KEY, secret: str = SECRET, **options: Any) -> GeminiAdapter:
         return GeminiAdapter(self.url, key, secret, **options)
-
-    def stop(self) -> None:
-        self._call(self.running.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture

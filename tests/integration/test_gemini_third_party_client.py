@@ -17,22 +17,16 @@ rate limit, and ``POST /_sim/maintenance`` (fault endpoints on) shows the 503.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
 import ccxt
 import pytest
 import requests
 
-from rtcrypto.market.captures import Capture, load_capture
-from rtcrypto.simulator import RunningSimulator, SimulatorOptions, start_simulator
 from rtcrypto.simulator.sandbox import SandboxAccount
-from tests.helpers import GEMINI_CAPTURE
+from tests.simulator_harness import InProcessSimulator
 
 pytestmark = pytest.mark.integration
 
@@ -53,40 +47,18 @@ SYMBOL = "BTC/USD:USD"
 BUY_AMOUNT = Decimal("0.05")
 
 
-@cache
-def gemini_capture() -> Capture:
-    if not GEMINI_CAPTURE.is_file():
-        pytest.fail(f"the real Gemini capture is required: {GEMINI_CAPTURE} (../shared/data)")
-    return load_capture(GEMINI_CAPTURE)
-
-
-class Simulator:
+class Simulator(InProcessSimulator):
     """The simulator in its own event loop thread with one funded sandbox account."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        options = SimulatorOptions(
-            capture_paths=(GEMINI_CAPTURE,),
-            port=0,
-            speed=1000,
-            sandbox_accounts=(
+        super().__init__(
+            (
                 SandboxAccount(KEY, SECRET, (("usd", START_USD), ("btc", Decimal(0)))),
                 SandboxAccount(LIMITED_KEY, LIMITED_SECRET),
             ),
             sandbox_private_rate_per_min=PRIVATE_RATE_PER_MIN,
             fault_endpoints=True,  # POST /_sim/maintenance
         )
-        self.running: RunningSimulator = self._call(start_simulator(options, gemini_capture()))
-        self.url = f"http://127.0.0.1:{self.running.port}"
-        deadline = time.monotonic() + 30
-        while not self.get("/_sim/status")["done"]:
-            assert time.monotonic() < deadline, "the replay did not finish in 30 s"
-            time.sleep(0.05)
-
-    def _call(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
 
     def get(self, path: str) -> Any:
         response = requests.get(self.url + path, timeout=10)
@@ -127,11 +99,6 @@ class Simulator:
                 },
             }
         )
-
-    def stop(self) -> None:
-        self._call(self.running.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSCloseCode, web
 
 from rtcrypto.exchange.signing import SignedRequestError, verify_private_request
+from rtcrypto.simulator.wire import upgrade_required_body
 
 if TYPE_CHECKING:
     from rtcrypto.simulator.sandbox import Sandbox, SandboxOrder
@@ -292,14 +293,7 @@ class OrderEventHub:
         sandbox.last_message_wall[verified.api_key] = sandbox.wall()
         ws = web.WebSocketResponse(timeout=2.0, max_msg_size=1 << 16)
         if not ws.can_prepare(request).ok:
-            return web.json_response(
-                {
-                    "result": "error",
-                    "reason": "BadRequest",
-                    "message": "websocket upgrade required",
-                },
-                status=400,
-            )
+            return web.json_response(upgrade_required_body(), status=400)
         await ws.prepare(request)
         trace_id = secrets.token_hex(16)
         connection = OrderEventConnection(

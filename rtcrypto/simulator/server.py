@@ -68,7 +68,7 @@ from rtcrypto.simulator.sandbox import (
     request_counter,
 )
 from rtcrypto.simulator.sandbox_guards import MaintenanceSwitch, maintenance_gate
-from rtcrypto.simulator.wire import invalid_symbol_body
+from rtcrypto.simulator.wire import invalid_symbol_body, upgrade_required_body
 
 log = logging.getLogger("simulator")
 
@@ -275,14 +275,7 @@ class Simulator:
             return web.json_response(invalid_symbol_body(symbol), status=400)
         ws = web.WebSocketResponse(timeout=WS_CLOSE_TIMEOUT_S, max_msg_size=1 << 20)
         if not ws.can_prepare(request).ok:
-            return web.json_response(
-                {
-                    "result": "error",
-                    "reason": "BadRequest",
-                    "message": "websocket upgrade required",
-                },
-                status=400,
-            )
+            return web.json_response(upgrade_required_body(), status=400)
         await ws.prepare(request)
         connection = self._new_connection(ws, "v1", request)
         connection.heartbeats = request.query.get("heartbeat", "false").lower() == "true"

@@ -112,3 +112,8 @@ def invalid_symbol_body(symbol: str) -> dict[str, str]:
         "reason": "InvalidSymbol",
         "message": f"Supplied value '{symbol}' is not a valid symbol",
     }
+
+
+def upgrade_required_body() -> dict[str, str]:
+    """The error body for a plain HTTP request to a websocket path (sent with HTTP 400)."""
+    return {"result": "error", "reason": "BadRequest", "message": "websocket upgrade required"}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
 from rtcrypto.trading.ledger import RoundTrip
 from rtcrypto.trading.order_rules import OrderRules
@@ -149,4 +149,6 @@ def ioc_fill(order: OrderRequest, book: TopOfBook) -> tuple[Decimal, Decimal]:
 
 def taker_fee_usd(price: Decimal, quantity: Decimal, fee_rate: Decimal) -> Decimal:
     """The taker fee on a fill (USD), rounded to ``FEE_QUANTUM_USD`` like the paper exchange."""
-    return (price * quantity * fee_rate).quantize(FEE_QUANTUM_USD)
+    # the rounding is explicit: a library in the same process may change the thread's decimal
+    # context (ccxt sets ROUND_HALF_UP), and the trader and its backtest must round alike
+    return (price * quantity * fee_rate).quantize(FEE_QUANTUM_USD, rounding=ROUND_HALF_EVEN)

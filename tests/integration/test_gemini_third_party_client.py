@@ -17,6 +17,7 @@ rate limit, and ``POST /_sim/maintenance`` (fault endpoints on) shows the 503.
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -99,6 +100,16 @@ class Simulator(InProcessSimulator):
                 },
             }
         )
+
+
+@pytest.fixture(autouse=True)
+def decimal_context_restored() -> Iterator[None]:
+    """ccxt's rounding helpers change the thread's decimal context (ROUND_HALF_UP, Underflow
+    trapped) for good: put it back after each test, so that no later test in this process
+    computes with ccxt's context (the parity test's fees once came out 1e-8 apart)."""
+    saved = decimal.getcontext().copy()
+    yield
+    decimal.setcontext(saved)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 from decimal import Decimal
 
 import numpy as np
@@ -252,3 +253,13 @@ def test_the_simulated_account_conserves_equity_minus_fees_on_any_book_sequence(
         fill = execution.fill
         assert equity_at(after, fill.price) == equity_at(before, fill.price) - fill.fee_usd
         assert fill.fee_usd == taker_fee_usd(fill.price, fill.base_quantity, account.fee_rate)
+
+
+def test_the_fee_rounds_half_even_whatever_the_threads_decimal_context() -> None:
+    """A library may change the thread's decimal context (ccxt sets ROUND_HALF_UP): the fee of
+    the paper exchange and of the backtests still rounds a tie to even, so both agree."""
+    tie = (Decimal(1), Decimal("0.00000001"), Decimal("0.5"))  # 0.000000005 USD
+    plain = taker_fee_usd(*tie)
+    with decimal.localcontext(rounding=decimal.ROUND_HALF_UP):
+        assert taker_fee_usd(*tie) == plain == Decimal("0E-8")
+    assert taker_fee_usd(Decimal(1), Decimal("0.00000003"), Decimal("0.5")) == Decimal("2E-8")

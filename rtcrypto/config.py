@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rtcrypto import config_checks
+from rtcrypto.config_cluster import ClusterSettings, Topology
 from rtcrypto.config_paths import DerivedPaths
 from rtcrypto.redact import split_credentials
 
@@ -49,7 +50,7 @@ Seconds = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
 SYMBOL_PATTERN = r"^[A-Za-z0-9]{3,20}$"  # an exchange symbol: BTCUSD; never a path like ../X
 TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,249}$"  # Kafka's own rule for topic names
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,100}$"  # a source, consumer group or similar identifier
-JVM_MEMORY_PATTERN = r"^[1-9][0-9]*[kKmMgG]$"  # -Xmx style: 512m, 2g
+JVM_MEMORY_PATTERN = config_checks.JVM_MEMORY_PATTERN  # -Xmx style: 512m, 2g
 SPARK_DURATION_PATTERN = r"^[1-9][0-9]* (milliseconds?|seconds?|minutes?|hours?)$"  # 2 seconds
 # The forecast's future frame holds one row per minute: a year (525,600 rows) is the most that
 # predicts in reasonable time and memory on this machine (150,000 take about a minute), and a
@@ -117,6 +118,12 @@ class Settings(DerivedPaths, BaseSettings):
     # every service's and command's log level (rtcrypto/logs.py); None: INFO for the services,
     # WARNING for the terse `rtc stack|liquidity|bars` commands
     log_level: LogLevel = None
+
+    # --- topology: one member per engine, or clusters (rtcrypto/config_cluster.py) -----------
+    # in the cluster topology, RTC_KAFKA_BOOTSTRAP, RTC_SEARCH_URL and RTC_SPARK_MASTER default to
+    # the cluster's members (RTC_CLUSTER_*) unless they are set
+    topology: Topology = Topology.SINGLE
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     # --- Kafka ---------------------------------------------------------------------------------
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -405,6 +412,20 @@ class Settings(DerivedPaths, BaseSettings):
                 return json.loads(text)
             return [part.strip().upper() for part in text.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _cluster_addresses(self) -> Settings:
+        # first of the validators: those below assign fields, which then count as set
+        # the cluster topology's members, where the single-member address was not set explicitly
+        if self.topology is Topology.CLUSTER:
+            explicit = self.model_fields_set
+            if "kafka_bootstrap" not in explicit:
+                self.kafka_bootstrap = self.cluster.kafka_bootstrap
+            if "search_url" not in explicit:
+                self.search_url = self.cluster.search_urls[0]
+            if "spark_master" not in explicit:
+                self.spark_master = self.cluster.spark_master_url
+        return self
 
     @model_validator(mode="after")
     def _credentials_out_of_urls(self) -> Settings:

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 SYMBOL_RE = re.compile(r"^[A-Za-z0-9]{3,20}$")
 HOST_RE = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]+\]$")
 # the env prefix of each settings model, by pydantic's title of the model
-ENV_PREFIXES = {"Settings": "RTC_", "Topics": "RTC_TOPIC_"}
+ENV_PREFIXES = {"Settings": "RTC_", "Topics": "RTC_TOPIC_", "ClusterSettings": "RTC_CLUSTER_"}
+JVM_MEMORY_PATTERN = r"^[1-9][0-9]*[kKmMgG]$"  # -Xmx style: 512m, 2g
 
 
 class SettingsError(ValueError):
@@ -120,6 +121,8 @@ def env_name(title: str, location: tuple[int | str, ...]) -> str:
         return "RTC_* settings"
     if fields[0] == "topics":  # an explicit Topics inside Settings
         prefix, fields = ENV_PREFIXES["Topics"], fields[1:]
+    elif fields[0] == "cluster":  # an explicit ClusterSettings inside Settings
+        prefix, fields = ENV_PREFIXES["ClusterSettings"], fields[1:]
     return prefix + fields[0].upper() if fields else "RTC_* settings"
 
 

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 ROOT_UTILITIES = (
     "config",
     "config_checks",
+    "config_cluster",
     "config_paths",
     "logs",
     "redact",
@@ -47,7 +48,15 @@ def _rule(layer: int, owns: str, *peers: str) -> Layer:
 
 # The one table of the layering rules (docs/architecture.md, "Packages and layers", mirrors it).
 LAYERS: dict[str, Layer] = {
-    "config": _rule(0, "Settings (every RTC_* variable)", "config_checks", "config_paths", "redact"),
+    "config": _rule(
+        0,
+        "Settings (every RTC_* variable)",
+        "config_checks",
+        "config_cluster",
+        "config_paths",
+        "redact",
+    ),
+    "config_cluster": _rule(0, "the cluster topology's settings (RTC_CLUSTER_*)", "config_checks"),
     "config_paths": _rule(0, "the paths Settings derives under RTC_HOME"),
     "config_checks": _rule(0, "the bounds and patterns Settings validates with"),
     "logs": _rule(0, "logging set-up (the level from Settings)", "config", "config_checks"),

@@ -22,6 +22,7 @@ from pathlib import Path
 from pydantic import SecretBytes, SecretStr
 
 from rtcrypto.config import PROJECT_ROOT, Feed, Settings, SimulatorReplay, Topics
+from rtcrypto.config_cluster import ClusterSettings
 from rtcrypto.stack import process
 from rtcrypto.stack.errors import ServiceStartError, StackError
 
@@ -113,14 +114,21 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """
     env: dict[str, str] = {}
     for name in type(settings).model_fields:
-        if name == "topics":
+        if name in _NESTED:
             continue
         rendered = _env_value(getattr(settings, name))
         if rendered is not None:
             env[f"RTC_{name.upper()}"] = rendered
     for name in Topics.model_fields:
         env[f"RTC_TOPIC_{name.upper()}"] = str(getattr(settings.topics, name))
+    for name in ClusterSettings.model_fields:
+        rendered = _env_value(getattr(settings.cluster, name))
+        if rendered is not None:
+            env[f"RTC_CLUSTER_{name.upper()}"] = rendered
     return env
+
+
+_NESTED = frozenset({"topics", "cluster"})  # models of their own, with their own prefixes
 
 
 def secret_env(settings: Settings) -> dict[str, str]:

@@ -448,3 +448,31 @@ def test_status_table_shows_state_restarts_and_pid(
     assert ingest[1] == "healthy" and ingest[2:5] == ["0", "s", "ago"]
     assert "1.5 s" in lines["ingest"] and ingest[-4:-2] == ["1", str(pid)]
     assert lines["liquidity"].split()[1] == "stopped"
+
+
+def test_settings_env_reproduces_the_cluster_topology_in_a_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cluster's settings travel as RTC_CLUSTER_* (a nested model has its own prefix)."""
+    from rtcrypto.config_cluster import ClusterSettings, Topology
+
+    settings = Settings(
+        home=tmp_path,
+        topology=Topology.CLUSTER,
+        cluster=ClusterSettings(
+            kafka_ports=[19001, 19003, 19005],
+            kafka_controller_ports=[19002, 19004, 19006],
+            spark_worker_memory="768m",
+        ),
+    )
+    env = services.settings_env(settings)
+    assert env["RTC_CLUSTER_KAFKA_PORTS"] == "19001,19003,19005"
+    assert "RTC_CLUSTER" not in env
+    for name in list(os.environ):
+        if name.startswith("RTC_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    child = Settings()
+    assert child.kafka_bootstrap == "127.0.0.1:19001,127.0.0.1:19003,127.0.0.1:19005"
+    assert child.model_dump() == settings.model_dump()

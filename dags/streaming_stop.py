@@ -31,8 +31,9 @@ def streaming_stop() -> None:
         from rtcrypto.supervision import select_services as select
         from rtcrypto.supervision import service_names
 
-        chosen = (params or {}).get("services") or service_names()
-        return select(chosen, get_settings())
+        settings = get_settings()
+        chosen = (params or {}).get("services") or service_names(settings)
+        return select(chosen, settings)
 
     ServiceStopOperator.partial(task_id="stop", execution_timeout=timedelta(minutes=2)).expand(
         service=select_services()

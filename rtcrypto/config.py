@@ -322,6 +322,9 @@ class Settings(DerivedPaths, BaseSettings):
     )  # the current forecast is stale once it does not cover this many hours ahead
 
     # --- trader (paper by default) -------------------------------------------------------------
+    # the name an ingest process has under the supervisor and in its heartbeats: `ingest`, or
+    # `ingest-<n>` for each symbol group of the cluster topology (set by the registry)
+    ingest_instance: str = Field(default="ingest", pattern=NAME_PATTERN)
     # the one symbol the trader trades
     trader_symbol: str = Field(default="BTCUSD", pattern=SYMBOL_PATTERN)
     # Kafka consumer group on the liquidity topic

@@ -118,8 +118,8 @@ class ServiceSupervisionHook(_ConnectionSettings, BaseHook):
         """The supervisor's verdict on ``service`` (process, heartbeat age, lag)."""
         from rtcrypto import supervision as services
 
-        spec = services.get_service(service)
         settings = self.settings
+        spec = services.get_service(service, settings)
         heartbeats = services.read_latest_heartbeats(settings)
         admin = self.get_conn() if heartbeats is not None else None
         return services.check_health(spec, settings, heartbeats=heartbeats, admin=admin)
@@ -133,7 +133,7 @@ class ServiceSupervisionHook(_ConnectionSettings, BaseHook):
 
         if service is not None:
             return services.service_lag_records(
-                services.get_service(service), self.settings, self.get_conn()
+                services.get_service(service, self.settings), self.settings, self.get_conn()
             )
         if not group_id or not topic:
             raise ValueError("give a service, or both group_id and topic")
@@ -161,7 +161,7 @@ class ServiceSupervisionHook(_ConnectionSettings, BaseHook):
         from rtcrypto.stack import process
 
         settings = self.settings
-        spec = services.get_service(service)
+        spec = services.get_service(service, settings)
         if process.is_running(service, settings):
             return process.read_pid(service, settings), False
         return services.start_service(spec, settings), True

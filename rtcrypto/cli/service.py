@@ -36,7 +36,7 @@ def exec_service(
     """Replace this process with the service's command (its logs go to standard output)."""
     settings = get_settings()
     try:
-        spec = supervision.get_service(name)
+        spec = supervision.get_service(name, settings)
         launch = spec.launch(settings)
     except StackError as error:  # an unknown name, or a service that cannot start here
         typer.echo(f"rtc service exec: {error}", err=True)

@@ -301,7 +301,7 @@ class IngestService:
         with stats.lock:
             now = self._clock_ms()
             beat = Heartbeat(
-                service="ingest",
+                service=self.settings.ingest_instance,
                 instance=self.instance,
                 ts_ms=now,
                 processed=stats.processed,
@@ -314,7 +314,9 @@ class IngestService:
                 dead_letters=stats.dead_letters,
                 last_error=stats.last_error,
             )
-        self._producer.send(self.settings.topics.heartbeat, b"ingest", beat.to_bytes())
+        self._producer.send(
+            self.settings.topics.heartbeat, self.settings.ingest_instance.encode(), beat.to_bytes()
+        )
 
 
 def main(settings: Settings | None = None) -> None:

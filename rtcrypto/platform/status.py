@@ -40,7 +40,7 @@ def service_lines(
     restarts = services.restart_counts(services.read_journal(settings))
     yield f"services (the supervisor's view; restarts from {services.journal_path(settings)}):"
     yield f"  {'NAME':<10} {'STATE':<8} {'HEARTBEAT':<10} {'LAG':<22} {'RESTARTS':>8} {'PID':>8}  REASON"
-    for spec in services.SERVICES:
+    for spec in services.service_specs(settings):
         if not spec.enabled(settings):
             yield (
                 f"  {spec.name:<10} {'-':<8} {'-':<10} {'-':<22} {'-':>8} {'-':>8}  "

@@ -59,7 +59,7 @@ def start_services(settings: Settings, progress: Progress) -> None:
 
     The same start path as Airflow's ``streaming_start`` DAG and the supervisor's restarts.
     """
-    for spec in services.SERVICES:
+    for spec in services.service_specs(settings):
         if not spec.enabled(settings):
             label = "feed" if spec.name == services.SIMULATOR else spec.name
             progress(f"{label:<9} {spec.disabled_reason(settings)}")

@@ -61,9 +61,11 @@ from rtcrypto.supervision.registry import (
     secret_env,
     select_services,
     service_names,
+    service_specs,
     settings_env,
     start_service,
     stop_service,
+    symbol_groups,
 )
 from rtcrypto.supervision.restarts import (
     HOUR_MS,
@@ -139,6 +141,8 @@ __all__ = [
     "select_services",
     "service_lag_records",
     "service_names",
+    "service_specs",
+    "symbol_groups",
     "settings_env",
     "start_service",
     "stop_service",

@@ -22,7 +22,7 @@ from rtcrypto.config import Settings
 from rtcrypto.stack import process
 from rtcrypto.supervision.indexing import index_heartbeats
 from rtcrypto.supervision.lag import kafka_admin, service_lag_records
-from rtcrypto.supervision.registry import SERVICES, LagSource, ServiceSpec
+from rtcrypto.supervision.registry import LagSource, ServiceSpec, service_specs
 
 logger = logging.getLogger(__name__)
 
@@ -284,7 +284,7 @@ def check_all(settings: Settings) -> list[ServiceHealth]:
             observe(spec, settings, heartbeats=heartbeats, admin=admin),
             health_policy(spec, settings),
         )
-        for spec in SERVICES
+        for spec in service_specs(settings)
     ]
     if heartbeats:
         index_heartbeats(heartbeats.values(), settings)

@@ -160,7 +160,7 @@ def check(name: str, settings: Settings, *, main_pid: int = 1) -> CheckResult:
         return airflow_result(settings)
     if name == SIMULATOR:
         return simulator_result(settings)
-    spec = get_service(name)
+    spec = get_service(name, settings)
     return heartbeat_result(
         spec,
         settings,

@@ -13,16 +13,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import Enum, StrEnum
 from pathlib import Path
 
 from pydantic import SecretBytes, SecretStr
 
-from rtcrypto.config import PROJECT_ROOT, Feed, Settings, SimulatorReplay, Topics
-from rtcrypto.config_cluster import ClusterSettings
+from rtcrypto.config import PROJECT_ROOT, Feed, Settings, SimulatorReplay, Topics, get_settings
+from rtcrypto.config_cluster import ClusterSettings, Topology
 from rtcrypto.stack import process
 from rtcrypto.stack.errors import ServiceStartError, StackError
 
@@ -305,22 +305,76 @@ SERVICES: tuple[ServiceSpec, ...] = (
 )
 
 
-def service_names() -> list[str]:
-    """Every service of the registry, in start order."""
-    return [spec.name for spec in SERVICES]
+# --- the ingest as several processes (cluster topology) ---------------------------------------
+
+
+def symbol_groups(symbols: Sequence[str], processes: int) -> list[list[str]]:
+    """``symbols`` dealt round-robin into ``min(processes, len(symbols))`` non-empty groups, in
+    order (``["A", "B", "C"], 2`` -> ``[["A", "C"], ["B"]]``); every symbol in exactly one."""
+    count = max(1, min(processes, len(symbols)))
+    return [list(symbols[index::count]) for index in range(count)]
+
+
+def ingest_groups(settings: Settings) -> list[list[str]]:
+    """The symbol group of each ingest process: one group in the single topology; in the
+    cluster topology up to ``RTC_CLUSTER_INGEST_PROCESSES`` (never an ingest without a symbol)."""
+    if settings.topology is not Topology.CLUSTER:
+        return [list(settings.symbols)]
+    return symbol_groups(settings.symbols, settings.cluster.ingest_processes)
+
+
+def _ingest_member(base: ServiceSpec, number: int, symbols: list[str]) -> ServiceSpec:
+    """The ingest spec as member ``ingest-<number>``: its own symbols, pid file and heartbeat."""
+    name = f"{INGEST}-{number}"
+    env = {"RTC_SYMBOLS": ",".join(symbols), "RTC_INGEST_INSTANCE": name}
+
+    def launch(settings: Settings) -> Launch:
+        built = base.build_command(settings)
+        return Launch(built.command, {**built.env, **env}, built.ports, built.host, built.port_hint)
+
+    return replace(
+        base,
+        name=name,
+        description=f"{base.description} ({', '.join(symbols)})",
+        build_command=launch,
+        heartbeat_service=name,
+    )
+
+
+def service_specs(settings: Settings) -> tuple[ServiceSpec, ...]:
+    """Every service of this configuration, in start order: :data:`SERVICES`, with the ingest
+    split into ``ingest-1`` ... (one per symbol group) when there are several groups."""
+    groups = ingest_groups(settings)
+    if len(groups) <= 1:
+        return SERVICES
+    specs: list[ServiceSpec] = []
+    for spec in SERVICES:
+        if spec.name != INGEST:
+            specs.append(spec)
+            continue
+        specs += [_ingest_member(spec, number, group) for number, group in enumerate(groups, 1)]
+    return tuple(specs)
+
+
+def service_names(settings: Settings | None = None) -> list[str]:
+    """Every service of this configuration (default: the process's settings), in start order."""
+    return [spec.name for spec in service_specs(settings or get_settings())]
 
 
 def enabled_services(settings: Settings) -> list[ServiceSpec]:
     """The services this configuration runs, in start order."""
-    return [spec for spec in SERVICES if spec.enabled(settings)]
+    return [spec for spec in service_specs(settings) if spec.enabled(settings)]
 
 
-def get_service(name: str) -> ServiceSpec:
-    """The registry entry of ``name``; :class:`UnknownServiceError` names the known ones."""
-    for spec in SERVICES:
+def get_service(name: str, settings: Settings | None = None) -> ServiceSpec:
+    """The registry entry of ``name`` in this configuration (default: the process's settings);
+    :class:`UnknownServiceError` names the known ones."""
+    specs = service_specs(settings or get_settings())
+    for spec in specs:
         if spec.name == name:
             return spec
-    raise UnknownServiceError(f"unknown service {name!r}: known are {', '.join(service_names())}")
+    known = ", ".join(spec.name for spec in specs)
+    raise UnknownServiceError(f"unknown service {name!r}: known are {known}")
 
 
 def select_services(names: Iterable[str], settings: Settings) -> list[str]:
@@ -329,8 +383,8 @@ def select_services(names: Iterable[str], settings: Settings) -> list[str]:
     if not wanted:
         return [spec.name for spec in enabled_services(settings)]
     for name in wanted:
-        get_service(name)
-    return [name for name in service_names() if name in wanted]
+        get_service(name, settings)
+    return [name for name in service_names(settings) if name in wanted]
 
 
 # --- start and stop ----------------------------------------------------------------------------

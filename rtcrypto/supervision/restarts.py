@@ -239,7 +239,7 @@ def restart_service(
     Spark provider's). ``compose``: ``docker compose restart`` (no pids). Raises
     :class:`RestartLimitError` after ``supervisor_max_restarts_per_hour`` restarts in an hour.
     """
-    spec = get_service(name)
+    spec = get_service(name, settings)
     if process.stopping_marker(settings).exists():
         raise StackError(
             f"not restarting {name}: the platform is being stopped (`rtc down`; "

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from rtcrypto import supervision as services
@@ -476,3 +478,46 @@ def test_settings_env_reproduces_the_cluster_topology_in_a_child(
     child = Settings()
     assert child.kafka_bootstrap == "127.0.0.1:19001,127.0.0.1:19003,127.0.0.1:19005"
     assert child.model_dump() == settings.model_dump()
+
+
+@given(
+    symbols=st.lists(
+        st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size=8),
+        min_size=1,
+        max_size=40,
+        unique=True,
+    ),
+    processes=st.integers(min_value=1, max_value=64),
+)
+def test_symbol_groups_put_every_symbol_in_exactly_one_non_empty_group(
+    symbols: list[str], processes: int
+) -> None:
+    groups = services.symbol_groups(symbols, processes)
+    assert len(groups) == min(processes, len(symbols))
+    assert all(groups)
+    assert sorted(symbol for group in groups for symbol in group) == sorted(symbols)
+    assert max(map(len, groups)) - min(map(len, groups)) <= 1
+
+
+def test_the_cluster_topology_runs_one_ingest_per_symbol_group(tmp_path: Path) -> None:
+    from rtcrypto.config_cluster import ClusterSettings, Topology
+
+    settings = Settings(
+        home=tmp_path,
+        symbols=["BTCUSD", "ETHUSD", "SOLUSD"],
+        topology=Topology.CLUSTER,
+        cluster=ClusterSettings(ingest_processes=2),
+    )
+    names = services.service_names(settings)
+    assert names[:3] == ["simulator", "ingest-1", "ingest-2"]
+    assert "ingest" not in names
+    first = services.get_service("ingest-1", settings).launch(settings)
+    second = services.get_service("ingest-2", settings).launch(settings)
+    assert (first.env["RTC_SYMBOLS"], second.env["RTC_SYMBOLS"]) == ("BTCUSD,SOLUSD", "ETHUSD")
+    assert first.env["RTC_INGEST_INSTANCE"] == "ingest-1"
+    assert services.get_service("ingest-2", settings).heartbeat_service == "ingest-2"
+    with pytest.raises(services.UnknownServiceError, match="ingest-1, ingest-2"):
+        services.get_service("ingest", settings)
+    # one symbol: one ingest under its usual name, whatever the topology
+    single_symbol = settings.model_copy(update={"symbols": ["BTCUSD"]})
+    assert services.service_names(single_symbol)[:2] == ["simulator", "ingest"]

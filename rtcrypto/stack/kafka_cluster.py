@@ -27,6 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -446,12 +447,20 @@ def _stop_nodes(settings: Settings, ids: Iterable[int]) -> None:
 
 
 def stop_kafka_cluster(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:
-    """Stop every member (SIGTERM, SIGKILL after ``timeout_s`` s); return the names that ran."""
-    return [
-        member_name(node_id)
-        for node_id in node_ids(settings)
-        if process.stop_process(member_name(node_id), timeout_s=timeout_s, settings=settings)
-    ]
+    """Stop every member at once (SIGTERM, SIGKILL after ``timeout_s`` s); return the names that
+    ran.
+
+    Together, not one after the other: a broker's controlled shutdown needs the controller quorum,
+    and the last node stopped alone has no majority left (it would hang until the SIGKILL)."""
+    names = [member_name(node_id) for node_id in node_ids(settings)]
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        stopped = list(
+            pool.map(
+                lambda name: process.stop_process(name, timeout_s=timeout_s, settings=settings),
+                names,
+            )
+        )
+    return [name for name, ran in zip(names, stopped, strict=True) if ran]
 
 
 def ensure_cluster_topics(settings: Settings, *, timeout_s: float = 60.0) -> list[str]:

@@ -141,9 +141,17 @@ def node_properties(settings: Settings, node_id: int, data_dir: Path) -> dict[st
             "transaction.state.log.min.isr": min_isr,
             "share.coordinator.state.topic.replication.factor": replication,
             "share.coordinator.state.topic.min.isr": min_isr,
+            "broker.session.timeout.ms": str(cluster.kafka_broker_session_timeout_ms),
+            "broker.heartbeat.interval.ms": str(heartbeat_interval_ms(settings)),
         }
     )
     return properties
+
+
+def heartbeat_interval_ms(settings: Settings) -> int:
+    """``broker.heartbeat.interval.ms``: a quarter of the session timeout, at most Kafka's
+    default 2,000 ms (a broker misses 3 heartbeats before it is fenced)."""
+    return min(2000, settings.cluster.kafka_broker_session_timeout_ms // 4)
 
 
 def cluster_topic_configs(settings: Settings) -> dict[str, str]:

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtcrypto.config import Settings
+from rtcrypto.config import Settings, get_settings
+from rtcrypto.config_checks import SettingsError
 from rtcrypto.config_cluster import ClusterSettings, Topology
 from rtcrypto.stack import kafka, kafka_cluster
 from rtcrypto.stack.errors import PortInUseError, StackError
@@ -75,6 +76,36 @@ def test_node_properties(settings: Settings) -> None:
     # the single broker's other choices stay
     assert properties["auto.create.topics.enable"] == "false"
     assert properties["controller.listener.names"] == "CONTROLLER"
+
+
+def test_failover_timing_comes_from_the_session_timeout(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = kafka_cluster.node_properties(settings, 1, Path("/data"))
+    assert default["broker.session.timeout.ms"] == "9000"  # Kafka's own default
+    assert default["broker.heartbeat.interval.ms"] == "2000"
+
+    monkeypatch.setenv("RTC_CLUSTER_KAFKA_BROKER_SESSION_TIMEOUT_MS", "3000")
+    faster = Settings(
+        home=settings.home,
+        cluster=ClusterSettings(kafka_ports=PORTS, kafka_controller_ports=CONTROLLER_PORTS),
+    )
+    properties = kafka_cluster.node_properties(faster, 1, Path("/data"))
+    assert properties["broker.session.timeout.ms"] == "3000"
+    assert properties["broker.heartbeat.interval.ms"] == "750"
+
+
+@pytest.mark.parametrize("value", ["999", "soon", "300001"])
+def test_a_nonsense_session_timeout_is_refused_naming_the_variable(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RTC_CLUSTER_KAFKA_BROKER_SESSION_TIMEOUT_MS", value)
+    get_settings.cache_clear()
+
+    with pytest.raises(SettingsError) as refused:
+        get_settings()
+
+    assert "RTC_CLUSTER_KAFKA_BROKER_SESSION_TIMEOUT_MS" in str(refused.value)
 
 
 def test_sizes_come_from_the_cluster_settings(tmp_path: Path) -> None:

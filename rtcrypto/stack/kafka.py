@@ -318,11 +318,12 @@ def _topic_names(admin: AdminClient, timeout_s: float) -> set[str]:
 def broker_healthy(
     bootstrap: str, timeout_s: float = 3.0, *, settings: Settings | None = None
 ) -> bool:
-    """True if a broker answers a topic listing on ``bootstrap`` within about ``timeout_s`` s."""
+    """True if a broker of ``bootstrap`` (any of a list) answers a topic listing within about
+    ``timeout_s`` s."""
     from confluent_kafka import KafkaException
 
-    host, port = parse_bootstrap(bootstrap)
-    if not process.port_accepts(port, host, timeout_s=min(timeout_s, 1.0)):
+    servers = [parse_bootstrap(server) for server in bootstrap.split(",")]
+    if not any(process.port_accepts(p, h, timeout_s=min(timeout_s, 1.0)) for h, p in servers):
         return False
     try:
         admin = _admin_client(bootstrap, timeout_s, settings)

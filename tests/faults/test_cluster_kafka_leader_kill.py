@@ -44,7 +44,11 @@ SYMBOL = "BTCUSD"
 SPEEDUP = 10  # the issue: produce at 10x the real feed rate
 PASSES = 8  # loops over the capture: 8 x 3.06 s of production at 10x
 KILL_AFTER_S = 4.0  # seconds into the production
-STALL_BOUND_S = 30.0  # broker.session.timeout.ms (9 s) + a controller election + a loaded machine
+# the stall bound: the broker session timeout (RTC_CLUSTER_KAFKA_BROKER_SESSION_TIMEOUT_MS, 9 s by
+# default: a dead leader keeps its partitions that long) + 21 s for a controller election when
+# the leader was the quorum's too (about 3 s) and a loaded machine; measured: 12.2 s at 9 s
+# (leader and quorum leader killed), 4.1 s at 3 s (partition leader only)
+STALL_MARGIN_S = 21.0
 ISR_BACK_BOUND_S = 60.0
 STOP_BOUND_S = 25.0  # below it no member needed a SIGKILL
 
@@ -287,7 +291,15 @@ def test_leader_killed_under_10x_feed_loses_nothing_and_rejoins_the_isr(
     assert len({partition for partition, _ in records}) == 1, "one symbol, one partition"
     sequences = [value["socket_sequence"] for _, value in records]
     assert sequences == list(range(1, sequence + 1)), "the partition keeps the produced order"
-    assert stall_s < STALL_BOUND_S, f"production stalled {stall_s:.1f} s"
+    session_ms = settings.cluster.kafka_broker_session_timeout_ms
+    stall_bound_s = session_ms / 1000 + STALL_MARGIN_S
+    assert stall_s < stall_bound_s, f"production stalled {stall_s:.1f} s"
+
+    # the cluster counts as healthy with its first bootstrap server dead
+    port = settings.cluster.kafka_ports[killed_broker - 1]
+    others = [p for p in settings.cluster.kafka_ports if p != port]
+    dead_first = ",".join(f"127.0.0.1:{p}" for p in [port, *others])
+    assert kafka_stack.broker_healthy(dead_first, settings=settings)
 
     # the killed broker comes back and catches up into the ISR
     restarted_at = time.monotonic()
@@ -309,8 +321,9 @@ def test_leader_killed_under_10x_feed_loses_nothing_and_rejoins_the_isr(
         f"{'also' if was_quorum_leader else 'not'} the quorum leader) under the Gemini BTCUSD "
         f"capture at {SPEEDUP}x ({capture_rate:.0f} -> {rate:.0f} changes/s, {sequence} records): "
         f"production stalled {stall_s:.1f} s (longest gap between deliveries "
-        f"{longest_gap_s:.1f} s; bound {STALL_BOUND_S:.0f} s), 0 lost, {duplicate_keys} duplicate "
-        f"keys; restarted broker back in the ISR {isr_back_s:.1f} s after its restart"
+        f"{longest_gap_s:.1f} s; broker session timeout {session_ms} ms, bound "
+        f"{stall_bound_s:.0f} s), 0 lost, {duplicate_keys} duplicate keys; restarted broker "
+        f"back in the ISR {isr_back_s:.1f} s after its restart"
     )
 
 

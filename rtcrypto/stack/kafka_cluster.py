@@ -291,24 +291,38 @@ def registered_brokers(settings: Settings, timeout_s: float = 3.0) -> set[int]:
     return {int(broker_id) for broker_id in metadata.brokers}
 
 
-def partition_states(
+def describe_topics(
     settings: Settings, topics: Iterable[str], timeout_s: float = 5.0
-) -> dict[str, list[PartitionState] | None]:
-    """Leader, replicas and ISR of every partition of ``topics`` (None: the topic is missing).
+) -> dict[str, list[PartitionState] | str]:
+    """The partitions of each of ``topics``, or why there are none (``"missing"``, or the
+    broker's error for the topic).
 
     Raises ``KafkaException`` if no broker answers."""
     metadata = _admin(settings, timeout_s).list_topics(timeout=timeout_s).topics
-    states: dict[str, list[PartitionState] | None] = {}
+    described: dict[str, list[PartitionState] | str] = {}
     for topic in topics:
-        described = metadata.get(topic)
-        if described is None or described.error is not None:
-            states[topic] = None
-            continue
-        states[topic] = [
-            PartitionState(int(p.id), int(p.leader), tuple(p.replicas), tuple(p.isrs))
-            for p in described.partitions.values()
-        ]
-    return states
+        found = metadata.get(topic)
+        if found is None:
+            described[topic] = "missing"
+        elif found.error is not None:
+            described[topic] = str(found.error)
+        else:
+            described[topic] = [
+                PartitionState(int(p.id), int(p.leader), tuple(p.replicas), tuple(p.isrs))
+                for p in found.partitions.values()
+            ]
+    return described
+
+
+def partition_states(
+    settings: Settings, topics: Iterable[str], timeout_s: float = 5.0
+) -> dict[str, list[PartitionState] | None]:
+    """Leader, replicas and ISR of every partition of ``topics`` (None: the topic is missing or
+    its metadata has an error). Raises ``KafkaException`` if no broker answers."""
+    return {
+        topic: None if isinstance(found, str) else found
+        for topic, found in describe_topics(settings, topics, timeout_s).items()
+    }
 
 
 def under_replicated_partitions(settings: Settings, timeout_s: float = 5.0) -> int:
@@ -505,7 +519,8 @@ def _grow_partitions(settings: Settings, topics: Sequence[str], timeout_s: float
     ]
     if not grow:
         return
-    futures = _admin(settings, timeout_s).create_partitions(grow, request_timeout=timeout_s)
+    admin = _admin(settings, timeout_s)  # kept: a collected client cancels its requests
+    futures = admin.create_partitions(grow, request_timeout=timeout_s)
     try:
         for future in futures.values():
             future.result(timeout=timeout_s + 5)
@@ -560,18 +575,21 @@ def kafka_cluster_status(settings: Settings) -> list[str]:
     lines = member_lines(settings)
     try:
         brokers = registered_brokers(settings)
-        states = partition_states(settings, settings.topics.all()) if brokers else {}
+        described = describe_topics(settings, settings.topics.all()) if brokers else {}
     except KafkaException as error:
         return [*lines, f"kafka cluster {cluster.kafka_bootstrap}: no answer ({error})"]
     if not brokers:
         return [*lines, f"kafka cluster {cluster.kafka_bootstrap}: no broker answers"]
-    under = sum(1 for found in states.values() for state in found or () if state.under_replicated)
+    states = {topic: found for topic, found in described.items() if not isinstance(found, str)}
+    under = sum(1 for found in states.values() for state in found if state.under_replicated)
     lines.append(
         f"kafka cluster {cluster.kafka_bootstrap}: {len(brokers)} of {cluster.kafka_brokers} "
         f"brokers registered {sorted(brokers)}, {under} under-replicated partitions"
     )
-    for topic, found in states.items():
-        lines.extend([f"topic {topic}: missing"] if found is None else topic_lines(topic, found))
+    for topic, found in described.items():
+        lines.extend(
+            [f"topic {topic}: {found}"] if isinstance(found, str) else topic_lines(topic, found)
+        )
     return lines
 
 

@@ -108,8 +108,20 @@ def test_cluster_up_every_partition_on_three_in_sync_replicas(
     cluster: Cluster, services_report: Callable[[str], None]
 ) -> None:
     settings = cluster.settings
-    lines = kafka_cluster.kafka_cluster_status(settings)
-    text = "\n".join(lines)
+    wanted = [f"topic {topic}: 6 partitions, 0 under-replicated" for topic in settings.topics.all()]
+    lines: list[str] = []
+
+    def every_topic_fully_replicated() -> bool:
+        # the brokers apply the metadata log on their own: on a loaded machine one may answer
+        # for a moment without a topic created a second ago
+        lines[:] = kafka_cluster.kafka_cluster_status(settings)
+        return all(line in lines for line in wanted)
+
+    try:
+        wait_until(every_topic_fully_replicated, 30, "the status showing every topic replicated")
+    finally:
+        text = "\n".join(lines)
+        print(text)
 
     members = [line for line in lines if line.startswith("kafka-")]
     assert len(members) == 3 and all(" up " in line for line in members), text
@@ -123,7 +135,6 @@ def test_cluster_up_every_partition_on_three_in_sync_replicas(
         for state in found:
             assert sorted(state.replicas) == [1, 2, 3] and sorted(state.isr) == [1, 2, 3], text
             assert state.leader in state.isr
-        assert f"topic {topic}: 6 partitions, 0 under-replicated" in lines
     configs = kafka_stack.describe_topic_configs(
         settings.topics.all(), bootstrap=settings.cluster.kafka_bootstrap, settings=settings
     )
@@ -136,6 +147,29 @@ def test_cluster_up_every_partition_on_three_in_sync_replicas(
         f"kafka cluster: 3 KRaft brokers (heap {settings.cluster.kafka_heap}) formatted, started "
         f"and topics created in {cluster.startup_s:.1f} s; RSS {sizes}"
     )
+
+
+def test_topics_grow_to_more_partitions_and_keep_replication_and_min_isr(cluster: Cluster) -> None:
+    """A start with more partitions than the topics have grows them (Kafka cannot shrink)."""
+    topics = Topics(**{name: f"test.grow.{name}" for name in Topics.model_fields})
+    six = cluster.settings.model_copy(update={"topics": topics})
+    eight = six.model_copy(
+        update={"cluster": six.cluster.model_copy(update={"kafka_partitions": 8})}
+    )
+    try:
+        assert sorted(kafka_cluster.ensure_cluster_topics(six)) == sorted(topics.all())
+        assert kafka_cluster.ensure_cluster_topics(eight) == []  # all exist: grown, not created
+
+        states = kafka_cluster.partition_states(eight, topics.all())
+        for topic, found in states.items():
+            assert found is not None and len(found) == 8, topic
+            assert all(len(state.replicas) == 3 for state in found), found
+        configs = kafka_stack.describe_topic_configs(
+            topics.all(), bootstrap=six.cluster.kafka_bootstrap, settings=six
+        )
+        assert {found["min.insync.replicas"] for found in configs.values()} == {"2"}
+    finally:
+        kafka_stack.delete_topics(topics.all(), bootstrap=six.cluster.kafka_bootstrap, settings=six)
 
 
 # --- the leader kill ---------------------------------------------------------------------------

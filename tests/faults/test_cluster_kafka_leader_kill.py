@@ -36,6 +36,7 @@ from rtcrypto.market.captures.parse import load_capture
 from rtcrypto.market.schemas import BookChange
 from rtcrypto.stack import kafka as kafka_stack
 from rtcrypto.stack import kafka_cluster, maven, process
+from rtcrypto.stack import kafka_cluster_status as cluster_status
 from tests.helpers import GEMINI_CAPTURE, free_port, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.cluster, pytest.mark.integration]
@@ -140,7 +141,7 @@ def test_cluster_up_every_partition_on_three_in_sync_replicas(
     )
     assert all(found["min.insync.replicas"] == "2" for found in configs.values()), configs
 
-    rss = kafka_cluster.member_rss_bytes(settings)
+    rss = cluster_status.member_rss_bytes(settings)
     assert all(size is not None for size in rss.values()), rss
     sizes = ", ".join(f"{name} {(size or 0) / 2**20:.0f} MiB" for name, size in rss.items())
     services_report(
@@ -214,7 +215,7 @@ def _kill_leader(settings: Settings, partition: int) -> tuple[int, bool]:
     found = states[settings.topics.orderbook]
     assert found is not None
     leader = next(state.leader for state in found if state.partition == partition)
-    was_quorum_leader = kafka_cluster.quorum_roles(settings).get(leader) == "leader"
+    was_quorum_leader = cluster_status.quorum_roles(settings).get(leader) == "leader"
     pid = process.read_pid(kafka_cluster.member_name(leader), settings)
     assert pid is not None and process.pid_alive(pid)
     os.kill(pid, signal.SIGKILL)
@@ -378,5 +379,5 @@ def test_stopping_the_members_together_leaves_no_process(
     assert stop_s < STOP_BOUND_S, f"a member waited for the SIGKILL ({stop_s:.1f} s)"
     assert processes_mentioning(str(cluster.home)) == []
     assert list(settings.run_dir.glob("*.pid")) == []
-    assert all(" down " in line for line in kafka_cluster.member_lines(settings))
+    assert all(" down " in line for line in cluster_status.member_lines(settings))
     services_report(f"kafka cluster: 3 brokers stopped together in {stop_s:.1f} s, no process left")

@@ -1,5 +1,5 @@
 """The Kafka cluster's generated configuration: per-node properties, quorum, ports, paths, status
-lines (rtcrypto/stack/kafka_cluster.py). No broker runs here."""
+lines (rtcrypto/stack/kafka_cluster.py, kafka_cluster_status.py). No broker runs here."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from rtcrypto.config import Settings, get_settings
 from rtcrypto.config_checks import SettingsError
 from rtcrypto.config_cluster import ClusterSettings, Topology
 from rtcrypto.stack import kafka, kafka_cluster
+from rtcrypto.stack import kafka_cluster_status as cluster_status
 from rtcrypto.stack.errors import PortInUseError, StackError
 
 PORTS = [19192, 19194, 19196]
@@ -217,15 +218,15 @@ def _state(leader: int, epoch: int) -> str:
 
 
 def test_quorum_leader_is_the_newest_epochs() -> None:
-    assert kafka_cluster.quorum_leader([_state(1, 1), _state(3, 2), _state(1, 1)]) == 3
-    assert kafka_cluster.quorum_leader([_state(-1, 4), _state(2, 3)]) is None  # election
-    assert kafka_cluster.quorum_leader(["", "{not json", "{}"]) is None
-    assert kafka_cluster.quorum_leader([]) is None
+    assert cluster_status.quorum_leader([_state(1, 1), _state(3, 2), _state(1, 1)]) == 3
+    assert cluster_status.quorum_leader([_state(-1, 4), _state(2, 3)]) is None  # election
+    assert cluster_status.quorum_leader(["", "{not json", "{}"]) is None
+    assert cluster_status.quorum_leader([]) is None
 
 
 @given(st.text(max_size=200))
 def test_quorum_leader_never_raises_on_any_file_text(text: str) -> None:
-    leader = kafka_cluster.quorum_leader([text])
+    leader = cluster_status.quorum_leader([text])
     assert leader is None or leader >= 0
 
 
@@ -249,7 +250,7 @@ def test_topic_lines_count_under_replicated_partitions() -> None:
         kafka_cluster.PartitionState(2, -1, (3, 1, 2), ()),
     ]
 
-    lines = kafka_cluster.topic_lines("gemini.orderbook.v1", states)
+    lines = cluster_status.topic_lines("gemini.orderbook.v1", states)
 
     assert lines == [
         "topic gemini.orderbook.v1: 3 partitions, 2 under-replicated",
@@ -268,7 +269,7 @@ def test_status_of_a_cluster_that_does_not_run(settings: Settings) -> None:
         "kafka-3   pid - down 127.0.0.1:19196 (controller 19197) quorum -",
     ]
     assert lines[3] == f"kafka cluster {settings.cluster.kafka_bootstrap}: no broker answers"
-    assert kafka_cluster.member_rss_bytes(settings) == dict.fromkeys(
+    assert cluster_status.member_rss_bytes(settings) == dict.fromkeys(
         ["kafka-1", "kafka-2", "kafka-3"]
     )
 

@@ -50,7 +50,7 @@ KILL_AFTER_S = 4.0  # seconds into the production
 # the leader was the quorum's too (about 3 s) and a loaded machine; measured: 12.2 s at 9 s
 # (leader and quorum leader killed), 4.1 s at 3 s (partition leader only)
 STALL_MARGIN_S = 21.0
-ISR_BACK_BOUND_S = 60.0
+ISR_BACK_BOUND_S = 90.0  # log recovery after the SIGKILL: 6-15 s quiet, 38 s at load 10
 STOP_BOUND_S = 25.0  # below it no member needed a SIGKILL
 
 
@@ -273,9 +273,13 @@ def test_leader_killed_under_10x_feed_loses_nothing_and_rejoins_the_isr(
             due = started + loop * pass_s + (ts_ms - first_ms) / 1000 / SPEEDUP
             if (pause := due - time.monotonic()) > 0.001:
                 producer.poll(pause)  # sleeps, serving delivery reports meanwhile
-            if killed is None and time.monotonic() - started >= KILL_AFTER_S:
-                assert deliveries.partitions, "records delivered before the kill"
-                (partition,) = deliveries.partitions
+            # the kill: KILL_AFTER_S into the production, once records have been delivered
+            if (
+                killed is None
+                and time.monotonic() - started >= KILL_AFTER_S
+                and deliveries.partitions
+            ):
+                (partition,) = deliveries.partitions  # one symbol, one partition
                 killed = _kill_leader(settings, partition)
                 killed_at = time.monotonic()
             sequence += 1

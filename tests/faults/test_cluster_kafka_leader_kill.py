@@ -192,7 +192,7 @@ class Deliveries:
 
     delivered_at: list[float] = field(default_factory=list)  # monotonic s
     produced_at: dict[str, float] = field(default_factory=dict)  # record key -> monotonic s
-    first_after: dict[str, float] = field(default_factory=dict)  # record key -> delivery time
+    delivered_key_at: dict[str, float] = field(default_factory=dict)  # record key -> monotonic s
     partitions: Counter[int] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -205,7 +205,7 @@ class Deliveries:
                 return
             self.delivered_at.append(now)
             self.partitions[message.partition()] += 1
-            self.first_after[json.loads(message.value())["key"]] = now
+            self.delivered_key_at[json.loads(message.value())["key"]] = now
 
 
 def _kill_leader(settings: Settings, partition: int) -> tuple[int, bool]:
@@ -271,8 +271,8 @@ def test_leader_killed_under_10x_feed_loses_nothing_and_rejoins_the_isr(
     for loop in range(PASSES):
         for ts_ms, event in changes:
             due = started + loop * pass_s + (ts_ms - first_ms) / 1000 / SPEEDUP
-            if (pause := due - time.monotonic()) > 0.001:
-                producer.poll(pause)  # sleeps, serving delivery reports meanwhile
+            while (pause := due - time.monotonic()) > 0.001:
+                producer.poll(pause)  # waits, serving delivery reports (returns after one)
             # the kill: KILL_AFTER_S into the production, once records have been delivered
             if (
                 killed is None
@@ -310,7 +310,7 @@ def test_leader_killed_under_10x_feed_loses_nothing_and_rejoins_the_isr(
     # the stall: from the kill to the first delivery of a record produced after it
     after_kill = [
         delivered
-        for key, delivered in deliveries.first_after.items()
+        for key, delivered in deliveries.delivered_key_at.items()
         if deliveries.produced_at[key] >= killed_at
     ]
     stall_s = min(after_kill) - killed_at

@@ -55,6 +55,10 @@ class ClusterSettings(BaseSettings):
     # partitions of every topic; records are keyed by symbol, so one symbol stays in order
     kafka_partitions: int = Field(default=6, ge=1, le=1000)
     kafka_heap: str = Field(default="512m", pattern=config_checks.JVM_MEMORY_PATTERN)
+    # a broker silent this long is fenced and its partitions get new leaders: the bulk of the
+    # production stall when a leader dies (Kafka's default 9 s; heartbeats every quarter of it,
+    # at most every 2 s as Kafka's default)
+    kafka_broker_session_timeout_ms: int = Field(default=9000, ge=1000, le=300_000)
 
     # --- Spark standalone: one master, one worker per port ------------------------------------
     spark_master_port: Port = 7077

@@ -185,13 +185,32 @@ def new_cluster_id() -> str:
             return candidate
 
 
-def java_command(java: Path, settings: Settings, main_class: str, *args: str) -> list[str]:
-    """``java <options> -cp '<lib_dir>/kafka/*' <main_class> <args>``."""
-    paths = kafka_paths(settings)
+def jvm_options(heap: str | None = None) -> tuple[str, ...]:
+    """:data:`JVM_OPTIONS`; with ``heap`` (``512m``) the heap is fixed at that size instead
+    (``-Xms`` = ``-Xmx``, as Kafka's own start script does)."""
+    if heap is None:
+        return JVM_OPTIONS
+    sized = (option for option in JVM_OPTIONS if not option.startswith(("-Xms", "-Xmx")))
+    return (f"-Xms{heap}", f"-Xmx{heap}", *sized)
+
+
+def java_command(
+    java: Path,
+    settings: Settings,
+    main_class: str,
+    *args: str,
+    paths: KafkaPaths | None = None,
+    heap: str | None = None,
+) -> list[str]:
+    """``java <options> -cp '<lib_dir>/kafka/*' <main_class> <args>``.
+
+    ``paths`` (default: the single broker's) names the log4j2 configuration; ``heap`` sizes the
+    heap (:func:`jvm_options`). A cluster node passes its own (rtcrypto/stack/kafka_cluster.py)."""
+    paths = paths or kafka_paths(settings)
     classpath = str(maven.jar_dir(maven.kafka_broker_jar_set(settings), settings) / "*")
     return [
         str(java),
-        *JVM_OPTIONS,
+        *jvm_options(heap),
         f"-Dlog4j2.configurationFile={paths.log4j_config}",
         "-cp",
         classpath,
@@ -218,26 +237,38 @@ def write_config(settings: Settings | None = None) -> KafkaPaths:
     return paths
 
 
-def is_formatted(settings: Settings | None = None) -> bool:
+def is_formatted(settings: Settings | None = None, *, paths: KafkaPaths | None = None) -> bool:
     """True once the data folder holds the ``meta.properties`` that ``format`` writes."""
-    return (kafka_paths(settings).data_dir / "meta.properties").is_file()
+    return ((paths or kafka_paths(settings)).data_dir / "meta.properties").is_file()
 
 
-def format_storage(java: Path, settings: Settings | None = None) -> str:
-    """Format the KRaft storage of a new single-node cluster; return the new cluster id."""
+def format_storage(
+    java: Path,
+    settings: Settings | None = None,
+    *,
+    paths: KafkaPaths | None = None,
+    cluster_id: str | None = None,
+    quorum_args: tuple[str, ...] = ("--standalone",),
+) -> str:
+    """Format the KRaft storage of one node; return its cluster id.
+
+    By default a new single-node cluster (``--standalone``, a new id). A node of a cluster passes
+    its ``paths``, the cluster's shared ``cluster_id`` and ``quorum_args=()`` (its voters are in
+    its ``server.properties``)."""
     settings = settings or get_settings()
-    paths = kafka_paths(settings)
-    cluster_id = new_cluster_id()
+    paths = paths or kafka_paths(settings)
+    cluster_id = cluster_id or new_cluster_id()
     command = java_command(
         java,
         settings,
         STORAGE_TOOL_CLASS,
         "format",
-        "--standalone",
+        *quorum_args,
         "--cluster-id",
         cluster_id,
         "--config",
         str(paths.server_properties),
+        paths=paths,
     )
     logger.info("formatting Kafka storage in %s cluster_id=%s", paths.data_dir, cluster_id)
     try:
@@ -287,11 +318,12 @@ def _topic_names(admin: AdminClient, timeout_s: float) -> set[str]:
 def broker_healthy(
     bootstrap: str, timeout_s: float = 3.0, *, settings: Settings | None = None
 ) -> bool:
-    """True if a broker answers a topic listing on ``bootstrap`` within about ``timeout_s`` s."""
+    """True if a broker of ``bootstrap`` (any of a list) answers a topic listing within about
+    ``timeout_s`` s."""
     from confluent_kafka import KafkaException
 
-    host, port = parse_bootstrap(bootstrap)
-    if not process.port_accepts(port, host, timeout_s=min(timeout_s, 1.0)):
+    servers = [parse_bootstrap(server) for server in bootstrap.split(",")]
+    if not any(process.port_accepts(p, h, timeout_s=min(timeout_s, 1.0)) for h, p in servers):
         return False
     try:
         admin = _admin_client(bootstrap, timeout_s, settings)

@@ -10,6 +10,11 @@ Configured as: acks=all, idempotent, batched (linger 5 ms, compressed with
 ``RTC_KAFKA_COMPRESSION``), unlimited retries within ``RTC_KAFKA_DELIVERY_TIMEOUT_MS``, and
 blocking (back-pressure) instead of dropping when the local queue is full.
 
+Records are partitioned by symbol: a key is ``<symbol>:...`` (the data contracts' keys), and
+every record of one symbol goes to the same partition of a topic
+(:func:`rtcrypto.kafka.partitioning.symbol_partition`, Kafka's own murmur2 of the symbol), so a topic with several partitions (the cluster topology)
+keeps each symbol's records in order while the keys stay unique per record.
+
 A record the broker has not taken within the delivery timeout (Kafka down for longer than that)
 is passed to ``on_error`` (the service counts it), then the process stops loudly: a CRITICAL log
 line naming the topic and the timeout, and exit code :data:`EXIT_DELIVERY_FAILED` (75), which
@@ -30,12 +35,14 @@ from typing import Protocol
 
 from rtcrypto.config import Settings
 from rtcrypto.kafka import clients
+from rtcrypto.kafka.partitioning import symbol_partition
 
 log = logging.getLogger(__name__)
 
 ErrorCallback = Callable[[str, bytes | None, Exception], None]
 
 EXIT_DELIVERY_FAILED = 75  # EX_TEMPFAIL: Kafka did not take a record within the delivery timeout
+UNASSIGNED_PARTITION = -1  # confluent-kafka's "let the partitioner choose"
 STARTUP_METADATA_TIMEOUT_S = 30.0  # how long the first metadata request may take at start-up
 
 
@@ -62,6 +69,7 @@ class ConfluentProducer:
         self._producer = clients.producer(settings, client_id, **producer_overrides(settings))
         self._on_error = on_error
         self._lock = threading.Lock()  # librdkafka is thread-safe; poll() callbacks are ours
+        self._partitions: dict[str, int] = {}  # topic -> partition count, read once per topic
         try:
             self._producer.list_topics(timeout=STARTUP_METADATA_TIMEOUT_S)
         except KafkaException as error:
@@ -73,10 +81,33 @@ class ConfluentProducer:
             key = message.key() if message is not None else None  # type: ignore[attr-defined]
             self._on_error(topic, key, RuntimeError(str(error)))
 
+    def _partition_count(self, topic: str) -> int:
+        """Partitions of ``topic`` from the broker's metadata (0 when it does not say)."""
+        count = self._partitions.get(topic)
+        if count is None:
+            from confluent_kafka import KafkaException
+
+            try:
+                described = self._producer.list_topics(topic, timeout=10).topics.get(topic)
+            except KafkaException:
+                return 0  # not cached: asked again on the next record
+            ok = described is not None and described.error is None
+            count = len(described.partitions) if ok and described is not None else 0
+            if count:
+                self._partitions[topic] = count
+        return count
+
     def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        partition = UNASSIGNED_PARTITION  # librdkafka's partitioner (one partition: partition 0)
+        if key is not None:
+            count = self._partition_count(topic)
+            if count > 1:
+                partition = symbol_partition(key, count)
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=self._delivered)
+                self._producer.produce(
+                    topic, value=value, key=key, partition=partition, on_delivery=self._delivered
+                )
                 break
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: wait for deliveries (back-pressure)

@@ -309,12 +309,20 @@ def test_spark_master_and_workers_as_the_cluster_settings() -> None:
     master = services["spark-master"]["command"]
     assert master[:2] == ["spark-class", "org.apache.spark.deploy.master.Master"]
     assert master[master.index("--port") + 1] == str(CLUSTER.spark_master_port)
+    assert master[master.index("--webui-port") + 1] == str(CLUSTER.spark_master_ui_port)
+    assert f"spark-master:{CLUSTER.spark_master_ui_port}/json/" in str(
+        services["spark-master"]["healthcheck"]["test"]
+    )
     master_url = f"spark://spark-master:{CLUSTER.spark_master_port}"
-    for name in SPARK_WORKERS:
+    for index, name in enumerate(SPARK_WORKERS):
         command = services[name]["command"]
         assert command[:2] == ["spark-class", "org.apache.spark.deploy.worker.Worker"]
         assert command[-1] == master_url
         assert command[command.index("--host") + 1] == name
+        assert command[command.index("--port") + 1] == str(CLUSTER.spark_worker_ports[index])
+        ui_port = CLUSTER.spark_worker_ui_ports[index]
+        assert command[command.index("--webui-port") + 1] == str(ui_port)
+        assert f"{name}:{ui_port}/json/" in str(services[name]["healthcheck"]["test"]), name
         assert command[command.index("--cores") + 1] == str(CLUSTER.spark_worker_cores)
         assert command[command.index("--memory") + 1] == CLUSTER.spark_worker_memory
         env = services[name]["environment"]

@@ -533,7 +533,8 @@ def test_elasticsearch_and_kibana_run_with_security_on() -> None:
     assert services["kibana"]["image"].endswith(f"/kibana:{settings.search_version}")
     env = search["environment"]
     assert env["xpack.security.enabled"] == "true"
-    assert env["ES_JAVA_OPTS"] == f"-Xms{settings.search_heap} -Xmx{settings.search_heap}"
+    heap = _resolved()["services"]["elasticsearch"]["environment"]["ES_JAVA_OPTS"]
+    assert heap == f"-Xms{settings.search_heap} -Xmx{settings.search_heap}"
     assert _interpolated_name(env["ELASTIC_PASSWORD"]) == "ELASTIC_PASSWORD"
     kibana = services["kibana"]["environment"]
     assert kibana["ELASTICSEARCH_USERNAME"] == "kibana_system"

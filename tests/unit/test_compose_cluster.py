@@ -282,6 +282,7 @@ def test_elasticsearch_nodes_form_one_cluster_with_transport_tls() -> None:
         assert env["xpack.security.transport.ssl.certificate"] == f"certs/{name}/{name}.crt"
         assert env["xpack.security.transport.ssl.key"] == f"certs/{name}/{name}.key"
         assert env["ELASTIC_PASSWORD"] == PLACEHOLDER_SECRET
+        assert env["ES_JAVA_OPTS"] == f"-Xms{CLUSTER.search_heap} -Xmx{CLUSTER.search_heap}"
         mounts = _named_mounts(services[name])
         assert mounts["/usr/share/elasticsearch/config/certs"] == ("es-certs", True)
         assert services[name]["depends_on"]["es-certs"]["condition"] == (

@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 from rtcrypto.cli.main import app as rtc_app
 from rtcrypto.cli.service import exec_arguments
 from rtcrypto.config import Settings, Topics
+from rtcrypto.config_cluster import ClusterSettings
 from rtcrypto.search.client import search_client
 from rtcrypto.spark import submit as spark
 from rtcrypto.stack.airflow import airflow_env
@@ -35,8 +36,11 @@ from rtcrypto.supervision import SERVICES, compose_restart_command, get_service
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
+# the cluster profile's values (tests/unit/test_compose_cluster.py)
+ENV_CLUSTER = REPO / ".env.cluster"
 DOCKERFILE = REPO / "Dockerfile"
-ONE_SHOTS = {"kafka-init", "es-setup", "bootstrap"}
+ONE_SHOTS = {"kafka-init", "es-setup", "bootstrap", "es-certs", "airflow-init"}
+SINGLE_ONE_SHOTS = {"kafka-init", "es-setup", "bootstrap"}
 APP_IMAGE = "rtcrypto-app:latest"
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|API_KEY|TOKEN|PRIVATE_KEY", re.IGNORECASE)
@@ -61,14 +65,22 @@ def _compose() -> dict[str, Any]:
     return yaml.safe_load(_text())
 
 
-def _env_example() -> dict[str, str]:
+def _env_file(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
-    for line in ENV_EXAMPLE.read_text().splitlines():
+    for line in path.read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             name, separator, value = line.partition("=")
-            assert separator, f".env.example line without '=': {line!r}"
+            assert separator, f"{path.name} line without '=': {line!r}"
             values[name.strip()] = value.strip()
     return values
+
+
+def _env_example() -> dict[str, str]:
+    return _env_file(ENV_EXAMPLE)
+
+
+def _env_cluster() -> dict[str, str]:
+    return _env_file(ENV_CLUSTER)
 
 
 def _without_escapes(text: str) -> str:
@@ -144,6 +156,11 @@ def _services() -> dict[str, dict[str, Any]]:
     return _compose()["services"]
 
 
+def _single(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The services `docker compose up` starts without a profile (the single topology)."""
+    return {name: service for name, service in services.items() if not service.get("profiles")}
+
+
 def _dockerfile_env() -> dict[str, str]:
     """``ENV`` of the Dockerfile's final stage (``KEY=value`` pairs)."""
     final_stage = DOCKERFILE.read_text().split("\nFROM ")[-1]
@@ -207,6 +224,7 @@ def test_every_long_running_service_has_a_healthcheck_and_one_shots_run_once() -
     assert {name for name, service in services.items() if service.get("restart") == "no"} == (
         ONE_SHOTS
     )
+    assert {n for n, s in _single(services).items() if s.get("restart") == "no"} == SINGLE_ONE_SHOTS
     for name, service in services.items():
         if name in ONE_SHOTS:
             assert "healthcheck" not in service and "ports" not in service, name
@@ -295,7 +313,7 @@ def test_bootstrap_prepares_as_rtc_up_does() -> None:
 
 
 def test_kafka_is_configured_as_the_local_broker() -> None:
-    services = _services()
+    services = _resolved()["services"]  # the single topology's values (.env.example)
     kafka = services["kafka"]
     assert kafka["image"] == f"apache/kafka:{Settings().kafka_version}"
     assert services["kafka-init"]["image"] == kafka["image"]
@@ -316,14 +334,14 @@ def test_kafka_is_configured_as_the_local_broker() -> None:
 
 
 def test_topics_are_the_settings_topics() -> None:
-    services = _services()
+    services = _resolved()["services"]  # the single topology's values (.env.example)
     script = "\n".join(services["kafka-init"]["command"])
     loop = re.search(r"for topic in ([^;]+);", script)
     assert loop, "kafka-init has no `for topic in ...;` loop"
     created = loop[1].split()
     assert sorted(created) == sorted(Topics().all()) and len(set(created)) == len(created)
     assert f"--partitions {Settings().kafka_partitions} " in script
-    bootstrap = _compose()["x-rtc-env"]["RTC_KAFKA_BOOTSTRAP"]
+    bootstrap = _resolved()["x-rtc-env"]["RTC_KAFKA_BOOTSTRAP"]
     assert f"--bootstrap-server {bootstrap} " in script
     for name, service in services.items():
         if service.get("image") != APP_IMAGE:
@@ -337,9 +355,15 @@ def test_topics_are_the_settings_topics() -> None:
 
 
 def _known_settings() -> set[str]:
-    return {f"RTC_{name.upper()}" for name in Settings.model_fields if name != "topics"} | {
-        f"RTC_TOPIC_{name.upper()}" for name in Topics.model_fields
-    }
+    return (
+        {
+            f"RTC_{name.upper()}"
+            for name in Settings.model_fields
+            if name not in ("topics", "cluster")
+        }
+        | {f"RTC_TOPIC_{name.upper()}" for name in Topics.model_fields}
+        | {f"RTC_CLUSTER_{name.upper()}" for name in ClusterSettings.model_fields}
+    )
 
 
 def test_every_rtc_variable_is_a_setting() -> None:
@@ -351,7 +375,7 @@ def test_every_rtc_variable_is_a_setting() -> None:
         if name.startswith("RTC_")
     }
     used |= {match["braced"] or match["bare"] for match in _interpolations(_text())}
-    used |= set(_env_example()) | set(_dockerfile_env())
+    used |= set(_env_example()) | set(_env_cluster()) | set(_dockerfile_env())
     unknown = sorted(name for name in used if name.startswith("RTC_") and name not in known)
     assert not unknown, f"not settings in rtcrypto/config.py: {unknown}"
 
@@ -361,7 +385,7 @@ def test_every_app_container_points_at_the_compose_services(
     settings_of: SettingsOf, dot_env: str
 ) -> None:
     env = _example_env_with_secrets() if dot_env == "example" else _passwords_only()
-    services = _resolved(env)["services"]
+    services = _single(_resolved(env)["services"])  # the cluster profile's: test_compose_cluster
     broker = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     simulator_port = "8765"  # the port RTC_SIMULATOR_PORT gives the registry's command
     for name, service in services.items():
@@ -463,6 +487,13 @@ def test_depends_on_conditions_can_be_met_and_do_not_loop() -> None:
                 assert "healthcheck" in services[target], (name, target)
             if condition == "service_completed_successfully":
                 assert target in ONE_SHOTS, (name, target)
+            if not services[target].get("profiles") or rule.get("required", True) is False:
+                continue
+            # a dependency on a profile's service is the profile's own, or optional
+            assert set(services[name].get("profiles") or []) & set(services[target]["profiles"]), (
+                name,
+                target,
+            )
     order: list[str] = []
     pending = dict(services)
     while pending:
@@ -502,7 +533,8 @@ def test_elasticsearch_and_kibana_run_with_security_on() -> None:
     assert services["kibana"]["image"].endswith(f"/kibana:{settings.search_version}")
     env = search["environment"]
     assert env["xpack.security.enabled"] == "true"
-    assert env["ES_JAVA_OPTS"] == f"-Xms{settings.search_heap} -Xmx{settings.search_heap}"
+    heap = _resolved()["services"]["elasticsearch"]["environment"]["ES_JAVA_OPTS"]
+    assert heap == f"-Xms{settings.search_heap} -Xmx{settings.search_heap}"
     assert _interpolated_name(env["ELASTIC_PASSWORD"]) == "ELASTIC_PASSWORD"
     kibana = services["kibana"]["environment"]
     assert kibana["ELASTICSEARCH_USERNAME"] == "kibana_system"
@@ -618,7 +650,9 @@ def test_no_secret_is_written_in_the_compose_file_the_image_or_the_example() -> 
 def test_every_interpolated_variable_is_in_env_example_and_nothing_more() -> None:
     example = _env_example()
     used = {match["braced"] or match["bare"] for match in _interpolations(_text())}
-    assert sorted(used - set(example)) == [], "document these in .env.example"
+    # the topology's values (defaults: the single topology's) are documented in .env.cluster
+    topology = set(_env_cluster()) - set(example)
+    assert sorted(used - set(example) - topology) == [], "document these in .env.example"
     assert sorted(set(example) - used) == [], ".env.example lists variables compose never reads"
     assert example["RTC_TRADING_MODE"] == "paper"
     # A default in the compose file is the value the example documents.

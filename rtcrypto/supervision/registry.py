@@ -338,6 +338,7 @@ def _ingest_member(base: ServiceSpec, number: int, symbols: list[str]) -> Servic
         description=f"{base.description} ({', '.join(symbols)})",
         build_command=launch,
         heartbeat_service=name,
+        compose_service=name,  # docker-compose's cluster profile runs ingest-1, ingest-2, ...
     )
 
 

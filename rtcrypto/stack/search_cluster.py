@@ -320,10 +320,19 @@ def start_search_cluster(
     cluster does not form. Raises :class:`rtcrypto.stack.errors.StackError` subclasses."""
     cluster = settings.cluster
     tool = search_home.find_search_java(settings)
-    resolved = maven.resolve_jars(search_home.elasticsearch_jar_set(settings), settings)
-    jars = sorted(resolved.jar_dir.glob("*.jar"))
     started: list[str] = []
     with process.exclusive_lock(CLUSTER_DIR, settings):
+        for number in node_numbers(settings):  # every busy port named before anything starts
+            if not process.is_running(node_process(number), settings):
+                ports = (
+                    cluster.search_http_ports[number - 1],
+                    cluster.search_transport_ports[number - 1],
+                )
+                process.ensure_ports_free(
+                    ports, service=node_process(number), host=cluster.host, hint=_PORT_HINT
+                )
+        resolved = maven.resolve_jars(search_home.elasticsearch_jar_set(settings), settings)
+        jars = sorted(resolved.jar_dir.glob("*.jar"))
         first = is_first_formation(settings)
         for number in node_numbers(settings):
             name = node_process(number)

@@ -3,6 +3,7 @@ templates' replicas per topology, and the client's hosts, checked without starti
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ from rtcrypto.config import Settings
 from rtcrypto.config_cluster import ClusterSettings
 from rtcrypto.search.client import search_client, search_hosts
 from rtcrypto.search.indices import INDEX_SPECS, index_replicas, template_body
-from rtcrypto.stack import search, search_cluster
+from rtcrypto.stack import process, search, search_cluster
+from rtcrypto.stack.errors import PortInUseError
 from tests.helpers import free_port
 
 
@@ -237,3 +239,32 @@ def test_credentials_go_to_every_node(settings: Settings) -> None:
     assert len(client.transport.node_pool.all()) == 3
     assert client._headers["authorization"] == "Basic cnRjX2FwcDpzM2NyZXQ="  # rtc_app:s3cret
     client.close()
+
+
+def test_start_names_a_busy_port_before_starting_or_downloading(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jdk = tmp_path / "jdk21"
+    (jdk / "bin").mkdir(parents=True)
+    for tool in ("java", "javac"):
+        script = jdk / "bin" / tool
+        script.write_text("#!/bin/sh\necho 'openjdk version \"21.0.5\" 2025-01-01' >&2\n")
+        script.chmod(0o755)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        busy = listener.getsockname()[1]
+        free = [free_port() for _ in range(5)]
+        cluster = ClusterSettings(
+            search_http_ports=[free[0], free[1], busy], search_transport_ports=free[2:]
+        )
+        chosen = Settings(home=tmp_path / "rtc", topology="cluster", cluster=cluster)
+        chosen = chosen.model_copy(update={"search_java_home": jdk})
+
+        def no_maven(*_args: object, **_kwargs: object) -> None:
+            raise AssertionError("Maven must not run when a port is busy")
+
+        monkeypatch.setattr(search_cluster.maven, "resolve_jars", no_maven)
+        with pytest.raises(PortInUseError, match=rf"port {busy}.*RTC_CLUSTER_SEARCH_HTTP_PORTS"):
+            search_cluster.start_search_cluster(chosen, lambda line: None)
+    assert not any(process.is_running(search_cluster.node_process(n), chosen) for n in (1, 2, 3))

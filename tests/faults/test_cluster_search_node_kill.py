@@ -14,7 +14,10 @@ capture looped with shifted times) and orders, fills, scores and balances of a r
 and sent by the project's :class:`~rtcrypto.search.writer.SearchWriter` (spool and re-send).
 
 The cluster is started once for the module, on free ports in a temporary RTC_HOME (the jars come
-from the session's lib folder), and every node is stopped and checked gone at the end.
+from the session's lib folder), and every node is stopped and checked gone at the end. The
+integration check of ``search_cluster_status`` (every node up, one master, green) lives here too,
+marked ``cluster`` and ``integration`` but not ``faults``: it shares the one cluster start (about
+25 s) instead of paying for its own.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from rtcrypto.market.captures.parse import load_capture
 from rtcrypto.search import documents
 from rtcrypto.search.client import search_client
 from rtcrypto.search.documents import SearchAction
-from rtcrypto.search.indices import ensure_templates
+from rtcrypto.search.indices import INDEX_SPECS, ensure_templates
 from rtcrypto.search.writer import SearchWriter
 from rtcrypto.stack import maven, process, search_cluster, search_home
 from rtcrypto.trading.order_types import TopOfBook
@@ -245,7 +248,14 @@ def test_kill_9_of_the_primary_node_while_indexing_loses_and_doubles_nothing(
     cluster: Settings, services_report: Callable[[str], None]
 ) -> None:
     client = search_client(cluster, request_timeout_s=30.0, max_retries=3)
-    ensure_templates(client, PREFIX, replicas=cluster.cluster.search_replicas)
+    # Indices made in the single topology (0 replicas), then provisioned for the cluster: the
+    # templates and the existing indices get the cluster's replica.
+    created = ensure_templates(client, PREFIX, replicas=0)
+    aligned = ensure_templates(client, PREFIX, replicas=cluster.cluster.search_replicas)
+    assert len(created.indices_created) == len(INDEX_SPECS)
+    assert sorted(aligned.replicas_changed) == sorted(created.indices_created)
+    assert sorted(aligned.templates_updated) == sorted(created.templates_created)
+    assert not ensure_templates(client, PREFIX, replicas=cluster.cluster.search_replicas).changed
     health = client.cluster.health(wait_for_status="green", timeout="60s")
     assert health["status"] == "green", health
     ticker = f"{PREFIX}-ticker"

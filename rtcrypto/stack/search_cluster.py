@@ -285,15 +285,15 @@ def wait_for_cluster(
     """
     started = time.monotonic()
     nodes = settings.cluster.search_nodes
-    last: ClusterHealth | None = None
+    last: tuple[int, str] | None = None
     while True:
         health = cluster_health(settings, timeout_s=2.0)
-        if cluster_formed(health, nodes):
-            assert health is not None
+        if health is not None and cluster_formed(health, nodes):
             return time.monotonic() - started, health
-        if progress is not None and health is not None and health != last:
+        seen = None if health is None else (health.number_of_nodes, health.status)
+        if progress is not None and health is not None and seen != last:
             progress(f"search    {health.number_of_nodes}/{nodes} nodes, {health.status}")
-        last = health
+        last = seen
         for number in node_numbers(settings):
             if not process.is_running(node_process(number), settings):
                 paths = node_paths(settings, number)

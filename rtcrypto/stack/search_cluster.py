@@ -304,10 +304,10 @@ def wait_for_cluster(
                     f"{paths.server_log} and {paths.process_log}. Last lines:\n{tails}"
                 )
         if time.monotonic() - started > timeout_s:
-            seen = "no node answers" if health is None else f"{health.number_of_nodes} nodes"
+            state = "no node answers" if health is None else f"{health.number_of_nodes} nodes"
             raise ServiceStartError(
                 f"the Elasticsearch cluster did not form {nodes} nodes within {timeout_s:.0f} s "
-                f"({seen}); see the logs in {settings.log_dir}/elasticsearch-<n>/"
+                f"({state}); see the logs in {settings.log_dir}/elasticsearch-<n>/"
             )
         time.sleep(0.5)
 

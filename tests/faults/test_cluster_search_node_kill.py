@@ -244,6 +244,7 @@ def test_status_shows_every_node_and_green_health(cluster: Settings) -> None:
 
 
 @pytest.mark.faults
+@pytest.mark.slow
 def test_kill_9_of_the_primary_node_while_indexing_loses_and_doubles_nothing(
     cluster: Settings, services_report: Callable[[str], None]
 ) -> None:

@@ -370,8 +370,10 @@ def test_kill_9_of_the_primary_node_while_indexing_loses_and_doubles_nothing(
     services_report(
         f"elasticsearch node kill (3 nodes, 1 replica): killed {victim} holding the ticker's "
         f"primary ({'also' if was_master else 'not'} the elected master); replica promoted after "
-        f"{promoted_s:.1f} s; indexing paused at most {pause_s:.1f} s (longest stretch with no document acknowledged); "
+        f"{promoted_s:.1f} s; indexing paused at most {pause_s:.1f} s (longest stretch with no "
+        f"document acknowledged); "
         f"{stats.spooled} documents spooled and re-sent; restarted node joined after "
         f"{joined_s:.1f} s, cluster green {green_s:.1f} s after the restart; "
         f"{len(expected)} documents, each exactly once ({stats.indexed} acks)"
     )
+    client.close()

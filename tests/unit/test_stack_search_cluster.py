@@ -7,6 +7,8 @@ import socket
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rtcrypto.config import Settings
 from rtcrypto.config_cluster import ClusterSettings
@@ -268,3 +270,39 @@ def test_start_names_a_busy_port_before_starting_or_downloading(
         with pytest.raises(PortInUseError, match=rf"port {busy}.*RTC_CLUSTER_SEARCH_HTTP_PORTS"):
             search_cluster.start_search_cluster(chosen, lambda line: None)
     assert not any(process.is_running(search_cluster.node_process(n), chosen) for n in (1, 2, 3))
+
+
+@given(
+    ports=st.lists(st.integers(1024, 65535), min_size=2, max_size=14, unique=True).filter(
+        lambda found: len(found) % 2 == 0
+    ),
+    first=st.booleans(),
+)
+def test_every_node_seeds_every_other_and_listens_on_its_own_ports(
+    ports: list[int], first: bool
+) -> None:
+    half = len(ports) // 2
+    settings = Settings(
+        home=Path("/nonexistent/rtc"),
+        topology="cluster",
+        cluster=ClusterSettings(
+            search_http_ports=ports[:half], search_transport_ports=ports[half:], search_replicas=0
+        ),
+    )
+    names = set()
+    for number in search_cluster.node_numbers(settings):
+        paths = search_cluster.node_paths(settings, number)
+        entries = search_cluster.cluster_node_settings(
+            settings, number, paths, first_formation=first
+        )
+        seeds = entries["discovery.seed_hosts"].split(",")
+        assert seeds == [f"127.0.0.1:{port}" for port in ports[half:]]
+        assert int(entries["http.port"]) == ports[number - 1]
+        assert f"127.0.0.1:{entries['transport.port']}" == seeds[number - 1]
+        masters = entries.get("cluster.initial_master_nodes")
+        assert (masters is not None) == first
+        if masters is not None:
+            assert masters.split(",") == [f"rtc-node-{n}" for n in range(1, half + 1)]
+        names.add(entries["node.name"])
+        assert entries["cluster.name"] == "rtc-cluster"
+    assert len(names) == half

@@ -1,4 +1,5 @@
-"""Client factory and health of the Elasticsearch cluster at ``settings.search_url``."""
+"""Client factory and health of the Elasticsearch cluster at ``settings.search_url`` (and, in the
+cluster topology, at every node of ``settings.cluster.search_urls``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import elasticsearch
 from elasticsearch import Elasticsearch
 
 from rtcrypto.config import Settings, get_settings
+from rtcrypto.config_cluster import Topology
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,21 @@ class ClusterHealth:
         return self.status in HEALTHY_STATUSES
 
 
+def search_hosts(settings: Settings) -> list[str]:
+    """The URLs the client talks to: ``search_url``, then, in the cluster topology, every other
+    node of ``cluster.search_urls`` (the client moves to another node when one is lost).
+
+    A ``search_url`` that is not one of the cluster's nodes (an external cluster) stays alone.
+    """
+    if settings.topology is not Topology.CLUSTER:
+        return [settings.search_url]
+    nodes = [url.rstrip("/") for url in settings.cluster.search_urls]
+    first = settings.search_url.rstrip("/")
+    if first not in nodes:
+        return [settings.search_url]
+    return [first, *(url for url in nodes if url != first)]
+
+
 def search_client(
     settings: Settings | None = None,
     *,
@@ -49,9 +66,11 @@ def search_client(
     max_retries: int = 3,
     **options: Any,
 ) -> Elasticsearch:
-    """An ``Elasticsearch`` client for ``settings.search_url``; ``options`` go to its constructor.
+    """An ``Elasticsearch`` client for ``settings.search_url`` (in the cluster topology, every
+    node: :func:`search_hosts`); ``options`` go to its constructor.
 
-    Creating it sends nothing; the first request connects. Retries timeouts ``max_retries`` times.
+    Creating it sends nothing; the first request connects. Retries timeouts and unreachable
+    nodes ``max_retries`` times (on another node where there are several).
     ``search_username`` / ``search_password`` go as basic auth (the URL holds no userinfo).
     """
     settings = settings or get_settings()
@@ -62,7 +81,7 @@ def search_client(
             password.get_secret_value() if password is not None else "",
         )
     return Elasticsearch(
-        settings.search_url,
+        search_hosts(settings),
         request_timeout=request_timeout_s,
         max_retries=max_retries,
         retry_on_timeout=True,

@@ -10,7 +10,8 @@ apart unnoticed. Only core field types are used: the local node has no mapper-ex
 
 :func:`ensure_templates` creates or updates the templates and creates the concrete indices,
 and deletes the templates of retired kinds (:data:`RETIRED_KINDS`) that it made earlier;
-running it again changes nothing.
+running it again changes nothing. Every index has one shard and the topology's replicas
+(:func:`index_replicas`: 0 on the single node, ``RTC_CLUSTER_SEARCH_REPLICAS`` in the cluster).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 import elasticsearch
 from elasticsearch import Elasticsearch
 
+from rtcrypto.config import Settings, get_settings
+from rtcrypto.config_cluster import Topology
 from rtcrypto.search.client import SearchError, SearchUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -242,6 +245,18 @@ INDEX_SETTINGS: dict[str, Any] = {
 }
 
 
+def index_replicas(settings: Settings | None = None) -> int:
+    """Replicas of every index: 0 in the single topology (one node), ``cluster.search_replicas``
+    (default 1) in the cluster topology, where a node's loss leaves a copy of every shard."""
+    settings = settings or get_settings()
+    return settings.cluster.search_replicas if settings.topology is Topology.CLUSTER else 0
+
+
+def index_settings(replicas: int = 0) -> dict[str, Any]:
+    """The index settings of every template: one shard, ``replicas`` replicas."""
+    return {**INDEX_SETTINGS, "number_of_replicas": replicas}
+
+
 def index_name(kind: str, prefix: str = DEFAULT_INDEX_PREFIX) -> str:
     """``<prefix>-<kind>``; raises ``KeyError`` naming the kinds for an unknown one."""
     try:
@@ -250,12 +265,14 @@ def index_name(kind: str, prefix: str = DEFAULT_INDEX_PREFIX) -> str:
         raise KeyError(f"unknown index kind {kind!r}; known: {', '.join(INDEX_SPECS)}") from None
 
 
-def template_body(spec: IndexSpec, prefix: str = DEFAULT_INDEX_PREFIX) -> dict[str, Any]:
+def template_body(
+    spec: IndexSpec, prefix: str = DEFAULT_INDEX_PREFIX, replicas: int = 0
+) -> dict[str, Any]:
     """The ``PUT _index_template/<name>`` body, with a fingerprint of itself in ``_meta``."""
     body: dict[str, Any] = {
         "index_patterns": [spec.index_pattern(prefix)],
         "priority": TEMPLATE_PRIORITY,
-        "template": {"settings": dict(INDEX_SETTINGS), "mappings": spec.mappings()},
+        "template": {"settings": index_settings(replicas), "mappings": spec.mappings()},
     }
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     body["_meta"] = {
@@ -276,6 +293,7 @@ class ProvisionReport:
     indices_created: list[str] = field(default_factory=list)
     mappings_extended: list[str] = field(default_factory=list)
     templates_deleted: list[str] = field(default_factory=list)  # of retired kinds
+    replicas_changed: list[str] = field(default_factory=list)  # indices of another topology
 
     @property
     def changed(self) -> bool:
@@ -285,6 +303,7 @@ class ProvisionReport:
             or self.indices_created
             or self.mappings_extended
             or self.templates_deleted
+            or self.replicas_changed
         )
 
     def as_dict(self) -> dict[str, list[str]]:
@@ -295,6 +314,7 @@ class ProvisionReport:
             "indices_created": self.indices_created,
             "mappings_extended": self.mappings_extended,
             "templates_deleted": self.templates_deleted,
+            "replicas_changed": self.replicas_changed,
         }
 
 
@@ -353,19 +373,33 @@ def _extend_mapping(client: Elasticsearch, spec: IndexSpec, index: str) -> bool:
     return True
 
 
-def ensure_templates(client: Elasticsearch, prefix: str = DEFAULT_INDEX_PREFIX) -> ProvisionReport:
+def _align_replicas(client: Elasticsearch, index: str, replicas: int) -> bool:
+    """Set ``number_of_replicas`` of ``index`` (a dynamic setting); True if it was another."""
+    current = client.indices.get_settings(index=index, name="index.number_of_replicas")
+    found = current[index]["settings"]["index"]["number_of_replicas"]
+    if int(found) == replicas:
+        return False
+    client.indices.put_settings(index=index, settings={"index": {"number_of_replicas": replicas}})
+    return True
+
+
+def ensure_templates(
+    client: Elasticsearch, prefix: str = DEFAULT_INDEX_PREFIX, *, replicas: int | None = None
+) -> ProvisionReport:
     """Create or update every index template, create the concrete indices, extend old mappings.
 
     Idempotent: a second run reports every template unchanged and creates nothing. A template
     whose stored fingerprint differs from the code's is replaced (new indices use it), and
-    existing indices get the fields they lack. Raises :class:`SearchUnavailableError` when the
+    existing indices get the fields they lack and ``replicas`` replicas (None: those of the
+    topology, :func:`index_replicas`). Raises :class:`SearchUnavailableError` when the
     cluster cannot be reached and :class:`SearchError` when it refuses a template or mapping.
     """
     report = ProvisionReport()
+    replicas = index_replicas() if replicas is None else replicas
     try:
         for spec in INDEX_SPECS.values():
             name = spec.template_name(prefix)
-            body = template_body(spec, prefix)
+            body = template_body(spec, prefix, replicas)
             stored = _existing_fingerprint(client, name)
             if stored != body["_meta"]["fingerprint"]:
                 client.indices.put_index_template(name=name, **body)
@@ -384,6 +418,8 @@ def ensure_templates(client: Elasticsearch, prefix: str = DEFAULT_INDEX_PREFIX) 
             for index in existing_names:
                 if _extend_mapping(client, spec, index):
                     report.mappings_extended.append(index)
+                if _align_replicas(client, index, replicas):
+                    report.replicas_changed.append(index)
             if spec.index_name(prefix) not in existing_names:
                 response = client.options(ignore_status=400).indices.create(
                     index=spec.index_name(prefix)

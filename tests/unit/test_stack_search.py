@@ -16,7 +16,7 @@ import pytest
 
 from rtcrypto import search as search_client
 from rtcrypto.config import Settings
-from rtcrypto.stack import process, search
+from rtcrypto.stack import process, search, search_home
 from rtcrypto.stack.errors import PortInUseError, StackError, ToolMissingError
 
 
@@ -140,14 +140,14 @@ def test_java_command_runs_our_launcher_on_the_home(settings: Settings) -> None:
 def test_classpath_descriptor_drops_the_module_name() -> None:
     descriptor = "name=transport-netty4\nmodulename=org.elasticsearch.transport.netty4\nversion=9\n"
 
-    assert search.classpath_descriptor(descriptor) == "name=transport-netty4\nversion=9\n"
+    assert search_home.classpath_descriptor(descriptor) == "name=transport-netty4\nversion=9\n"
 
 
 def test_root_module_descriptor_names_our_plugin_and_the_server_version() -> None:
-    descriptor = search.root_module_descriptor("9.5.3")
+    descriptor = search_home.root_module_descriptor("9.5.3")
 
     assert "name=rtc-root\n" in descriptor
-    assert f"classname={search.ROOT_MODULE_CLASS}\n" in descriptor
+    assert f"classname={search_home.ROOT_MODULE_CLASS}\n" in descriptor
     assert "elasticsearch.version=9.5.3\n" in descriptor
     assert "java.version=21\n" in descriptor
 
@@ -169,11 +169,11 @@ def test_install_netty_module_copies_jars_and_writes_a_classpath_descriptor(
         "modulename=org.elasticsearch.transport.netty4\n"
     )
     jars = [
-        _fake_jar(lib / "transport-netty4-9.5.3.jar", {search._NETTY_DESCRIPTOR: descriptor}),
+        _fake_jar(lib / "transport-netty4-9.5.3.jar", {search_home._NETTY_DESCRIPTOR: descriptor}),
         _fake_jar(lib / "netty-common-4.1.135.Final.jar", {"x": "y"}),
         _fake_jar(lib / "elasticsearch-9.5.3.jar", {"x": "y"}),
     ]
-    stale = search.search_paths(settings).modules_dir / search.NETTY_MODULE / "netty-old.jar"
+    stale = search.search_paths(settings).modules_dir / search_home.NETTY_MODULE / "netty-old.jar"
     stale.parent.mkdir(parents=True)
     stale.write_text("old")
 
@@ -202,8 +202,8 @@ def test_find_system_zstd(tmp_path: Path) -> None:
     with_zstd.mkdir()
     (with_zstd / "libzstd.so.1").write_text("")
 
-    assert search.find_system_zstd([empty]) is None
-    assert search.find_system_zstd([empty, with_zstd]) == with_zstd / "libzstd.so.1"
+    assert search_home.find_system_zstd([empty]) is None
+    assert search_home.find_system_zstd([empty, with_zstd]) == with_zstd / "libzstd.so.1"
 
 
 # --- Java -----------------------------------------------------------------------------------------
@@ -224,7 +224,7 @@ def test_find_search_java_takes_an_explicit_jdk_21(settings: Settings, tmp_path:
 
     tool = search.find_search_java(chosen)
 
-    assert tool == search.JavaTool(home / "bin/java", home / "bin/javac", 21)
+    assert tool == search_home.JavaTool(home / "bin/java", home / "bin/javac", 21)
 
 
 def test_find_search_java_refuses_java_17_with_a_hint(settings: Settings, tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ from typing import Any, NoReturn
 
 import typer
 
-from rtcrypto.config import Settings, get_settings
+from rtcrypto.cli.stack import TOPOLOGY_OPTION, settings_for
+from rtcrypto.config import Settings
+from rtcrypto.config_cluster import Topology
 from rtcrypto.platform import status as platform_status
 from rtcrypto.platform.prepare import expected_errors
 from rtcrypto.platform.summary import summary
@@ -69,10 +71,11 @@ def register(app: typer.Typer) -> None:
             help="Import the shared history, publish a forecast if none is current, provision "
             "the indices (each step is a no-op when already done).",
         ),
+        chosen_topology: Topology | None = TOPOLOGY_OPTION,
     ) -> None:
         """The whole platform: Kafka, Elasticsearch, Airflow, history, forecast, indices, then the
         simulator, ingest, Spark liquidity job and paper trader under the supervisor."""
-        settings = get_settings()
+        settings = settings_for(chosen_topology)
         printer = StepPrinter()
         try:
             up(settings, UpOptions(prepare=prepare), printer, printer.step_started)
@@ -88,7 +91,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Stop everything `rtc up` started, services first and Kafka last."""
         try:
-            lifecycle.stop_stack(get_settings(), timeout_s, typer.echo)
+            lifecycle.stop_stack(settings_for(None), timeout_s, typer.echo)
         except StackError as error:
             fail(error)
 
@@ -96,7 +99,7 @@ def register(app: typer.Typer) -> None:
     def status() -> None:
         """Each managed process, each streaming service's health (state, heartbeat age, lag,
         restarts, pid) and each service's last heartbeat."""
-        for line in platform_status.status_lines(get_settings()):
+        for line in platform_status.status_lines(settings_for(None)):
             typer.echo(line)
 
 

@@ -8,9 +8,10 @@ from contextlib import contextmanager
 
 import typer
 
-from rtcrypto.config import get_settings
+from rtcrypto.config import Settings, get_settings
+from rtcrypto.config_cluster import Topology
 from rtcrypto.logs import setup_logging
-from rtcrypto.stack import lifecycle
+from rtcrypto.stack import lifecycle, topology
 from rtcrypto.stack.errors import StackError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -21,6 +22,27 @@ def _configure() -> None:
     """Start, stop and inspect the embedded local services."""
     # Terse by default: the commands print what they do; RTC_LOG_LEVEL=INFO shows the details.
     setup_logging("rtc.stack", level=get_settings().log_level or "WARNING")
+
+
+TOPOLOGY_HELP = (
+    "single: one member of each engine (default); cluster: 3 Kafka brokers, Elasticsearch nodes "
+    "with replicas, Spark standalone, Airflow on PostgreSQL with Celery workers (RTC_CLUSTER_*)."
+)
+TOPOLOGY_OPTION = typer.Option(None, "--topology", help=TOPOLOGY_HELP)  # RTC_TOPOLOGY otherwise
+
+
+def settings_for(chosen: Topology | None) -> Settings:
+    """The settings with ``--topology`` applied, or else the topology the home's last start
+    recorded (unless ``RTC_TOPOLOGY`` says otherwise). The choice goes into the environment as
+    ``RTC_TOPOLOGY``, so every process started from here (services, Airflow) inherits it."""
+    import os
+
+    if chosen is not None:
+        os.environ[topology.TOPOLOGY_VARIABLE] = str(chosen)
+        get_settings.cache_clear()
+    elif topology.adopt_recorded_topology(get_settings()):
+        get_settings.cache_clear()
+    return get_settings()
 
 
 @contextmanager
@@ -55,6 +77,7 @@ def up(
         "--airflow-wait/--no-airflow-wait",
         help="Wait for Airflow's health, or start it in the background.",
     ),
+    chosen_topology: Topology | None = TOPOLOGY_OPTION,
 ) -> None:
     """Resolve jars (first run only), start Kafka (KRaft), create the topics, start Elasticsearch
     and Airflow."""
@@ -67,7 +90,7 @@ def up(
         airflow_wait=airflow_wait,
     )
     with _expected_errors():
-        lifecycle.start_stack(get_settings(), options, typer.echo)
+        lifecycle.start_stack(settings_for(chosen_topology), options, typer.echo)
 
 
 @app.command()
@@ -78,11 +101,11 @@ def down(
 ) -> None:
     """Stop every managed process (services first, Kafka last); leave no process behind."""
     with _expected_errors():
-        lifecycle.stop_stack(get_settings(), timeout_s, typer.echo)
+        lifecycle.stop_stack(settings_for(None), timeout_s, typer.echo)
 
 
 @app.command()
 def status() -> None:
     """List each managed process with its pid, whether it runs, its ports and log."""
-    for line in lifecycle.stack_status(get_settings()):
+    for line in lifecycle.stack_status(settings_for(None)):
         typer.echo(line)

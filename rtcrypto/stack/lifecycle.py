@@ -12,19 +12,32 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rtcrypto.config import Settings
+from rtcrypto.config_cluster import Topology
 from rtcrypto.redact import redact_url
-from rtcrypto.stack import airflow, kafka, maven, process, search
+from rtcrypto.stack import airflow, kafka, maven, process, search, topology
 
 Progress = Callable[[str], None]  # receives one line of text per step
 
-# Airflow (the supervisor) stops first, so that nothing restarts a service being stopped;
-# infrastructure stops last, after every service that may still be writing to it.
+# Airflow (the supervisor; in the cluster its components and Celery workers) stops first, so
+# that nothing restarts a service being stopped; infrastructure stops last, after every service
+# that may still be writing to it (the cluster's members included: brokers, nodes, Spark's
+# master and workers, PostgreSQL and Redis, which Airflow needs until it has stopped).
 _STOP_FIRST = (airflow.AIRFLOW_PROCESS,)
-_STOP_LAST = (kafka.KAFKA_PROCESS, search.SEARCH_PROCESS)
+_STOP_LAST = (kafka.KAFKA_PROCESS, search.SEARCH_PROCESS, "spark-master", "spark-worker")
+_STOP_LAST_NAMES = ("postgres", "redis")
+
+
+def _member_of(name: str, engines: tuple[str, ...]) -> bool:
+    """``name`` is one of ``engines`` or a numbered member of one (``kafka-2``)."""
+    return any(name == engine or name.startswith(f"{engine}-") for engine in engines)
 
 
 def _stop_rank(name: str) -> int:
-    return 0 if name in _STOP_FIRST else 2 if name in _STOP_LAST else 1
+    if _member_of(name, _STOP_FIRST):
+        return 0
+    if _member_of(name, _STOP_LAST):
+        return 2
+    return 3 if name in _STOP_LAST_NAMES else 1
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,7 @@ def start_stack(settings: Settings, options: StackOptions, progress: Progress) -
     """Resolve jars (first run only), start Kafka (KRaft), create the topics, then start
     Elasticsearch and Airflow as ``options`` ask; each part already running is left as it is."""
     started = time.monotonic()
+    topology.record_topology(settings)  # refuses to mix with running members of the other one
     process.stopping_marker(settings).unlink(missing_ok=True)  # a start ends an earlier `rtc down`
     maven.require_java()
     jar_sets = [maven.kafka_broker_jar_set(settings), maven.spark_kafka_jar_set(settings)]
@@ -72,17 +86,36 @@ def start_stack(settings: Settings, options: StackOptions, progress: Progress) -
         jar_sets.append(search.elasticsearch_jar_set(settings))
     for jar_set in jar_sets:
         _resolve(jar_set, settings, progress)
-    _start_kafka(settings, options.kafka_timeout_s, progress)
-    if options.with_search:
-        _start_search(settings, options.search_timeout_s, progress)
-    if options.with_airflow:
-        _start_airflow(settings, options.airflow_timeout_s, options.airflow_wait, progress)
-    ready = f"ready     Kafka bootstrap {settings.kafka_bootstrap}"
+    if settings.topology is Topology.CLUSTER:
+        topology.start_cluster(
+            settings,
+            progress,
+            with_search=options.with_search,
+            with_airflow=options.with_airflow,
+            airflow_wait=options.airflow_wait,
+            timeouts_s=(
+                options.kafka_timeout_s,
+                options.search_timeout_s,
+                options.airflow_timeout_s,
+            ),
+        )
+    else:
+        _start_single(settings, options, progress)
+    ready = f"ready     {settings.topology} topology: Kafka bootstrap {settings.kafka_bootstrap}"
     if options.with_search:
         ready += f", Elasticsearch {redact_url(settings.search_url)}"
     if options.with_airflow:
         ready += f", Airflow {settings.airflow_url}"
     progress(f"{ready} ({time.monotonic() - started:.1f} s)")
+
+
+def _start_single(settings: Settings, options: StackOptions, progress: Progress) -> None:
+    """The single topology: one broker, one Elasticsearch node, Airflow standalone."""
+    _start_kafka(settings, options.kafka_timeout_s, progress)
+    if options.with_search:
+        _start_search(settings, options.search_timeout_s, progress)
+    if options.with_airflow:
+        _start_airflow(settings, options.airflow_timeout_s, options.airflow_wait, progress)
 
 
 def _start_kafka(settings: Settings, timeout_s: float, progress: Progress) -> None:
@@ -166,6 +199,7 @@ def stop_stack(settings: Settings, timeout_s: float, progress: Progress) -> None
             progress(f"stopped   {status.name} (pid {status.pid})")
         else:
             progress(f"cleared   {status.name}: stale pid file (pid {status.pid} not running)")
+    topology.forget_topology(settings)
 
 
 def stack_status(settings: Settings) -> list[str]:
@@ -174,7 +208,7 @@ def stack_status(settings: Settings) -> list[str]:
     statuses = process.list_processes(settings)
     if not statuses:
         return [f"no managed processes (no pid files in {settings.run_dir})"]
-    lines = [f"{'NAME':<14} {'PID':>8}  {'RUNNING':<8} {'PORTS':<12} {'UPTIME':>9}  LOG"]
+    lines = [f"{'NAME':<22} {'PID':>8}  {'RUNNING':<8} {'PORTS':<12} {'UPTIME':>9}  LOG"]
     now = time.time()
     for entry in statuses:
         uptime = (
@@ -182,13 +216,15 @@ def stack_status(settings: Settings) -> list[str]:
         )
         ports = ",".join(str(port) for port in entry.ports) or "-"
         lines.append(
-            f"{entry.name:<14} {entry.pid or '-':>8}  {'yes' if entry.running else 'no':<8} "
+            f"{entry.name:<22} {entry.pid or '-':>8}  {'yes' if entry.running else 'no':<8} "
             f"{ports:<12} {uptime:>9}  {entry.log_path}"
         )
     if any(entry.name == airflow.AIRFLOW_PROCESS for entry in statuses):
         lines.append(_airflow_status(settings))
     if any(entry.name == search.SEARCH_PROCESS for entry in statuses):
         lines.append(_search_status(settings))
+    if settings.topology is Topology.CLUSTER:
+        lines += topology.cluster_status(settings)
     return lines
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from rtcrypto.config import Settings
@@ -193,13 +194,41 @@ def stop_stack(settings: Settings, timeout_s: float, progress: Progress) -> None
     ordered = sorted(reversed(statuses), key=lambda status: _stop_rank(status.name))
     if not ordered:
         progress("nothing to stop")
-    for status in ordered:
-        stopped = process.stop_process(status.name, timeout_s=timeout_s, settings=settings)
-        if stopped:
-            progress(f"stopped   {status.name} (pid {status.pid})")
-        else:
-            progress(f"cleared   {status.name}: stale pid file (pid {status.pid} not running)")
+    for members in _stop_batches(ordered):
+        # One engine's members together: a KRaft broker's clean shutdown needs the controller
+        # quorum, so brokers stopped one by one leave the last without a majority (SIGKILL).
+        with ThreadPoolExecutor(max_workers=len(members)) as pool:
+            stopped = list(
+                pool.map(
+                    lambda status: process.stop_process(
+                        status.name, timeout_s=timeout_s, settings=settings
+                    ),
+                    members,
+                )
+            )
+        for status, ran in zip(members, stopped, strict=True):
+            if ran:
+                progress(f"stopped   {status.name} (pid {status.pid})")
+            else:
+                progress(f"cleared   {status.name}: stale pid file (pid {status.pid} not running)")
     topology.forget_topology(settings)
+
+
+def _engine(name: str) -> str:
+    """``kafka-2`` -> ``kafka``, ``airflow-scheduler`` -> ``airflow``; a service keeps its name."""
+    if _member_of(name, _STOP_FIRST):
+        return _STOP_FIRST[0]
+    base, _, number = name.rpartition("-")
+    return base if base and number.isdigit() and _member_of(name, _STOP_LAST) else name
+
+
+def _stop_batches(ordered: list[process.ProcessStatus]) -> list[list[process.ProcessStatus]]:
+    """``ordered`` in batches stopped together: the members of one engine (Airflow's components,
+    a cluster's brokers or nodes or workers); every other process alone, in order."""
+    batches: dict[str, list[process.ProcessStatus]] = {}
+    for status in ordered:
+        batches.setdefault(_engine(status.name), []).append(status)
+    return list(batches.values())
 
 
 def stack_status(settings: Settings) -> list[str]:

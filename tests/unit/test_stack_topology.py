@@ -77,3 +77,37 @@ def test_status_and_down_adopt_the_recorded_topology_unless_the_variable_is_set(
 )
 def test_the_supervisor_stops_first_and_the_databases_last(name: str, rank: int) -> None:
     assert lifecycle._stop_rank(name) == rank
+
+
+def test_each_engines_members_stop_together_in_the_order_of_their_ranks(tmp_path: Path) -> None:
+    names = [
+        "airflow-worker-1",
+        "airflow-scheduler",
+        "trader",
+        "ingest-2",
+        "ingest-1",
+        "spark-worker-2",
+        "spark-worker-1",
+        "spark-master",
+        "elasticsearch-2",
+        "elasticsearch-1",
+        "kafka-3",
+        "kafka-2",
+        "kafka-1",
+        "redis",
+        "postgres",
+    ]
+    statuses = [process.process_status(name, Settings(home=tmp_path)) for name in names]
+    batches = [[status.name for status in batch] for batch in lifecycle._stop_batches(statuses)]
+    assert batches == [
+        ["airflow-worker-1", "airflow-scheduler"],
+        ["trader"],
+        ["ingest-2"],
+        ["ingest-1"],
+        ["spark-worker-2", "spark-worker-1"],
+        ["spark-master"],
+        ["elasticsearch-2", "elasticsearch-1"],
+        ["kafka-3", "kafka-2", "kafka-1"],
+        ["redis"],
+        ["postgres"],
+    ]

@@ -75,7 +75,9 @@ def search_provision() -> None:
         try:
             version = ensure_compatible(client)
             log.info("Elasticsearch %s at %s (from %s)", version, ", ".join(hosts), origin)
-            report = indices.ensure_templates(client, settings.search_index_prefix)
+            report = indices.ensure_templates(
+                client, settings.search_index_prefix, replicas=indices.index_replicas(settings)
+            )
         finally:
             client.close()
         for name, changed in report.as_dict().items():

@@ -165,9 +165,13 @@ def ensure_forecast(settings: Settings, days: float = 21.0) -> tuple[str, bool, 
 def ensure_indices(settings: Settings) -> str:
     """Index templates and indices, then Kibana's saved objects if a Kibana URL is set."""
     from rtcrypto.search.client import search_client
-    from rtcrypto.search.indices import ensure_templates
+    from rtcrypto.search.indices import ensure_templates, index_replicas
 
-    report = ensure_templates(search_client(settings), settings.search_index_prefix)
+    report = ensure_templates(
+        search_client(settings),
+        settings.search_index_prefix,
+        replicas=index_replicas(settings),  # 1 per index in the cluster topology
+    )
     summary = (
         f"templates: {len(report.templates_created)} created, {len(report.templates_updated)} "
         f"updated, {len(report.templates_unchanged)} unchanged; indices created: "

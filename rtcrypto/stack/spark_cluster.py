@@ -29,7 +29,7 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,14 +107,20 @@ def worker_ui_url(settings: Settings, index: int) -> str:
 
 
 def daemon_command(
-    java: Path, home: Path, settings: Settings, main_class: str, *args: str
+    java: Path,
+    home: Path,
+    settings: Settings,
+    main_class: str,
+    *args: str,
+    java_options: Sequence[str] = (),
 ) -> list[str]:
-    """``java -Xmx<daemon memory> -cp '<pyspark>/jars/*' <main_class> <args>``."""
+    """``java -Xmx<daemon memory> <java_options> -cp '<pyspark>/jars/*' <main_class> <args>``."""
     return [
         str(java),
         f"-Xms{settings.cluster.spark_daemon_memory}",
         f"-Xmx{settings.cluster.spark_daemon_memory}",
         *_DAEMON_JAVA_OPTIONS,
+        *java_options,
         "-cp",
         str(home / "jars" / "*"),
         main_class,
@@ -139,6 +145,18 @@ def master_command(java: Path, home: Path, settings: Settings) -> list[str]:
     )
 
 
+def worker_java_options(settings: Settings) -> list[str]:
+    """A worker's Spark settings (``-D``): its executors' stdout/stderr rolled by size like the
+    managed logs (``RTC_LOG_MAX_BYTES``, ``RTC_LOG_BACKUP_COUNT``), finished applications'
+    folders cleaned up."""
+    return [
+        "-Dspark.executor.logs.rolling.strategy=size",
+        f"-Dspark.executor.logs.rolling.maxSize={settings.log_max_bytes}",
+        f"-Dspark.executor.logs.rolling.maxRetainedFiles={settings.log_backup_count}",
+        "-Dspark.worker.cleanup.enabled=true",
+    ]
+
+
 def worker_command(java: Path, home: Path, settings: Settings, index: int) -> list[str]:
     """Worker ``index`` (1-based): its ports, cores, memory and work folder; the master's URL."""
     cluster = settings.cluster
@@ -160,6 +178,7 @@ def worker_command(java: Path, home: Path, settings: Settings, index: int) -> li
         "--work-dir",
         str(worker_dir(settings, index)),
         cluster.spark_master_url,
+        java_options=worker_java_options(settings),
     )
 
 

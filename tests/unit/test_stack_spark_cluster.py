@@ -110,6 +110,9 @@ def test_each_worker_gets_its_ports_sizes_work_dir_and_the_masters_url(tmp_path:
     ]
     command = cluster.worker_command(JAVA, HOME, settings, 2)
     assert "-Xmx128m" in command
+    # executors' logs roll like the managed logs (RTC_LOG_MAX_BYTES, RTC_LOG_BACKUP_COUNT)
+    assert f"-Dspark.executor.logs.rolling.maxSize={settings.log_max_bytes}" in command
+    assert command.index("-Dspark.worker.cleanup.enabled=true") < command.index("-cp")
     arguments = command[command.index(cluster.WORKER_MAIN_CLASS) + 1 :]
     assert arguments == [
         "--host",

@@ -11,8 +11,9 @@ the group of) a worker ends its executors too.
   ``RTC_CLUSTER_SPARK_WORKER_PORTS`` entry, offering ``RTC_CLUSTER_SPARK_WORKER_CORES`` cores
   and ``RTC_CLUSTER_SPARK_WORKER_MEMORY`` to executors; the daemons' own heap is
   ``RTC_CLUSTER_SPARK_DAEMON_MEMORY``.
-- Web UIs (and their JSON, read by :func:`spark_cluster_status`) on loopback only
-  (``SPARK_LOCAL_IP=127.0.0.1``: Spark binds its UIs there), on the ``*_UI_PORT(S)`` settings.
+- Web UIs (and their JSON, read by :func:`spark_cluster_status`, parsed by
+  :mod:`rtcrypto.stack.spark_json`) on loopback only (``SPARK_LOCAL_IP=127.0.0.1``: Spark binds
+  its UIs there), on the ``*_UI_PORT(S)`` settings.
 - Work folders (executors' jars, stdout and stderr): ``<run_dir>/spark-cluster/worker-<n>``.
 
 The jobs are submitted in client mode by ``rtcrypto.spark.submit`` (master ``spark://...``);
@@ -24,7 +25,6 @@ have to be a shared file system.
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 import time
 import urllib.error
@@ -32,11 +32,19 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rtcrypto.config import Settings
 from rtcrypto.stack import maven, process
 from rtcrypto.stack.errors import ServiceStartError, StackError
+from rtcrypto.stack.spark_json import (
+    ALIVE,
+    ExecutorInfo,
+    MasterState,
+    SparkStatusError,
+    WorkerInfo,
+    parse_master_json,
+    parse_worker_json,
+)
 
 Progress = Callable[[str], None]  # receives one line of text per step
 
@@ -44,16 +52,11 @@ SPARK_MASTER_PROCESS = "spark-master"
 MASTER_MAIN_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_MAIN_CLASS = "org.apache.spark.deploy.worker.Worker"
 UI_HOST = "127.0.0.1"  # the master's and workers' web UIs: loopback whatever RTC_CLUSTER_HOST is
-ALIVE = "ALIVE"
 _PORT_HINT = "set the RTC_CLUSTER_SPARK_*_PORT(S) settings to free ports"
 _HTTP_TIMEOUT_S = 3.0
 _SPARK_CORE_JAR = re.compile(r"^spark-core_(\d+\.\d+)-.+\.jar$")
 # Spark's daemons log at INFO to stderr (the managed log); what they print per heartbeat is DEBUG
 _DAEMON_JAVA_OPTIONS = ("-XX:+UseG1GC", "-Djava.awt.headless=true")
-
-
-class SparkStatusError(StackError):
-    """The master's or a worker's JSON is not what a Spark standalone daemon answers."""
 
 
 # --- names and paths ---------------------------------------------------------------------------
@@ -208,140 +211,6 @@ def daemon_env(home: Path) -> dict[str, str]:
     }
 
 
-# --- the master's and workers' JSON ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """One worker as the master sees it; memory in MiB."""
-
-    worker_id: str
-    host: str
-    port: int
-    state: str
-    cores: int
-    cores_used: int
-    memory_mb: int
-    memory_used_mb: int
-
-
-@dataclass(frozen=True)
-class AppInfo:
-    """One running application (a job's driver) as the master sees it; memory in MiB."""
-
-    app_id: str
-    name: str
-    state: str
-    cores: int
-    memory_per_executor_mb: int
-
-
-@dataclass(frozen=True)
-class MasterState:
-    """The master's ``/json/``: its URL and status, the workers and the running applications."""
-
-    url: str
-    status: str
-    workers: tuple[WorkerInfo, ...]
-    active_apps: tuple[AppInfo, ...]
-
-    def alive_workers(self) -> list[WorkerInfo]:
-        return [worker for worker in self.workers if worker.state == ALIVE]
-
-
-@dataclass(frozen=True)
-class ExecutorInfo:
-    """One executor running on a worker (from the worker's ``/json/``); memory in MiB."""
-
-    executor_id: int
-    app_id: str
-    app_name: str
-    cores: int
-    memory_mb: int
-
-
-def _field(record: Mapping[str, Any], name: str, kind: type, where: str) -> Any:
-    value = record.get(name)
-    # bool is an int to Python; no count or port of Spark's is a boolean
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise SparkStatusError(
-            f"{where}: field {name!r} must be {kind.__name__}, got {type(value).__name__}"
-        )
-    return value
-
-
-def _objects(record: Mapping[str, Any], name: str, where: str) -> list[Mapping[str, Any]]:
-    items = _field(record, name, list, where)
-    for item in items:
-        if not isinstance(item, dict):
-            raise SparkStatusError(f"{where}: {name!r} must hold objects, got {item!r:.60}")
-    return items
-
-
-def _json_object(text: str | bytes, where: str) -> dict[str, Any]:
-    try:
-        loaded = json.loads(text)
-    except (ValueError, RecursionError) as error:
-        raise SparkStatusError(f"{where}: not JSON ({error})") from None
-    if not isinstance(loaded, dict):
-        raise SparkStatusError(f"{where}: expected a JSON object, got {type(loaded).__name__}")
-    return loaded
-
-
-def parse_master_json(text: str | bytes) -> MasterState:
-    """The master's ``/json/`` answer, or :class:`SparkStatusError` saying what is wrong."""
-    where = "Spark master /json/"
-    record = _json_object(text, where)
-    workers = tuple(
-        WorkerInfo(
-            worker_id=_field(item, "id", str, where),
-            host=_field(item, "host", str, where),
-            port=_field(item, "port", int, where),
-            state=_field(item, "state", str, where),
-            cores=_field(item, "cores", int, where),
-            cores_used=_field(item, "coresused", int, where),
-            memory_mb=_field(item, "memory", int, where),
-            memory_used_mb=_field(item, "memoryused", int, where),
-        )
-        for item in _objects(record, "workers", where)
-    )
-    apps = tuple(
-        AppInfo(
-            app_id=_field(item, "id", str, where),
-            name=_field(item, "name", str, where),
-            state=_field(item, "state", str, where),
-            cores=_field(item, "cores", int, where),
-            memory_per_executor_mb=_field(item, "memoryperexecutor", int, where),
-        )
-        for item in _objects(record, "activeapps", where)
-    )
-    return MasterState(
-        url=_field(record, "url", str, where),
-        status=_field(record, "status", str, where),
-        workers=workers,
-        active_apps=apps,
-    )
-
-
-def parse_worker_json(text: str | bytes) -> list[ExecutorInfo]:
-    """The running executors of a worker's ``/json/``, or :class:`SparkStatusError`."""
-    where = "Spark worker /json/"
-    record = _json_object(text, where)
-    executors = []
-    for item in _objects(record, "executors", where):
-        app = _field(item, "appdesc", dict, where)
-        executors.append(
-            ExecutorInfo(
-                executor_id=_field(item, "id", int, where),
-                app_id=_field(item, "appid", str, where),
-                app_name=_field(app, "name", str, where),
-                cores=_field(app, "cores", int, where),
-                memory_mb=_field(item, "memory", int, where),
-            )
-        )
-    return executors
-
-
 def _get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=_HTTP_TIMEOUT_S) as response:  # noqa: S310 (http)
         return bytes(response.read())
@@ -363,13 +232,6 @@ def read_worker_executors(settings: Settings, index: int) -> list[ExecutorInfo]:
         return parse_worker_json(_get(url))
     except (OSError, urllib.error.URLError) as error:
         raise SparkStatusError(f"Spark worker UI {url} does not answer: {error}") from None
-
-
-def _alive_worker_count(settings: Settings) -> int:
-    try:
-        return len(read_master_state(settings).alive_workers())
-    except SparkStatusError:
-        return 0
 
 
 # --- start -------------------------------------------------------------------------------------

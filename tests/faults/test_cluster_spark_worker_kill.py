@@ -38,6 +38,7 @@ from rtcrypto.market.liquidity import WINDOW_MS
 from rtcrypto.spark import submit as spark
 from rtcrypto.stack import maven, process
 from rtcrypto.stack import spark_cluster as cluster
+from rtcrypto.stack.spark_json import ALIVE
 from tests.helpers import free_port, wait_until
 from tests.integration.test_liquidity_job import (
     JOB_START_TIMEOUT_S,
@@ -229,7 +230,7 @@ def test_worker_kill_while_windows_are_open_emits_every_window_once(
         def master_saw_it() -> bool:
             state = cluster.read_master_state(settings)
             victim_port = settings.cluster.spark_worker_ports[victim - 1]
-            return all(w.state != cluster.ALIVE for w in state.workers if w.port == victim_port)
+            return all(w.state != ALIVE for w in state.workers if w.port == victim_port)
 
         wait_until(master_saw_it, 60, "the master marking the killed worker lost")
         worker_lost_s = time.monotonic() - killed_at

@@ -1,6 +1,6 @@
-"""Spark standalone of the cluster topology (rtcrypto/stack/spark_cluster.py) without a cluster:
-its members' commands and environment, the parsers of the master's and a worker's JSON, the
-status of a cluster that is down, and what a job submitted to ``spark://`` gets."""
+"""Spark standalone of the cluster topology (rtcrypto/stack/spark_cluster.py, spark_json.py)
+without a cluster: its members' commands and environment, the parsers of the master's and a
+worker's JSON, the status of a cluster that is down, and what a job on ``spark://`` gets."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from rtcrypto.config_cluster import ClusterSettings, jvm_memory_mb
 from rtcrypto.feedbars import options as bars
 from rtcrypto.spark import submit as spark
 from rtcrypto.stack import spark_cluster as cluster
+from rtcrypto.stack import spark_json
+from rtcrypto.stack.errors import StackError
 from tests.helpers import free_port
 
 JAVA = Path("/usr/bin/java")
@@ -145,7 +147,7 @@ def test_the_daemons_get_sparks_home_its_scala_version_and_loopback_uis(tmp_path
 
 
 def test_a_pyspark_without_spark_core_is_a_clear_error() -> None:
-    with pytest.raises(cluster.StackError, match="no spark-core_"):
+    with pytest.raises(StackError, match="no spark-core_"):
         cluster.scala_version(["spark-launcher_2.13-4.2.0.jar", "spark-core.jar"])
 
 
@@ -159,7 +161,7 @@ def test_the_installed_pyspark_is_sparks_home() -> None:
 
 
 def test_the_masters_json_gives_status_workers_and_running_applications() -> None:
-    state = cluster.parse_master_json(MASTER_JSON)
+    state = spark_json.parse_master_json(MASTER_JSON)
     assert (state.url, state.status) == ("spark://127.0.0.1:34989", "ALIVE")
     assert [(w.port, w.state, w.cores_used, w.cores) for w in state.workers] == [
         (55377, "ALIVE", 1, 2),
@@ -177,8 +179,8 @@ def test_the_masters_json_gives_status_workers_and_running_applications() -> Non
 
 
 def test_a_workers_json_gives_its_running_executors() -> None:
-    (executor,) = cluster.parse_worker_json(WORKER_JSON.encode())
-    assert executor == cluster.ExecutorInfo(
+    (executor,) = spark_json.parse_worker_json(WORKER_JSON.encode())
+    assert executor == spark_json.ExecutorInfo(
         executor_id=0,
         app_id="app-20261207233819-0000",
         app_name="spark-liquidity",
@@ -203,8 +205,8 @@ def test_a_workers_json_gives_its_running_executors() -> None:
     ],
 )
 def test_a_hostile_master_answer_is_a_clear_error(text: str, message: str) -> None:
-    with pytest.raises(cluster.SparkStatusError, match=message):
-        cluster.parse_master_json(text)
+    with pytest.raises(spark_json.SparkStatusError, match=message):
+        spark_json.parse_master_json(text)
 
 
 JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
@@ -247,10 +249,10 @@ def test_any_answer_parses_or_is_a_clear_error_never_a_crash(data: st.DataObject
             st.just(WORKER_JSON).map(lambda sample: _mutated(sample, data)),
         )
     )
-    for parse in (cluster.parse_master_json, cluster.parse_worker_json):
+    for parse in (spark_json.parse_master_json, spark_json.parse_worker_json):
         try:
             parse(text)
-        except cluster.SparkStatusError as error:
+        except spark_json.SparkStatusError as error:
             assert str(error).startswith(("Spark master /json/: ", "Spark worker /json/: "))
 
 

@@ -150,6 +150,9 @@ def test_status_lists_the_master_and_every_worker_alive(
         cores = settings.cluster.spark_worker_cores
         assert f"cores 0/{cores} used" in line and "memory 0/1024 MiB used" in line, line
     pids = [process.read_pid(name, settings) for name in cluster.spark_cluster_processes(settings)]
+    again = cluster.start_spark_cluster(settings, lambda line: None, timeout_s=30)
+    assert again.already_running == tuple(cluster.spark_cluster_processes(settings))
+    assert list(again.pids.values()) == pids  # a second start leaves the running members be
     rss = ", ".join(
         f"{name} {_rss_mb(pid or 0):.0f} MB"
         for name, pid in zip(cluster.spark_cluster_processes(settings), pids, strict=True)
@@ -209,6 +212,7 @@ def test_worker_kill_while_windows_are_open_emits_every_window_once(
         running = cluster.spark_cluster_status(settings)
         app_lines = [line for line in running if line.startswith("spark-app")]
         assert len(app_lines) == 1 and "liquidity RUNNING" in app_lines[0], running
+        assert "spark-worker-1#" in app_lines[0] and "spark-worker-2#" in app_lines[0], running
         worker_pids = {
             index: process.read_pid(cluster.spark_worker_process(index), settings) or 0
             for index in range(1, WORKERS + 1)

@@ -19,7 +19,7 @@ from rtcrypto.feedbars import options as bars
 from rtcrypto.spark import submit as spark
 from rtcrypto.stack import spark_cluster as cluster
 from rtcrypto.stack import spark_json
-from rtcrypto.stack.errors import StackError
+from rtcrypto.stack.errors import PortInUseError, StackError
 from tests.helpers import free_port
 
 JAVA = Path("/usr/bin/java")
@@ -344,3 +344,21 @@ def test_local_masters_get_no_executor_settings(tmp_path: Path) -> None:
         job_script=Path("/job.py"),
     )
     assert not any(key.startswith(("spark.executor", "spark.cores")) for key in _confs(command))
+
+
+def test_a_taken_port_stops_the_start_with_the_setting_to_change(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = _settings(
+            tmp_path,
+            spark_master_port=taken.getsockname()[1],
+            spark_master_ui_port=free_port(),
+            spark_worker_ports=[free_port()],
+            spark_worker_ui_ports=[free_port()],
+        )
+        with pytest.raises(PortInUseError, match="RTC_CLUSTER_SPARK_"):
+            cluster.start_spark_cluster(settings, lambda line: None, timeout_s=10)
+    assert cluster.spark_cluster_status(settings)[0].startswith("spark-master    not running")

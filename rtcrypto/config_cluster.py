@@ -158,6 +158,15 @@ class ClusterSettings(BaseSettings):
                 f"RTC_CLUSTER_SPARK_EXECUTOR_CORES ({self.spark_executor_cores}) cannot exceed "
                 f"RTC_CLUSTER_SPARK_WORKER_CORES ({self.spark_worker_cores})"
             )
+        for name, max_cores in (
+            ("RTC_CLUSTER_SPARK_LIQUIDITY_MAX_CORES", self.spark_liquidity_max_cores),
+            ("RTC_CLUSTER_SPARK_BARS_MAX_CORES", self.spark_bars_max_cores),
+        ):
+            if max_cores < self.spark_executor_cores:
+                raise ValueError(
+                    f"{name} ({max_cores}) must be at least RTC_CLUSTER_SPARK_EXECUTOR_CORES "
+                    f"({self.spark_executor_cores}): the job would get no executor"
+                )
         return self
 
     # --- derived -------------------------------------------------------------------------------

@@ -289,6 +289,10 @@ def test_jvm_sizes_in_mebibytes() -> None:
         ({"spark_executor_cores": 3}, "RTC_CLUSTER_SPARK_EXECUTOR_CORES"),
         ({"spark_executor_memory": "a lot"}, "RTC_CLUSTER_SPARK_EXECUTOR_MEMORY"),
         ({"spark_liquidity_max_cores": 0}, "RTC_CLUSTER_SPARK_LIQUIDITY_MAX_CORES"),
+        (
+            {"spark_executor_cores": 2, "spark_bars_max_cores": 1},
+            "RTC_CLUSTER_SPARK_BARS_MAX_CORES",
+        ),
     ],
 )
 def test_an_executor_that_cannot_fit_a_worker_is_refused_naming_the_variable(

@@ -428,6 +428,8 @@ class Settings(DerivedPaths, BaseSettings):
                 self.search_url = self.cluster.search_urls[0]
             if "spark_master" not in explicit:
                 self.spark_master = self.cluster.spark_master_url
+            if "bars_master" not in explicit:
+                self.bars_master = self.cluster.spark_master_url
         return self
 
     @model_validator(mode="after")

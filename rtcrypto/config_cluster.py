@@ -38,6 +38,14 @@ def _split_ports(value: object) -> object:
     return value
 
 
+_JVM_UNIT_MB = {"k": 1 / 1024, "m": 1, "g": 1024}
+
+
+def jvm_memory_mb(size: str) -> float:
+    """A ``-Xmx`` style size (``512m``, ``2g``; ``config_checks.JVM_MEMORY_PATTERN``) in MiB."""
+    return int(size[:-1]) * _JVM_UNIT_MB[size[-1].lower()]
+
+
 class ClusterSettings(BaseSettings):
     """Members, ports and sizes of the cluster topology (``RTC_CLUSTER_*``)."""
 
@@ -65,9 +73,18 @@ class ClusterSettings(BaseSettings):
     spark_master_ui_port: Port = 8081
     spark_worker_ports: Ports = Field(default_factory=lambda: [7078, 7079])
     spark_worker_ui_ports: Ports = Field(default_factory=lambda: [8082, 8083])
-    spark_worker_cores: int = Field(default=1, ge=1, le=256)
+    # cores a worker offers (scheduling slots, not pinned CPUs): 2 per worker hold the liquidity
+    # job's 2 executors and the bars job's 1 with a slot to spare after losing a worker
+    spark_worker_cores: int = Field(default=2, ge=1, le=256)
     spark_worker_memory: str = Field(default="1g", pattern=config_checks.JVM_MEMORY_PATTERN)
     spark_daemon_memory: str = Field(default="256m", pattern=config_checks.JVM_MEMORY_PATTERN)
+    # each executor of a job (spark.executor.memory / spark.executor.cores): it must fit a worker
+    spark_executor_memory: str = Field(default="512m", pattern=config_checks.JVM_MEMORY_PATTERN)
+    spark_executor_cores: int = Field(default=1, ge=1, le=256)
+    # a job's share of the cluster's cores (spark.cores.max): without it the first job submitted
+    # takes every core and the next one waits forever
+    spark_liquidity_max_cores: int = Field(default=2, ge=1, le=4096)
+    spark_bars_max_cores: int = Field(default=1, ge=1, le=4096)
 
     # --- Elasticsearch: one node per HTTP port, one replica per index --------------------------
     search_http_ports: Ports = Field(default_factory=lambda: [9201, 9202, 9203])
@@ -130,6 +147,30 @@ class ClusterSettings(BaseSettings):
                 f"RTC_CLUSTER_SEARCH_REPLICAS ({self.search_replicas}) must be below the number "
                 f"of nodes ({len(self.search_http_ports)} in RTC_CLUSTER_SEARCH_HTTP_PORTS)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _spark_executors_fit(self) -> ClusterSettings:
+        """An executor larger than a worker would never start (its job would wait forever)."""
+        if jvm_memory_mb(self.spark_executor_memory) > jvm_memory_mb(self.spark_worker_memory):
+            raise ValueError(
+                f"RTC_CLUSTER_SPARK_EXECUTOR_MEMORY ({self.spark_executor_memory}) cannot exceed "
+                f"RTC_CLUSTER_SPARK_WORKER_MEMORY ({self.spark_worker_memory})"
+            )
+        if self.spark_executor_cores > self.spark_worker_cores:
+            raise ValueError(
+                f"RTC_CLUSTER_SPARK_EXECUTOR_CORES ({self.spark_executor_cores}) cannot exceed "
+                f"RTC_CLUSTER_SPARK_WORKER_CORES ({self.spark_worker_cores})"
+            )
+        for name, max_cores in (
+            ("RTC_CLUSTER_SPARK_LIQUIDITY_MAX_CORES", self.spark_liquidity_max_cores),
+            ("RTC_CLUSTER_SPARK_BARS_MAX_CORES", self.spark_bars_max_cores),
+        ):
+            if max_cores < self.spark_executor_cores:
+                raise ValueError(
+                    f"{name} ({max_cores}) must be at least RTC_CLUSTER_SPARK_EXECUTOR_CORES "
+                    f"({self.spark_executor_cores}): the job would get no executor"
+                )
         return self
 
     # --- derived -------------------------------------------------------------------------------

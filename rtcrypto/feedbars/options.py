@@ -46,6 +46,10 @@ class BarsJobOptions:
     progress_interval_s: float = 60.0
     max_offsets_per_trigger: int | None = None
     event_time_window_s: float = 3600.0  # rtcrypto.spark.event_time: later event times dropped
+    # on a spark:// master only (rtcrypto.spark.submit.cluster_conf): executors and cores
+    executor_memory: str = "512m"
+    executor_cores: int = 1
+    max_cores: int = 1
 
     def __post_init__(self) -> None:
         if self.event_time_window_s <= 0:
@@ -73,6 +77,9 @@ class BarsJobOptions:
             ui_port=settings.spark_ui_port,
             heartbeat_interval_s=settings.heartbeat_interval_s,
             event_time_window_s=settings.event_time_window_s,
+            executor_memory=settings.cluster.spark_executor_memory,
+            executor_cores=settings.cluster.spark_executor_cores,
+            max_cores=settings.cluster.spark_bars_max_cores,
         )
 
     def with_overrides(self, **overrides: object) -> BarsJobOptions:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from rtcrypto.config import Settings, get_settings
+from rtcrypto.config import PROJECT_ROOT, Settings, get_settings
 from rtcrypto.spark.options import to_args
 
 LIQUIDITY_PROCESS = "liquidity"  # name under the stack's process manager (`rtc up` uses it too)
@@ -31,7 +31,16 @@ SPARK_CONF: Mapping[str, str] = {
     "spark.log.level": "WARN",
 }
 # spark-submit's options (``--master``, ``--conf``), not the job's: never on its command line
-SUBMIT_ONLY = ("master", "driver_memory", "ui_enabled", "ui_port")
+SUBMIT_ONLY = (
+    "master",
+    "driver_memory",
+    "ui_enabled",
+    "ui_port",
+    "executor_memory",
+    "executor_cores",
+    "max_cores",
+)
+STANDALONE_SCHEME = "spark://"  # a Spark standalone master (the cluster topology)
 
 
 class SparkSetupError(RuntimeError):
@@ -70,6 +79,10 @@ class LiquidityJobConfig:
         metadata={"help": "event times more than this after the Kafka time are dead-lettered"},
     )
     max_offsets_per_trigger: int | None = None  # cap a catch-up batch (e.g. after downtime)
+    # on a spark:// master only (cluster_conf): each executor's heap and cores, the job's cores
+    executor_memory: str = "512m"
+    executor_cores: int = 1
+    max_cores: int = 2
 
     def __post_init__(self) -> None:
         if self.event_time_window_s <= 0:
@@ -94,6 +107,9 @@ class LiquidityJobConfig:
             ui_port=settings.spark_ui_port,
             heartbeat_interval_s=settings.heartbeat_interval_s,
             event_time_window_s=settings.event_time_window_s,
+            executor_memory=settings.cluster.spark_executor_memory,
+            executor_cores=settings.cluster.spark_executor_cores,
+            max_cores=settings.cluster.spark_liquidity_max_cores,
         )
 
     def with_overrides(self, **overrides: object) -> LiquidityJobConfig:
@@ -115,9 +131,22 @@ class SparkUiOptions(Protocol):
     @property
     def ui_port(self) -> int: ...
 
+    @property
+    def master(self) -> str: ...
+
+    @property
+    def executor_memory(self) -> str: ...
+
+    @property
+    def executor_cores(self) -> int: ...
+
+    @property
+    def max_cores(self) -> int: ...
+
 
 def submit_conf(options: SparkUiOptions) -> dict[str, str]:
-    """The ``--conf`` settings of a job: ``SPARK_CONF`` and its UI (enabled, first port).
+    """The ``--conf`` settings of a job: ``SPARK_CONF``, its UI (enabled, first port) and, on a
+    standalone master, its executors (``cluster_conf``).
 
     The UI binds to ``SPARK_LOCAL_IP`` (``submit_env``: 127.0.0.1); a taken port is not fatal,
     Spark tries the next ones (``spark.port.maxRetries``, 16 by default).
@@ -126,6 +155,27 @@ def submit_conf(options: SparkUiOptions) -> dict[str, str]:
         **SPARK_CONF,
         "spark.ui.enabled": "true" if options.ui_enabled else "false",
         "spark.ui.port": str(options.ui_port),
+        **cluster_conf(options),
+    }
+
+
+def cluster_conf(options: SparkUiOptions) -> dict[str, str]:
+    """On a ``spark://`` master: each executor's heap and cores (small enough for a worker,
+    ``RTC_CLUSTER_SPARK_EXECUTOR_*``), the job's share of the cores (``spark.cores.max``, so one
+    job leaves cores to the other), and this checkout on the executors' ``PYTHONPATH``.
+
+    Executors run on this machine: their Python is the driver's (``PYSPARK_PYTHON``, this venv,
+    ``submit_env``), the Kafka connector jars come from the driver (``--jars``) and the
+    checkpoint (``<run_dir>/checkpoints``, the state stores written by the executors) is a local
+    path every worker reads. Nothing for ``local[...]`` masters: the driver is the executor.
+    """
+    if not options.master.startswith(STANDALONE_SCHEME):
+        return {}
+    return {
+        "spark.executor.memory": options.executor_memory,
+        "spark.executor.cores": str(options.executor_cores),
+        "spark.cores.max": str(options.max_cores),
+        "spark.executorEnv.PYTHONPATH": str(PROJECT_ROOT),
     }
 
 

@@ -516,6 +516,14 @@ class Settings(DerivedPaths, BaseSettings):
         return self
 
     @property
+    def topic_partitions(self) -> int:
+        """Partitions of every project topic: ``RTC_KAFKA_PARTITIONS``, or in the cluster
+        topology ``RTC_CLUSTER_KAFKA_PARTITIONS`` (each symbol's records in one of them)."""
+        if self.topology is Topology.CLUSTER:
+            return self.cluster.kafka_partitions
+        return self.kafka_partitions
+
+    @property
     def airflow_url(self) -> str:
         """Base URL of the local Airflow api-server (UI and REST API)."""
         return f"http://127.0.0.1:{self.airflow_port}"

@@ -222,14 +222,20 @@ def _liquidity_columns() -> Mapping[str, Column]:
     return columns
 
 
-def to_kafka_records(liquidity: DataFrame, contract: type = LiquidityMinute) -> DataFrame:
+def to_kafka_records(
+    liquidity: DataFrame, contract: type = LiquidityMinute, partitions: int = 1
+) -> DataFrame:
     """``key`` = ``symbol:window_start_ms`` and ``value`` = the record as JSON (nulls kept), its
-    fields in the contract's order."""
+    fields in the contract's order. With several ``partitions``, a ``partition`` column sends
+    each symbol's windows to one partition (Spark's hash of the symbol), so they stay in order."""
     fields = field_names(contract)
-    return liquidity.select(
+    columns = [
         F.col("key"),
         F.to_json(F.struct(*fields), {"ignoreNullFields": "false"}).alias("value"),
-    )
+    ]
+    if partitions > 1:
+        columns.append(F.pmod(F.hash(F.col("symbol")), F.lit(partitions)).alias("partition"))
+    return liquidity.select(*columns)
 
 
 def build_dead_letters(parsed: DataFrame, source_topic: str) -> DataFrame:
@@ -307,7 +313,8 @@ def _write_to_kafka(
 def start_liquidity_query(parsed: DataFrame, options: LiquidityJobConfig) -> StreamingQuery:
     """The windowed aggregate, written once per window to the output topic."""
     liquidity = build_liquidity(parsed, watermark=options.watermark)
-    return _write_to_kafka(to_kafka_records(liquidity), "liquidity", options.output_topic, options)
+    records = to_kafka_records(liquidity, partitions=options.output_partitions)
+    return _write_to_kafka(records, "liquidity", options.output_topic, options)
 
 
 def start_deadletter_query(parsed: DataFrame, options: LiquidityJobConfig) -> StreamingQuery:

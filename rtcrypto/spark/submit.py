@@ -79,6 +79,10 @@ class LiquidityJobConfig:
         metadata={"help": "event times more than this after the Kafka time are dead-lettered"},
     )
     max_offsets_per_trigger: int | None = None  # cap a catch-up batch (e.g. after downtime)
+    output_partitions: int = field(
+        default=1,
+        metadata={"help": "the output topic's partitions: above 1, one partition per symbol"},
+    )
     # on a spark:// master only (cluster_conf): each executor's heap and cores, the job's cores
     executor_memory: str = "512m"
     executor_cores: int = 1
@@ -87,6 +91,8 @@ class LiquidityJobConfig:
     def __post_init__(self) -> None:
         if self.event_time_window_s <= 0:
             raise ValueError("--event-time-window-s must be > 0 (RTC_EVENT_TIME_WINDOW_S)")
+        if self.output_partitions < 1:
+            raise ValueError("--output-partitions must be >= 1 (RTC_KAFKA_PARTITIONS)")
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> LiquidityJobConfig:
@@ -110,6 +116,7 @@ class LiquidityJobConfig:
             executor_memory=settings.cluster.spark_executor_memory,
             executor_cores=settings.cluster.spark_executor_cores,
             max_cores=settings.cluster.spark_liquidity_max_cores,
+            output_partitions=settings.topic_partitions,
         )
 
     def with_overrides(self, **overrides: object) -> LiquidityJobConfig:

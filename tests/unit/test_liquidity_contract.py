@@ -120,6 +120,25 @@ def test_the_jobs_output_schema_and_json_come_from_the_contract(parsed_capture: 
 
 
 @pytest.mark.slow
+def test_on_a_partitioned_topic_each_symbols_windows_go_to_one_partition(
+    parsed_capture: Any,
+) -> None:
+    """The cluster topology's topics have several partitions: one partition per symbol keeps a
+    symbol's windows in order for the trader; one partition leaves the partitioner to Kafka."""
+    from spark_jobs.liquidity import build_liquidity, to_kafka_records
+
+    liquidity = build_liquidity(parsed_capture)
+    assert "partition" not in to_kafka_records(liquidity).columns
+    rows = to_kafka_records(liquidity, partitions=6).collect()
+    partitions: dict[str, set[int]] = {}
+    for row in rows:
+        partitions.setdefault(row["key"].split(":", 1)[0], set()).add(row["partition"])
+    assert len(partitions) >= 2
+    assert all(len(found) == 1 and 0 <= min(found) < 6 for found in partitions.values())
+    assert len(set().union(*partitions.values())) > 1  # the symbols spread over partitions
+
+
+@pytest.mark.slow
 def test_a_field_added_to_the_contract_reaches_the_job_and_the_parser(
     parsed_capture: Any,
 ) -> None:

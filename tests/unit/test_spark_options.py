@@ -35,6 +35,8 @@ def _changed(options: Any, tmp_path: Path) -> Any:
             changes[item.name] = tmp_path / item.name
         elif isinstance(value, float):
             changes[item.name] = value + 1.5
+        elif isinstance(value, int) and not isinstance(value, bool):
+            changes[item.name] = value + 3
         elif item.name == "max_offsets_per_trigger":
             changes[item.name] = 1234
         else:

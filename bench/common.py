@@ -38,7 +38,9 @@ def ensure_broker(settings: Settings | None = None) -> str:
     return settings.kafka_bootstrap
 
 
-def fresh_topics(bootstrap: str, label: str) -> BenchTopics:
+def fresh_topics(bootstrap: str, label: str, **topic_options: Any) -> BenchTopics:
+    """Uniquely named topics; ``topic_options`` (partitions, replication_factor, configs) go to
+    :func:`rtcrypto.stack.kafka.ensure_topics`."""
     run = f"bench.{label}.{uuid.uuid4().hex[:8]}"
     topics = BenchTopics(
         **{
@@ -46,7 +48,7 @@ def fresh_topics(bootstrap: str, label: str) -> BenchTopics:
             for name in ("orderbook", "trades", "deadletter", "heartbeat", "liquidity")
         }
     )
-    kafka_stack.ensure_topics(list(topics.__dict__.values()), bootstrap=bootstrap)
+    kafka_stack.ensure_topics(list(topics.__dict__.values()), bootstrap=bootstrap, **topic_options)
     return topics
 
 

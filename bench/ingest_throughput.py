@@ -74,8 +74,14 @@ def raw_producer(settings: Settings, client: str) -> RecordProducer:
     return make_producer(settings, "bench-raw")
 
 
-def measure_ingest(bootstrap: str, capture: Path, seconds: float, warmup_s: float) -> dict:
-    topics = fresh_topics(bootstrap, "ingest")
+def measure_ingest(
+    bootstrap: str,
+    capture: Path,
+    seconds: float,
+    warmup_s: float,
+    topic_options: dict | None = None,
+) -> dict:
+    topics = fresh_topics(bootstrap, "ingest", **(topic_options or {}))
     produced = [topics.orderbook, topics.trades]
     log_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     port = free_port()

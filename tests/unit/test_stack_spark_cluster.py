@@ -335,6 +335,7 @@ def test_jobs_on_a_standalone_master_get_small_executors_their_cores_and_this_ch
         assert confs["spark.executor.cores"] == "1"
         assert confs["spark.cores.max"] == cores  # RTC_CLUSTER_SPARK_*_MAX_CORES
         assert confs["spark.executorEnv.PYTHONPATH"] == str(PROJECT_ROOT)
+        assert confs["spark.locality.wait"] == "0s"  # no 3 s wait for a busy one-core executor
         assert not any(part.startswith(("--executor", "--max-cores")) for part in command)
     assert spark.submit_env({})["PYSPARK_PYTHON"]  # the executors' Python is the driver's
 

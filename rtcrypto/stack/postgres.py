@@ -46,6 +46,7 @@ AIRFLOW_SECRET = "postgres-airflow.password"
 CELERY_ROLE = "celery"
 CELERY_DATABASE = "celery_results"
 CELERY_SECRET = "postgres-celery.password"
+PASSWORD_SECRETS = (SUPERUSER_SECRET, AIRFLOW_SECRET, CELERY_SECRET)
 SERVER_USER = "postgres"  # the unprivileged user that runs the server when we are root
 DEBIAN_BIN_ROOT = Path("/usr/lib/postgresql")
 _PORT_HINT = "set RTC_CLUSTER_POSTGRES_PORT to a free port"
@@ -258,7 +259,7 @@ def ensure_databases(settings: Settings) -> None:
 
 def ensure_passwords(settings: Settings) -> None:
     """The superuser's, ``airflow``'s and ``celery``'s password files (generated once)."""
-    for name in (SUPERUSER_SECRET, AIRFLOW_SECRET, CELERY_SECRET):
+    for name in PASSWORD_SECRETS:
         cluster_secrets.ensure_password(settings, name)
 
 

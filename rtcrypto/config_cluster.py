@@ -82,6 +82,9 @@ class ClusterSettings(BaseSettings):
     # seconds without a heartbeat of a running task (its worker died) before the scheduler fails
     # that try, which is then retried by the DAG's retries (Airflow's default: 300)
     airflow_task_heartbeat_timeout_s: int = Field(default=300, ge=10, le=86_400)
+    # an Airflow component that exits (the scheduler does when PostgreSQL is gone) is started
+    # again after this many seconds by its restart loop
+    airflow_restart_delay_s: int = Field(default=10, ge=1, le=600)
     # cap on every task's retry delay (a cluster policy), seconds; None keeps the DAGs' own
     airflow_retry_delay_max_s: int | None = Field(default=None, ge=0, le=86_400)
 

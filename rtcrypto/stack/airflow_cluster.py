@@ -27,7 +27,7 @@ import importlib.util
 import logging
 import shlex
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,6 +212,24 @@ def component_command(settings: Settings, name: str, program: Path) -> list[str]
     ]
 
 
+RESTART_MARKER = "rtc-restart-loop:"
+
+
+def restart_loop(command: list[str], delay_s: int) -> list[str]:
+    """``command`` under a POSIX shell loop that starts it again ``delay_s`` seconds after it
+    exits (the scheduler, dag-processor and triggerer exit when PostgreSQL is gone). A stop
+    signals the whole process group: the component exits, then the shell (its trap)."""
+    script = (
+        "trap 'exit 143' TERM INT HUP\n"
+        "while :; do\n"
+        '  "$@"\n'
+        f'  echo "{RESTART_MARKER} $1 exited with status $?; starting it again in {delay_s} s"\n'
+        f"  sleep {delay_s}\n"
+        "done\n"
+    )
+    return ["/bin/sh", "-c", script, "rtc-airflow-component", *command]
+
+
 def component_ports(settings: Settings, name: str) -> tuple[int, ...]:
     """The TCP ports component ``name`` binds (log servers only when they are served)."""
     if name == API_SERVER:
@@ -270,7 +288,7 @@ def celery_ping(settings: Settings, timeout_s: float = 2.0) -> set[str]:
 
 def components_healthy(settings: Settings) -> bool:
     """True once the api-server answers and reports every component healthy."""
-    document = airflow.health(settings.airflow_url)
+    document = airflow.health(settings.airflow_url, timeout_s=10.0)
     if document is None:
         return False
     states = airflow.component_states(document)
@@ -278,11 +296,19 @@ def components_healthy(settings: Settings) -> bool:
     return all(states.get(name) == "healthy" for name in wanted)
 
 
-def _ensure_all_running(settings: Settings) -> None:
-    """Raise :class:`ServiceStartError` naming the first component or worker that exited."""
+def _since_start(log: Path) -> str:
+    """The end of ``log`` after its last start line (``=== <time> start: ...``)."""
+    text = process.tail_file(log, 400)
+    return text[text.rfind("=== ") :]
+
+
+def _ensure_all_running(settings: Settings, started: Sequence[str]) -> None:
+    """Raise :class:`ServiceStartError` naming the first component or worker that exited (or,
+    of those ``started`` now, went through its restart loop)."""
     for name in (*COMPONENTS, *worker_names(settings)):
-        if not process.is_running(name, settings):
-            log = process.log_path(name, settings)
+        log = process.log_path(name, settings)
+        restarted = name in started and RESTART_MARKER in _since_start(log)
+        if restarted or not process.is_running(name, settings):
             raise ServiceStartError(
                 f"Airflow's {name} exited during start-up; see {log}. Last lines:\n"
                 + process.tail_file(log, 8)
@@ -290,10 +316,15 @@ def _ensure_all_running(settings: Settings) -> None:
 
 
 def _wait(
-    settings: Settings, name: str, check: Callable[[], bool], what: str, timeout_s: float
+    settings: Settings,
+    name: str,
+    check: Callable[[], bool],
+    what: str,
+    timeout_s: float,
+    started: Sequence[str],
 ) -> float:
     def healthy() -> bool:
-        _ensure_all_running(settings)
+        _ensure_all_running(settings, started)
         return check()
 
     return process.wait_until_healthy(
@@ -340,13 +371,18 @@ def start_airflow_cluster(
                 env=cluster_env(settings),
                 database=f"postgresql {postgres.AIRFLOW_DATABASE}",
             )
+        launched: list[str] = []
         for name in (*COMPONENTS, *worker_names(settings)):
             if process.is_running(name, settings):
                 continue
+            launched.append(name)
             progress(f"airflow: {name}")
             process.start_process(
                 name,
-                component_command(settings, name, program),
+                restart_loop(
+                    component_command(settings, name, program),
+                    settings.cluster.airflow_restart_delay_s,
+                ),
                 ports=component_ports(settings, name),
                 port_hint=_PORT_HINT,
                 env=component_env(settings, name, extra_env),
@@ -361,6 +397,7 @@ def start_airflow_cluster(
             lambda: components_healthy(settings),
             f"{settings.airflow_url}{airflow.HEALTH_PATH}",
             remaining,
+            launched,
         )
         seconds["components_healthy"] = time.monotonic() - started
         wanted = {celery_hostname(settings, i + 1) for i in range(settings.cluster.celery_workers)}
@@ -371,6 +408,7 @@ def start_airflow_cluster(
             lambda: celery_ping(settings) >= wanted,
             f"a Celery ping of {', '.join(sorted(wanted))}",
             remaining,
+            launched,
         )
     except ServiceStartError:
         stop_airflow_cluster(settings)

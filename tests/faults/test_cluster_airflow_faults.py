@@ -31,6 +31,7 @@ from rtcrypto.history.importer import import_file
 from rtcrypto.stack import airflow, cluster_secrets, postgres, process, redis_server
 from rtcrypto.stack import airflow_cluster as ac
 from tests.helpers import SHARED_DATA, free_port
+from tests.listeners import process_tree
 from tests.secret_leaks import needles, scan_command_lines, scan_files, scan_texts
 
 pytestmark = [pytest.mark.cluster, pytest.mark.faults, pytest.mark.integration, pytest.mark.slow]
@@ -132,7 +133,7 @@ def cluster() -> Iterator[Cluster]:
             airflow_retry_delay_max_s=RETRY_DELAY_MAX_S,
         ),
     )
-    import_file(MINUTE_FILE, history_dir=settings.history_dir)
+    import_file(MINUTE_FILE, history_dir=settings.history_path)
     printed: list[str] = []
     extra = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
     try:
@@ -166,8 +167,14 @@ def _assert_no_password_leaked(settings: Settings, printed: list[str]) -> None:
         assert files and findings == [], folder
     for name in ac.process_names(settings):
         pid = process.read_pid(name, settings)
-        environ = Path(f"/proc/{pid}/environ").read_bytes() if pid else b""
-        assert not [hit for hit in patterns.values() if hit in environ], name
+        if pid is None or not process.is_running(name, settings):
+            continue
+        for member in process_tree([pid]):
+            try:
+                environ = Path(f"/proc/{member}/environ").read_bytes()
+            except OSError:
+                continue
+            assert not [hit for hit in patterns.values() if hit in environ], name
 
 
 def _worker_of(settings: Settings, marker: str) -> str | None:
@@ -184,11 +191,13 @@ def test_celery_worker_killed_mid_retrain_the_task_is_retried_on_the_other_worke
     _wait_for(lambda: "forecast_retrain" in str(cluster.get("/api/v2/dags?limit=100")), 120, "DAGs")
     run_id = cluster.trigger("forecast_retrain", RETRAIN_CONF)
     task = "train_and_publish"
-    _wait_for(
-        lambda: cluster.task("forecast_retrain", run_id, task)["state"] == "running",
-        180,
-        f"{task} running",
-    )
+
+    def train_running() -> bool:
+        state = cluster.task("forecast_retrain", run_id, task)["state"]
+        assert state not in ("success", "failed", "skipped", "upstream_failed"), state
+        return state == "running"
+
+    _wait_for(train_running, 180, f"{task} running")
     marker = f"task_id='{task}', dag_id='forecast_retrain', run_id='{run_id}'"
     _wait_for(lambda: _worker_of(settings, marker) is not None, 30, "the worker's log line")
     victim = _worker_of(settings, marker)
@@ -241,7 +250,7 @@ def test_postgres_down_30_s_scheduler_and_api_server_recover_and_the_run_finishe
     state = cluster.wait_run("history_download", run_id, 180)
     finished_s = time.monotonic() - restarted_at
     assert state == "success", process.tail_log(ac.SCHEDULER, 60, settings)
-    assert list(settings.history_dir.rglob("*.parquet"))
+    assert list(settings.history_path.rglob("*.parquet"))
     services_report(
         f"cluster Airflow: PostgreSQL killed -9 for {POSTGRES_OUTAGE_S:.0f} s: every component "
         f"healthy {recover_s:.0f} s after its restart, the run created before the outage "

@@ -5,7 +5,11 @@ No password may reach a command line or an environment value: the URLs are read 
 
 from __future__ import annotations
 
+import os
+import signal
 import stat
+import subprocess
+import time
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -194,3 +198,26 @@ def test_cluster_airflow_settings_are_bounded() -> None:
     with pytest.raises(ValidationError, match="postgres_shared_buffers"):
         ClusterSettings(postgres_shared_buffers="32 MB; drop")
     assert ClusterSettings().airflow_retry_delay_max_s is None
+
+
+def test_restart_loop_starts_an_exited_component_again_and_stops_on_term(tmp_path: Path) -> None:
+    counter = tmp_path / "starts"
+    command = ["/bin/sh", "-c", f"echo x >> {counter}; exit 3"]
+    loop = subprocess.Popen(
+        ac.restart_loop(command, 1),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (
+            not counter.exists() or len(counter.read_text().split()) < 2
+        ):
+            time.sleep(0.1)
+        assert len(counter.read_text().split()) >= 2  # exited with 3, started again
+    finally:
+        os.killpg(loop.pid, signal.SIGTERM)
+        output, _ = loop.communicate(timeout=10)
+    assert loop.returncode == 143
+    assert f"{ac.RESTART_MARKER} /bin/sh exited with status 3; starting it again in 1 s" in output

@@ -296,10 +296,11 @@ def components_healthy(settings: Settings) -> bool:
     return all(states.get(name) == "healthy" for name in wanted)
 
 
-def _since_start(log: Path) -> str:
-    """The end of ``log`` after its last start line (``=== <time> start: ...``)."""
-    text = process.tail_file(log, 400)
-    return text[text.rfind("=== ") :]
+def restarted_since_start(log_text: str) -> bool:
+    """True if the restart loop started its component again since the log's last start line
+    (``=== <time> start: <command>``). The marker counts at a line's start only: the start
+    line's command (the loop's script) holds it after ``echo "``."""
+    return f"\n{RESTART_MARKER}" in log_text[log_text.rfind("\n=== ") :]
 
 
 def _ensure_all_running(settings: Settings, started: Sequence[str]) -> None:
@@ -307,7 +308,7 @@ def _ensure_all_running(settings: Settings, started: Sequence[str]) -> None:
     of those ``started`` now, went through its restart loop)."""
     for name in (*COMPONENTS, *worker_names(settings)):
         log = process.log_path(name, settings)
-        restarted = name in started and RESTART_MARKER in _since_start(log)
+        restarted = name in started and restarted_since_start(process.tail_file(log, 400))
         if restarted or not process.is_running(name, settings):
             raise ServiceStartError(
                 f"Airflow's {name} exited during start-up; see {log}. Last lines:\n"

@@ -221,3 +221,12 @@ def test_restart_loop_starts_an_exited_component_again_and_stops_on_term(tmp_pat
         output, _ = loop.communicate(timeout=10)
     assert loop.returncode == 143
     assert f"{ac.RESTART_MARKER} /bin/sh exited with status 3; starting it again in 1 s" in output
+
+
+def test_a_restart_counts_only_after_the_last_start_line() -> None:
+    script = " ".join(ac.restart_loop(["airflow", "scheduler"], 10))
+    started = f"old line\n=== 2026-12-07T23:00:00+00:00 start: {script}\nscheduler up\n"
+    assert not ac.restarted_since_start(started)  # the marker in the start line's script
+    restarted = f"{started}{ac.RESTART_MARKER} airflow exited with status 1; starting it again\n"
+    assert ac.restarted_since_start(restarted)
+    assert not ac.restarted_since_start(f"{restarted}\n=== later start: {script}\nup\n")

@@ -215,7 +215,7 @@ def component_command(settings: Settings, name: str, program: Path) -> list[str]
 RESTART_MARKER = "rtc-restart-loop:"
 
 
-def restart_loop(command: list[str], delay_s: int) -> list[str]:
+def restart_loop(command: list[str], delay_s: int, name: str = "component") -> list[str]:
     """``command`` under a POSIX shell loop that starts it again ``delay_s`` seconds after it
     exits (the scheduler, dag-processor and triggerer exit when PostgreSQL is gone). A stop
     signals the whole process group: the component exits, then the shell (its trap)."""
@@ -223,7 +223,7 @@ def restart_loop(command: list[str], delay_s: int) -> list[str]:
         "trap 'exit 143' TERM INT HUP\n"
         "while :; do\n"
         '  "$@"\n'
-        f'  echo "{RESTART_MARKER} $1 exited with status $?; starting it again in {delay_s} s"\n'
+        f'  echo "{RESTART_MARKER} {name} exited with status $?; starting it again in {delay_s} s"\n'
         f"  sleep {delay_s}\n"
         "done\n"
     )
@@ -383,6 +383,7 @@ def start_airflow_cluster(
                 restart_loop(
                     component_command(settings, name, program),
                     settings.cluster.airflow_restart_delay_s,
+                    name,
                 ),
                 ports=component_ports(settings, name),
                 port_hint=_PORT_HINT,

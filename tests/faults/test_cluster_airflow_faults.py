@@ -234,6 +234,14 @@ def test_postgres_down_30_s_scheduler_and_api_server_recover_and_the_run_finishe
     cluster: Cluster, services_report
 ) -> None:
     settings = cluster.settings
+    airflow.api_request(
+        cluster.url,
+        "/api/v2/dags/history_download",
+        cluster.token,
+        method="PATCH",
+        body={"is_paused": False},
+        timeout_s=30,
+    )
     run_id = cluster.trigger("history_download", {"local_file": str(MINUTE_FILE)})
     pid = process.read_pid(postgres.POSTGRES_PROCESS, settings)
     assert pid is not None

@@ -204,7 +204,7 @@ def test_restart_loop_starts_an_exited_component_again_and_stops_on_term(tmp_pat
     counter = tmp_path / "starts"
     command = ["/bin/sh", "-c", f"echo x >> {counter}; exit 3"]
     loop = subprocess.Popen(
-        ac.restart_loop(command, 1),
+        ac.restart_loop(command, 1, "component"),
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
@@ -220,7 +220,7 @@ def test_restart_loop_starts_an_exited_component_again_and_stops_on_term(tmp_pat
         os.killpg(loop.pid, signal.SIGTERM)
         output, _ = loop.communicate(timeout=10)
     assert loop.returncode == 143
-    assert f"{ac.RESTART_MARKER} /bin/sh exited with status 3; starting it again in 1 s" in output
+    assert f"{ac.RESTART_MARKER} component exited with status 3; starting it again in 1 s" in output
 
 
 def test_a_restart_counts_only_after_the_last_start_line() -> None:

@@ -30,6 +30,7 @@ from rtcrypto.config_cluster import ClusterSettings
 from rtcrypto.history.importer import import_file
 from rtcrypto.stack import airflow, cluster_secrets, postgres, process, redis_server
 from rtcrypto.stack import airflow_cluster as ac
+from tests.conftest import _SERVICE_LINES
 from tests.helpers import SHARED_DATA, free_port
 from tests.listeners import process_tree
 from tests.secret_leaks import needles, scan_command_lines, scan_files, scan_texts
@@ -69,6 +70,27 @@ class Cluster:
         )
         assert isinstance(run, dict)
         return str(run["dag_run_id"])
+
+    def wait_for_dags(self) -> None:
+        """Until the dag-processor has parsed the repo's DAGs (after the start)."""
+
+        def listed() -> bool:
+            document = self.get("/api/v2/dags?limit=100")
+            return {"forecast_retrain", "history_download"} <= {
+                entry["dag_id"] for entry in document["dags"]
+            }
+
+        _wait_for(listed, 120, "the DAGs listed")
+
+    def pause(self, dag_id: str, *, paused: bool) -> None:
+        airflow.api_request(
+            self.url,
+            f"/api/v2/dags/{dag_id}",
+            self.token,
+            method="PATCH",
+            body={"is_paused": paused},
+            timeout_s=30,
+        )
 
     def task(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
         document = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
@@ -141,10 +163,17 @@ def cluster() -> Iterator[Cluster]:
         yield Cluster(settings, printed, start)
         _assert_no_password_leaked(settings, printed)
     finally:
+        pids = [process.read_pid(name, settings) for name in ac.process_names(settings)]
+        members = process_tree([pid for pid in pids if pid is not None])
+        stop_started = time.monotonic()
         stopped = ac.stop_airflow_cluster(settings)
         printed.append(f"stopped: {', '.join(stopped)}")
+        _SERVICE_LINES.append(
+            f"cluster Airflow: stop of {len(stopped)} processes {time.monotonic() - stop_started:.0f} s"
+        )
     time.sleep(1)
     assert _running_under(home) == []
+    assert [pid for pid in members if process.pid_alive(pid)] == []
     for name in ac.process_names(settings):
         assert not process.is_running(name, settings), name
 
@@ -188,7 +217,7 @@ def test_celery_worker_killed_mid_retrain_the_task_is_retried_on_the_other_worke
     cluster: Cluster, services_report
 ) -> None:
     settings = cluster.settings
-    _wait_for(lambda: "forecast_retrain" in str(cluster.get("/api/v2/dags?limit=100")), 120, "DAGs")
+    cluster.wait_for_dags()
     run_id = cluster.trigger("forecast_retrain", RETRAIN_CONF)
     task = "train_and_publish"
 
@@ -221,6 +250,9 @@ def test_celery_worker_killed_mid_retrain_the_task_is_retried_on_the_other_worke
     assert final["try_number"] == 2 and final["state"] == "success"
     assert marker in process.log_path(survivor, settings).read_text(errors="replace")
     assert (settings.home / "forecast" / "current").is_file()
+    # how: the scheduler failed try 1 once its heartbeats stopped; the DAG's retry queued try 2
+    scheduler_log = process.tail_file(process.log_path(ac.SCHEDULER, settings), 3000)
+    assert "Detected a task instance without a heartbeat" in scheduler_log
     services_report(
         f"cluster Airflow: start {cluster.start.seconds['total']:.0f} s (migrate "
         f"{cluster.start.seconds.get('migrate', 0):.0f} s); kill -9 of {victim} mid "
@@ -234,15 +266,11 @@ def test_postgres_down_30_s_scheduler_and_api_server_recover_and_the_run_finishe
     cluster: Cluster, services_report
 ) -> None:
     settings = cluster.settings
-    airflow.api_request(
-        cluster.url,
-        "/api/v2/dags/history_download",
-        cluster.token,
-        method="PATCH",
-        body={"is_paused": False},
-        timeout_s=30,
-    )
+    cluster.wait_for_dags()
+    # created while its DAG is paused: it waits queued through the outage, runs after it
+    cluster.pause("history_download", paused=True)
     run_id = cluster.trigger("history_download", {"local_file": str(MINUTE_FILE)})
+    assert cluster.run_state("history_download", run_id) == "queued"
     pid = process.read_pid(postgres.POSTGRES_PROCESS, settings)
     assert pid is not None
     os.killpg(pid, signal.SIGKILL)
@@ -254,13 +282,21 @@ def test_postgres_down_30_s_scheduler_and_api_server_recover_and_the_run_finishe
     postgres.start_postgres(settings)
     recover_s = _wait_for(lambda: ac.components_healthy(settings), 180, "healthy again", 2.0)
     for name in ac.COMPONENTS:
-        assert process.is_running(name, settings), f"{name} exited during the outage"
+        assert process.is_running(name, settings), f"{name}'s restart loop exited"
+    restarted = [
+        name
+        for name in ac.COMPONENTS
+        if ac.restarted_since_start(process.tail_file(process.log_path(name, settings), 2000))
+    ]
+    assert cluster.run_state("history_download", run_id) == "queued"  # not lost
+    cluster.pause("history_download", paused=False)
     state = cluster.wait_run("history_download", run_id, 180)
     finished_s = time.monotonic() - restarted_at
     assert state == "success", process.tail_log(ac.SCHEDULER, 60, settings)
     assert list(settings.history_path.rglob("*.parquet"))
     services_report(
         f"cluster Airflow: PostgreSQL killed -9 for {POSTGRES_OUTAGE_S:.0f} s: every component "
-        f"healthy {recover_s:.0f} s after its restart, the run created before the outage "
-        f"succeeded {finished_s:.0f} s after the restart"
+        f"healthy {recover_s:.0f} s after its restart (restarted by their loops: "
+        f"{', '.join(restarted) or 'none'}), the run queued before the outage succeeded "
+        f"{finished_s:.0f} s after the restart"
     )

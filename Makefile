@@ -29,7 +29,7 @@ status: $(STAMP)
 	$(BIN)/rtc status
 
 ## Lint, then every test suite: unit, integration (real Kafka + Spark), slow and fault tests.
-test: $(STAMP) browser lint typecheck
+test: $(STAMP) browser cluster-packages lint typecheck
 	$(BIN)/python -m pytest
 
 ## Debian's Chromium + ChromeDriver for the browser test of the Airflow UI: installed with
@@ -52,6 +52,24 @@ browser:
 			"check the Debian mirror, then run make browser again" >&2; exit 2; }; \
 	test -x $(CHROMIUM_BIN) || { echo "error: apt-get finished but $(CHROMIUM_BIN) is" \
 		"missing" >&2; exit 2; }
+
+## Debian's PostgreSQL and Redis for the cluster topology's Airflow (issue 14): installed with
+## apt-get (as root) only when missing, like `browser`.
+CLUSTER_PACKAGES := postgresql redis-server
+.PHONY: cluster-packages
+cluster-packages:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -x /usr/bin/redis-server ]; then \
+		exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "error: PostgreSQL or Redis is missing and installing them needs root:" \
+			"sudo apt-get install -y --no-install-recommends $(CLUSTER_PACKAGES)" >&2; exit 2; fi; \
+	command -v apt-get >/dev/null || { echo "error: install PostgreSQL (initdb under" \
+		"/usr/lib/postgresql/*/bin) and /usr/bin/redis-server: there is no apt-get" >&2; exit 2; }; \
+	echo "installing $(CLUSTER_PACKAGES) with apt-get (the cluster topology's Airflow)"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	{ apt-get update -q && apt-get install -y -q --no-install-recommends $(CLUSTER_PACKAGES); } \
+		|| { echo "error: apt-get could not install $(CLUSTER_PACKAGES) (see above):" \
+			"check the Debian mirror, then run make cluster-packages again" >&2; exit 2; }
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -m "not integration and not slow"

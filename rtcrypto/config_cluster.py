@@ -98,6 +98,16 @@ class ClusterSettings(BaseSettings):
     # one Celery worker per log-server port (each serves its task logs to the api-server)
     celery_worker_log_ports: Ports = Field(default_factory=lambda: [8795, 8796])
     celery_worker_concurrency: int = Field(default=1, ge=1, le=64)
+    postgres_max_connections: int = Field(default=100, ge=20, le=10_000)
+    postgres_shared_buffers: str = Field(default="32MB", pattern=r"^[1-9][0-9]{0,5}(kB|MB|GB)$")
+    # seconds without a heartbeat of a running task (its worker died) before the scheduler fails
+    # that try, which is then retried by the DAG's retries (Airflow's default: 300)
+    airflow_task_heartbeat_timeout_s: int = Field(default=300, ge=10, le=86_400)
+    # an Airflow component that exits (the scheduler does when PostgreSQL is gone) is started
+    # again after this many seconds by its restart loop
+    airflow_restart_delay_s: int = Field(default=10, ge=1, le=600)
+    # cap on every task's retry delay (a cluster policy), seconds; None keeps the DAGs' own
+    airflow_retry_delay_max_s: int | None = Field(default=None, ge=0, le=86_400)
 
     # --- ingest: the symbols are split into this many groups, one ingest process each ---------
     ingest_processes: int = Field(default=2, ge=1, le=64)

@@ -173,16 +173,25 @@ def airflow_ports(settings: Settings) -> tuple[int, ...]:
 # --- database ----------------------------------------------------------------------------------
 
 
-def migrate_db(settings: Settings | None = None, *, timeout_s: float = 300.0) -> float:
-    """``airflow db migrate`` (idempotent) on the local SQLite database; return the seconds taken."""
+def migrate_db(
+    settings: Settings | None = None,
+    *,
+    timeout_s: float = 300.0,
+    env: Mapping[str, str] | None = None,
+    database: str = "",
+) -> float:
+    """``airflow db migrate`` (idempotent) on the local SQLite database; return the seconds taken.
+
+    ``env`` replaces :func:`airflow_env` (the cluster's PostgreSQL), ``database`` names it."""
     settings = settings or get_settings()
     paths = airflow_paths(settings)
     paths.home_dir.mkdir(parents=True, exist_ok=True)
+    database = database or str(paths.database)
     started = time.monotonic()
     try:
         completed = subprocess.run(
             [str(airflow_bin()), "db", "migrate"],
-            env={**os.environ, **airflow_env(settings)},
+            env={**os.environ, **(airflow_env(settings) if env is None else env)},
             capture_output=True,
             text=True,
             timeout=timeout_s,
@@ -190,12 +199,12 @@ def migrate_db(settings: Settings | None = None, *, timeout_s: float = 300.0) ->
         )
     except subprocess.TimeoutExpired as error:
         raise StackError(
-            f"`airflow db migrate` on {paths.database} did not finish in {timeout_s:.0f} s"
+            f"`airflow db migrate` on {database} did not finish in {timeout_s:.0f} s"
         ) from error
     if completed.returncode != 0:
         output = (completed.stdout + completed.stderr).strip().splitlines()[-8:]
         raise StackError(
-            f"`airflow db migrate` on {paths.database} failed (exit {completed.returncode}): "
+            f"`airflow db migrate` on {database} failed (exit {completed.returncode}): "
             + " | ".join(output)
         )
     return time.monotonic() - started
@@ -428,12 +437,15 @@ def stop_airflow(settings: Settings | None = None, *, timeout_s: float = 30.0) -
     the standalone's group signal does not reach: a retrain's cmdstan fit would outlive the stop.
     Those groups, found under the standalone before it stops, get TERM then KILL as well.
     """
-    settings = settings or get_settings()
-    pid = process.read_pid(AIRFLOW_PROCESS, settings)
-    groups = (
-        task_process_groups(pid) if pid and process.is_running(AIRFLOW_PROCESS, settings) else set()
-    )
-    stopped = process.stop_process(AIRFLOW_PROCESS, timeout_s=timeout_s, settings=settings)
+    return stop_with_task_groups(AIRFLOW_PROCESS, settings or get_settings(), timeout_s=timeout_s)
+
+
+def stop_with_task_groups(name: str, settings: Settings, *, timeout_s: float = 30.0) -> bool:
+    """Stop the managed process ``name`` and the task process groups under it (see
+    :func:`stop_airflow`); True if it ran."""
+    pid = process.read_pid(name, settings)
+    groups = task_process_groups(pid) if pid and process.is_running(name, settings) else set()
+    stopped = process.stop_process(name, timeout_s=timeout_s, settings=settings)
     for signum in (signal.SIGTERM, signal.SIGKILL):
         live = [group for group in groups if _signal_group(group, signum)]
         deadline = time.monotonic() + 5.0

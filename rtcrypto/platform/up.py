@@ -17,13 +17,14 @@ from rtcrypto.stack import lifecycle, process
 
 Progress = Callable[[str], None]  # receives one line of text per step
 
-# Airflow starts in the background: the streaming services come first.
+# Airflow starts in the background: the streaming services come first (the cluster topology
+# waits for its Celery workers). The health waits allow for a loaded two-core machine.
 UP_STACK = lifecycle.StackOptions(
-    kafka_timeout_s=90.0,
+    kafka_timeout_s=120.0,
     with_search=True,
-    search_timeout_s=120.0,
+    search_timeout_s=180.0,
     with_airflow=True,
-    airflow_timeout_s=180.0,
+    airflow_timeout_s=300.0,
     airflow_wait=False,
 )
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from rtcrypto.config import Settings
 from rtcrypto.config_cluster import Topology
 from rtcrypto.redact import redact_url
-from rtcrypto.stack import airflow, kafka, maven, process, search, topology
+from rtcrypto.stack import airflow, kafka, maven, postgres, process, search, topology
 
 Progress = Callable[[str], None]  # receives one line of text per step
 
@@ -25,7 +25,7 @@ Progress = Callable[[str], None]  # receives one line of text per step
 # master and workers, PostgreSQL and Redis, which Airflow needs until it has stopped).
 _STOP_FIRST = (airflow.AIRFLOW_PROCESS,)
 _STOP_LAST = (kafka.KAFKA_PROCESS, search.SEARCH_PROCESS, "spark-master", "spark-worker")
-_STOP_LAST_NAMES = ("postgres", "redis")
+_STOP_LAST_NAMES = ("postgres", "redis")  # Airflow needs them until it has stopped
 
 
 def _member_of(name: str, engines: tuple[str, ...]) -> bool:
@@ -93,7 +93,6 @@ def start_stack(settings: Settings, options: StackOptions, progress: Progress) -
             progress,
             with_search=options.with_search,
             with_airflow=options.with_airflow,
-            airflow_wait=options.airflow_wait,
             timeouts_s=(
                 options.kafka_timeout_s,
                 options.search_timeout_s,
@@ -199,12 +198,7 @@ def stop_stack(settings: Settings, timeout_s: float, progress: Progress) -> None
         # quorum, so brokers stopped one by one leave the last without a majority (SIGKILL).
         with ThreadPoolExecutor(max_workers=len(members)) as pool:
             stopped = list(
-                pool.map(
-                    lambda status: process.stop_process(
-                        status.name, timeout_s=timeout_s, settings=settings
-                    ),
-                    members,
-                )
+                pool.map(lambda status: _stop_one(status.name, settings, timeout_s), members)
             )
         for status, ran in zip(members, stopped, strict=True):
             if ran:
@@ -212,6 +206,16 @@ def stop_stack(settings: Settings, timeout_s: float, progress: Progress) -> None
             else:
                 progress(f"cleared   {status.name}: stale pid file (pid {status.pid} not running)")
     topology.forget_topology(settings)
+
+
+def _stop_one(name: str, settings: Settings, timeout_s: float) -> bool:
+    """Stop one managed process as its engine needs: Airflow's with the task process groups
+    under it, PostgreSQL by a fast shutdown (SIGTERM would wait for every client)."""
+    if _member_of(name, _STOP_FIRST):
+        return airflow.stop_with_task_groups(name, settings, timeout_s=timeout_s)
+    if name == postgres.POSTGRES_PROCESS:
+        return postgres.stop_postgres(settings, timeout_s=timeout_s)
+    return process.stop_process(name, timeout_s=timeout_s, settings=settings)
 
 
 def _engine(name: str) -> str:

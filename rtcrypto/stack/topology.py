@@ -80,7 +80,6 @@ def start_cluster(
     *,
     with_search: bool,
     with_airflow: bool,
-    airflow_wait: bool,
     timeouts_s: tuple[float, float, float],
 ) -> None:
     """Start every member of the cluster topology (each module leaves running members as they
@@ -97,9 +96,8 @@ def start_cluster(
     if with_airflow:
         from rtcrypto.stack import airflow_cluster
 
-        airflow_cluster.start_airflow_cluster(
-            settings, progress, timeout_s=airflow_timeout_s, wait=airflow_wait
-        )
+        # always waits for health: the Celery workers must be there before a DAG run is queued
+        airflow_cluster.start_airflow_cluster(settings, progress, timeout_s=airflow_timeout_s)
 
 
 def cluster_status(settings: Settings) -> list[str]:

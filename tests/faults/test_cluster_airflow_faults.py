@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -174,6 +175,7 @@ def cluster() -> Iterator[Cluster]:
     time.sleep(1)
     assert _running_under(home) == []
     assert [pid for pid in members if process.pid_alive(pid)] == []
+    shutil.rmtree(root, ignore_errors=True)
     for name in ac.process_names(settings):
         assert not process.is_running(name, settings), name
 
@@ -286,7 +288,7 @@ def test_postgres_down_30_s_scheduler_and_api_server_recover_and_the_run_finishe
     restarted = [
         name
         for name in ac.COMPONENTS
-        if ac.restarted_since_start(process.tail_file(process.log_path(name, settings), 2000))
+        if ac.restarted_since_start(process.log_path(name, settings).read_text(errors="replace"))
     ]
     assert cluster.run_state("history_download", run_id) == "queued"  # not lost
     cluster.pause("history_download", paused=False)

@@ -161,6 +161,12 @@ def cluster() -> Iterator[Cluster]:
     extra = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
     try:
         start = ac.start_airflow_cluster(settings, printed.append, timeout_s=300, extra_env=extra)
+        status = ac.airflow_cluster_status(settings)
+        printed += status
+        assert len(status) == 2 + len(ac.COMPONENTS) + 2, status
+        assert "accepting" in status[0] and "answers PING" in status[1], status
+        assert all(line.endswith(", healthy") for line in status[2:6]), status
+        assert all(line.endswith(", online") for line in status[6:]), status
         yield Cluster(settings, printed, start)
         _assert_no_password_leaked(settings, printed)
     finally:
@@ -239,6 +245,11 @@ def test_celery_worker_killed_mid_retrain_the_task_is_retried_on_the_other_worke
     killed_at = time.monotonic()
     _kill_tree(pid)
     _wait_for(lambda: not process.is_running(victim, settings), 10, f"{victim} dead")
+    status = ac.airflow_cluster_status(settings)
+    cluster.printed.extend(status)
+    assert [line for line in status if line.startswith(f"{victim} ")] == [
+        f"{victim} ({victim}@{settings.cluster.host}): not running, NOT answering a Celery ping"
+    ]
 
     def retried() -> bool:
         current = cluster.task("forecast_retrain", run_id, task)

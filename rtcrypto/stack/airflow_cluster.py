@@ -28,6 +28,7 @@ import logging
 import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -422,10 +423,16 @@ def start_airflow_cluster(
 
 def stop_airflow_cluster(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:
     """Stop workers (and their tasks), components, Redis, PostgreSQL; the names that ran."""
-    stopped = []
-    for name in (*worker_names(settings), *reversed(COMPONENTS)):
-        if airflow.stop_with_task_groups(name, settings, timeout_s=timeout_s):
-            stopped.append(name)
+    names = (*worker_names(settings), *reversed(COMPONENTS))
+    # all at once: each waits for its own exit (a worker or the api-server takes 5-15 s)
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        ran = list(
+            pool.map(
+                lambda name: airflow.stop_with_task_groups(name, settings, timeout_s=timeout_s),
+                names,
+            )
+        )
+    stopped = [name for name, was_running in zip(names, ran, strict=True) if was_running]
     if process.stop_process(redis_server.REDIS_PROCESS, timeout_s=timeout_s, settings=settings):
         stopped.append(redis_server.REDIS_PROCESS)
     if postgres.stop_postgres(settings, timeout_s=timeout_s):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -160,6 +161,12 @@ def cluster() -> Iterator[Cluster]:
     extra = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
     try:
         start = ac.start_airflow_cluster(settings, printed.append, timeout_s=300, extra_env=extra)
+        status = ac.airflow_cluster_status(settings)
+        printed += status
+        assert len(status) == 2 + len(ac.COMPONENTS) + 2, status
+        assert "accepting" in status[0] and "answers PING" in status[1], status
+        assert all(line.endswith(", healthy") for line in status[2:6]), status
+        assert all(line.endswith(", online") for line in status[6:]), status
         yield Cluster(settings, printed, start)
         _assert_no_password_leaked(settings, printed)
     finally:
@@ -174,6 +181,7 @@ def cluster() -> Iterator[Cluster]:
     time.sleep(1)
     assert _running_under(home) == []
     assert [pid for pid in members if process.pid_alive(pid)] == []
+    shutil.rmtree(root, ignore_errors=True)
     for name in ac.process_names(settings):
         assert not process.is_running(name, settings), name
 
@@ -237,6 +245,11 @@ def test_celery_worker_killed_mid_retrain_the_task_is_retried_on_the_other_worke
     killed_at = time.monotonic()
     _kill_tree(pid)
     _wait_for(lambda: not process.is_running(victim, settings), 10, f"{victim} dead")
+    status = ac.airflow_cluster_status(settings)
+    cluster.printed.extend(status)
+    assert [line for line in status if line.startswith(f"{victim} ")] == [
+        f"{victim} ({victim}@{settings.cluster.host}): not running, NOT answering a Celery ping"
+    ]
 
     def retried() -> bool:
         current = cluster.task("forecast_retrain", run_id, task)
@@ -286,7 +299,7 @@ def test_postgres_down_30_s_scheduler_and_api_server_recover_and_the_run_finishe
     restarted = [
         name
         for name in ac.COMPONENTS
-        if ac.restarted_since_start(process.tail_file(process.log_path(name, settings), 2000))
+        if ac.restarted_since_start(process.log_path(name, settings).read_text(errors="replace"))
     ]
     assert cluster.run_state("history_download", run_id) == "queued"  # not lost
     cluster.pause("history_download", paused=False)

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test test-unit faults lint typecheck format venv clean bench browser
+.PHONY: up down status test test-cluster test-unit faults lint typecheck format venv clean bench browser
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@command -v java >/dev/null || { echo "error: java (17+) is required: apt-get install openjdk-17-jre-headless"; exit 2; }
@@ -70,6 +70,10 @@ cluster-packages:
 	{ apt-get update -q && apt-get install -y -q --no-install-recommends $(CLUSTER_PACKAGES); } \
 		|| { echo "error: apt-get could not install $(CLUSTER_PACKAGES) (see above):" \
 			"check the Debian mirror, then run make cluster-packages again" >&2; exit 2; }
+
+## `rtc up --topology cluster` end to end (about 20 min on two cores: outside `make test`).
+test-cluster: $(STAMP) cluster-packages
+	$(BIN)/python -m pytest -m platform_cluster tests/integration/test_platform_cluster.py
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -m "not integration and not slow"

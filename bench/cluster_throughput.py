@@ -27,6 +27,7 @@ in-sync replicas before the producer hears back, on the same two cores. The resu
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import threading
@@ -42,7 +43,7 @@ from rtcrypto.config import Settings, get_settings
 from rtcrypto.config_cluster import ClusterSettings, Topology
 from rtcrypto.kafka.producers import make_producer
 from rtcrypto.spark import submit as spark
-from rtcrypto.stack import kafka, kafka_cluster, maven, process, spark_cluster
+from rtcrypto.stack import kafka, kafka_cluster, lifecycle, maven, process, spark_cluster
 from tests.helpers import GEMINI_CAPTURE, free_port
 from tests.listeners import process_tree
 
@@ -96,8 +97,23 @@ def start(settings: Settings) -> float:
 
 
 def stop(settings: Settings) -> None:
-    for status in process.list_processes(settings):
-        process.stop_process(status.name, timeout_s=30, settings=settings)
+    """As `rtc down` does: each engine's members together (brokers need their quorum)."""
+    lifecycle.stop_stack(settings, 30.0, lambda line: None)
+
+
+def members_cpu_s(settings: Settings) -> float:
+    """CPU seconds (user + system) used so far by every managed process and its children."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    roots = [status.pid for status in process.list_processes(settings) if status.pid]
+    for pid in process_tree(roots):
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def topic_options(settings: Settings) -> dict[str, Any]:
@@ -131,10 +147,14 @@ def member_rss_mb(settings: Settings) -> dict[str, float]:
 
 def ingest_rounds(
     topologies: dict[str, Settings], rounds: int, seconds: float
-) -> dict[str, list[float]]:
+) -> dict[str, dict[str, list[float]]]:
+    """Ingest events/s of each topology, alternating; also the brokers' CPU seconds per
+    million records (the replication cost: a record is written and fetched three times)."""
     rates: dict[str, list[float]] = {name: [] for name in topologies}
+    cpu: dict[str, list[float]] = {name: [] for name in topologies}
     for round_number in range(1, rounds + 1):
         for name, settings in topologies.items():
+            cpu_before = members_cpu_s(settings)
             result = measure_ingest(
                 settings.kafka_bootstrap,
                 GEMINI_CAPTURE,
@@ -142,9 +162,16 @@ def ingest_rounds(
                 8.0,
                 topic_options=topic_options(settings),
             )
+            records = result["records"] or 1
+            # the whole run (warm-up included) over the measured records: an upper bound
+            per_million = (members_cpu_s(settings) - cpu_before) / records * 1e6
             rates[name].append(result["events_per_s"])
-            print(f"ingest round {round_number} {name}: {result['events_per_s']:,.0f} events/s")
-    return rates
+            cpu[name].append(round(per_million, 1))
+            print(
+                f"ingest round {round_number} {name}: {result['events_per_s']:,.0f} events/s; "
+                f"members (brokers; Spark daemons idle) {per_million:,.1f} CPU s per million records"
+            )
+    return {"events_per_s": rates, "broker_cpu_s_per_million": cpu}
 
 
 def _reader(
@@ -276,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, settings in topologies.items():
             result["started_s"][name] = round(start(settings), 1)
             print(f"{name}: started in {result['started_s'][name]} s")
-        result["ingest_events_per_s"] = ingest_rounds(topologies, args.rounds, args.seconds)
+        ingest_result = ingest_rounds(topologies, args.rounds, args.seconds)
+        result["ingest_events_per_s"] = ingest_result["events_per_s"]
+        result["broker_cpu_s_per_million"] = ingest_result["broker_cpu_s_per_million"]
         if not args.skip_latency:
             for name, settings in topologies.items():
                 result["latency"][name] = liquidity_latency(settings, args.rate, args.windows)

@@ -4,6 +4,7 @@ and how far the replay has come (``rtc up``'s closing summary and ``rtc status``
 from __future__ import annotations
 
 from rtcrypto.config import Feed, Settings, SimulatorReplay, TradingMode
+from rtcrypto.config_cluster import Topology
 from rtcrypto.history.replay_window import ReplayWindowError, replay_window
 from rtcrypto.redact import redact_url
 
@@ -15,6 +16,7 @@ def summary(settings: Settings) -> str:
     paths = airflow.airflow_paths(settings)
     return (
         f"\nThe platform is running ({describe_trading(settings)}).\n"
+        f"  topology       {describe_topology(settings)}\n"
         f"  market         {describe_feed(settings)}\n"
         f"  Airflow UI     {settings.airflow_url}  user admin, password in {paths.password_file}\n"
         f"                 (ready about a minute after start; streaming_supervisor runs every "
@@ -26,6 +28,21 @@ def summary(settings: Settings) -> str:
         "  stop           rtc down (or make down): stops every process it started\n"
         "Spark needs ~20 s to start; the first minute window closes about a minute after the "
         "replay starts."
+    )
+
+
+def describe_topology(settings: Settings) -> str:
+    """``single (one member per engine)`` or the cluster's members, e.g. ``cluster: 3 Kafka
+    brokers (replication 3), 3 Elasticsearch nodes (1 replica), Spark master + 2 workers, ...``."""
+    if settings.topology is not Topology.CLUSTER:
+        return "single (one member per engine; --topology cluster for the cluster form)"
+    cluster = settings.cluster
+    return (
+        f"cluster: {cluster.kafka_brokers} Kafka brokers (replication "
+        f"{cluster.kafka_replication_factor}, {cluster.kafka_partitions} partitions), "
+        f"{cluster.search_nodes} Elasticsearch nodes ({cluster.search_replicas} replica), Spark "
+        f"master + {cluster.spark_workers} workers, Airflow on PostgreSQL with "
+        f"{cluster.celery_workers} Celery workers; `rtc status` lists every member"
     )
 
 

@@ -101,12 +101,12 @@ def start_stack(settings: Settings, options: StackOptions, progress: Progress) -
         )
     else:
         _start_single(settings, options, progress)
-    ready = f"ready     {settings.topology} topology: Kafka bootstrap {settings.kafka_bootstrap}"
+    ready = f"ready     Kafka bootstrap {settings.kafka_bootstrap}"
     if options.with_search:
         ready += f", Elasticsearch {redact_url(settings.search_url)}"
     if options.with_airflow:
         ready += f", Airflow {settings.airflow_url}"
-    progress(f"{ready} ({time.monotonic() - started:.1f} s)")
+    progress(f"{ready} ({settings.topology} topology, {time.monotonic() - started:.1f} s)")
 
 
 def _start_single(settings: Settings, options: StackOptions, progress: Progress) -> None:

@@ -71,9 +71,11 @@ cluster-packages:
 		|| { echo "error: apt-get could not install $(CLUSTER_PACKAGES) (see above):" \
 			"check the Debian mirror, then run make cluster-packages again" >&2; exit 2; }
 
-## `rtc up --topology cluster` end to end (about 20 min on two cores: outside `make test`).
+## The heavy cluster tests, outside `make test` for CI's time limit: `rtc up --topology cluster`
+## end to end (about 20 min on two cores) and the Spark worker, Elasticsearch node and Celery
+## worker / PostgreSQL faults (about 5 min together).
 test-cluster: $(STAMP) cluster-packages
-	$(BIN)/python -m pytest -m platform_cluster tests/integration/test_platform_cluster.py
+	$(BIN)/python -m pytest -m cluster_heavy
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -m "not integration and not slow"

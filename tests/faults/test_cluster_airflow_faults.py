@@ -36,7 +36,14 @@ from tests.helpers import SHARED_DATA, free_port
 from tests.listeners import process_tree
 from tests.secret_leaks import needles, scan_command_lines, scan_files, scan_texts
 
-pytestmark = [pytest.mark.cluster, pytest.mark.faults, pytest.mark.integration, pytest.mark.slow]
+# outside `make test` for CI's time limit: `make test-cluster` runs it (docs/scaling.md)
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.faults,
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.cluster_heavy,
+]
 
 MINUTE_FILE = SHARED_DATA / "minute" / "binance_BTCUSDT_1m_2024-01-01_2024-01-21.csv.gz"
 RETRAIN_CONF = {"training_days": 14, "horizon_minutes": 20_000, "book_parity": False, "source": ""}

@@ -52,7 +52,8 @@ from tests.conftest import _SERVICE_LINES
 from tests.helpers import GEMINI_CAPTURE, free_port
 from tests.trade_documents import trade_scenario
 
-pytestmark = [pytest.mark.cluster, pytest.mark.integration]
+# outside `make test` for CI's time limit: `make test-cluster` runs it (docs/scaling.md)
+pytestmark = [pytest.mark.cluster, pytest.mark.integration, pytest.mark.cluster_heavy]
 
 NODES = 3
 PREFIX = "rtcc"

@@ -59,7 +59,14 @@ from tests.unit.test_liquidity_spark import (
     with_ticks_and_depth,
 )
 
-pytestmark = [pytest.mark.faults, pytest.mark.cluster, pytest.mark.integration, pytest.mark.slow]
+# outside `make test` for CI's time limit: `make test-cluster` runs it (docs/scaling.md)
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.cluster,
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.cluster_heavy,
+]
 
 WORKERS = 2
 REPLAYS = 3  # the capture three times, one minute apart: 4 windows per symbol, 3 closed

@@ -35,7 +35,7 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
     pytest.mark.cluster,
-    pytest.mark.platform_cluster,
+    pytest.mark.cluster_heavy,
 ]
 
 # Liveness deadlines, not speed goals (speed is in bench/cluster_throughput.py).

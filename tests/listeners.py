@@ -99,3 +99,20 @@ def listeners_of(pids: Iterable[int]) -> list[Listener]:
                 address, port = inodes[int(target[8:-1])]
                 found.append(Listener(pid, _command(pid), address, port))
     return sorted(set(found), key=lambda entry: (entry.port, entry.pid))
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """``pid: command`` of every live process (zombies and this one excluded) whose command line
+    holds ``text``: what a test's home leaves behind after a stop."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        if proc.name == str(os.getpid()):
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if text in command and state != "Z":
+            found.append(f"{proc.name}: {command[:200]}")
+    return found

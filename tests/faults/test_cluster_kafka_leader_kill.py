@@ -38,6 +38,7 @@ from rtcrypto.stack import kafka as kafka_stack
 from rtcrypto.stack import kafka_cluster, maven, process
 from rtcrypto.stack import kafka_cluster_status as cluster_status
 from tests.helpers import GEMINI_CAPTURE, free_port, wait_until
+from tests.listeners import processes_mentioning
 
 pytestmark = [pytest.mark.faults, pytest.mark.cluster, pytest.mark.integration]
 
@@ -88,21 +89,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(settings, home, time.monotonic() - started, progress)
     finally:
         kafka_cluster.stop_kafka_cluster(settings, timeout_s=20)
-
-
-def processes_mentioning(text: str) -> list[int]:
-    """Pids of live processes whose command line contains ``text``."""
-    found = []
-    for proc_dir in Path("/proc").iterdir():
-        if not proc_dir.name.isdigit():
-            continue
-        try:
-            command_line = (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if text in command_line and process.pid_alive(int(proc_dir.name)):
-            found.append(int(proc_dir.name))
-    return found
 
 
 def test_cluster_up_every_partition_on_three_in_sync_replicas(

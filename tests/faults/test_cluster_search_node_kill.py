@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -50,6 +49,7 @@ from rtcrypto.stack import maven, process, search_cluster, search_home
 from rtcrypto.trading.order_types import TopOfBook
 from tests.conftest import _SERVICE_LINES
 from tests.helpers import GEMINI_CAPTURE, free_port
+from tests.listeners import processes_mentioning
 from tests.trade_documents import trade_scenario
 
 # outside `make test` for CI's time limit: `make test-cluster` runs it (docs/scaling.md)
@@ -111,22 +111,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
             for n in search_cluster.node_numbers(settings)
         )
         assert not processes_mentioning(str(home)), processes_mentioning(str(home))
-
-
-def processes_mentioning(text: str) -> list[str]:
-    """``pid: command`` of every live process whose command line holds ``text`` (the nodes and
-    their log pipes name the cluster's home)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or not process.pid_alive(int(proc.name)):
-            continue
-        try:
-            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in command:
-            found.append(f"{proc.name}: {command[:200]}")
-    return found
 
 
 # --- documents ----------------------------------------------------------------------------------

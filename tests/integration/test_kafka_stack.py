@@ -20,6 +20,7 @@ from rtcrypto.cli.main import app
 from rtcrypto.config import Settings, Topics, get_settings
 from rtcrypto.stack import kafka as kafka_stack
 from rtcrypto.stack import lifecycle, maven, process
+from tests.listeners import processes_mentioning
 
 pytestmark = pytest.mark.integration
 
@@ -28,21 +29,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    """Pids of live processes whose command line contains ``text``."""
-    found = []
-    for proc_dir in Path("/proc").iterdir():
-        if not proc_dir.name.isdigit():
-            continue
-        try:
-            command_line = (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if text in command_line and process.pid_alive(int(proc_dir.name)):
-            found.append(int(proc_dir.name))
-    return found
 
 
 def test_project_topics_exist(kafka_broker: str) -> None:
@@ -134,7 +120,7 @@ def test_up_then_down_leaves_no_process(tmp_path: Path) -> None:
         assert down.returncode == 0, down.stdout + down.stderr
         assert f"stopped   kafka (pid {pid})" in down.stdout
         assert not process.pid_alive(pid)
-        assert _processes_mentioning(str(home)) == []
+        assert processes_mentioning(str(home)) == []
         assert list(isolated.run_dir.glob("*.pid")) == []
     finally:
         # everything `stack up` started (Airflow too), even when an assertion failed above

@@ -28,6 +28,7 @@ from rtcrypto.search.client import search_client
 from rtcrypto.search.indices import index_name
 from rtcrypto.stack import maven, process
 from tests.helpers import free_port
+from tests.listeners import processes_mentioning
 
 # About 20 minutes on two cores (every member of every engine, plus the services): outside the
 # default run, `make test-cluster` runs it (see the README's cluster section for why).
@@ -71,18 +72,6 @@ def _cluster_env(home: Path) -> dict[str, str]:
         "RTC_SPARK_UI_PORT": str(free_port()),
         "SPARK_LOCAL_IP": "127.0.0.1",
     }
-
-
-def _processes_mentioning(text: str) -> list[str]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            command = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in command and str(os.getpid()) != cmdline.parent.name:
-            found.append(f"{cmdline.parent.name}: {command[:200]}")
-    return found
 
 
 def _fills_by_side(search_url: str) -> dict[str, int]:
@@ -214,7 +203,7 @@ def test_rtc_up_topology_cluster_runs_the_platform_on_every_member_and_down_leav
         output.close()
     assert down.returncode == 0, down.stdout + down.stderr
     time.sleep(1)
-    assert _processes_mentioning(str(home)) == []
+    assert processes_mentioning(str(home)) == []
     assert not process.list_processes(Settings(home=home))
     shutil.rmtree(root, ignore_errors=True)
     services_report(

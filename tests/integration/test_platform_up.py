@@ -34,7 +34,7 @@ from rtcrypto.search.client import search_client
 from rtcrypto.search.indices import index_name
 from rtcrypto.stack import maven, process
 from tests.helpers import free_port
-from tests.listeners import listeners_of, process_tree
+from tests.listeners import listeners_of, process_tree, processes_mentioning
 from tests.secret_leaks import (
     needles,
     scan_airflow_db,
@@ -53,18 +53,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # Liveness deadlines, not speed goals (speed is in bench/): `rtc up` -> first record took 82-103 s
 # on a quiet machine and up to 367 s at a load average of 20+ (shared 2-core machines).
 FIRST_RECORD_DEADLINE_S = 480
-
-
-def _processes_mentioning(text: str) -> list[str]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            command = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in command and str(os.getpid()) != cmdline.parent.name:
-            found.append(f"{cmdline.parent.name}: {command[:200]}")
-    return found
 
 
 @pytest.mark.timeout(1800)  # the daily loop and a retrain inside one platform run
@@ -210,7 +198,7 @@ def test_rtc_up_shows_liquidity_records_and_down_leaves_nothing(
         output.close()
     assert down.returncode == 0, down.stdout + down.stderr
     time.sleep(1)
-    assert _processes_mentioning(str(home)) == []
+    assert processes_mentioning(str(home)) == []
     assert list(Settings(home=home).run_dir.glob("*.pid")) == []
     assert not process.list_processes(Settings(home=home))
     services_report(
